@@ -1,0 +1,10 @@
+/** Unit, activity and workflow tests. Workflow tests talk to a real `temporal server start-dev`
+ * (installed by scripts/setup.sh); they share one server started in test/global-setup. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  testTimeout: 120000,
+  maxWorkers: 2,
+};

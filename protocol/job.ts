@@ -1,0 +1,91 @@
+/**
+ * The trainer job file: the one input of every `smnas-trainer <command> --job <file>` run.
+ * Defined here (zod) and exported as JSON Schema to native/schema/job.schema.json by
+ * `bin/smnas protocol export-schema` (run by the build); the C++ trainer validates the same
+ * fields and names the offending field path in its `invalid_job` error.
+ *
+ * The job carries the canonical architecture string *and* its resolved DetectorLayout, so the
+ * trainer never re-implements the notation (the search library owns it).
+ */
+import { z } from 'zod';
+import { DetectorLayoutSchema } from '../search/layout';
+import { ClassificationRecipeSchema, DetectionRecipeSchema } from './recipe';
+
+export const JOB_SCHEMA_VERSION = 1;
+
+export const CheckpointPolicySchema = z.object({
+  /** write a checkpoint every N iterations (0 = off) */
+  everyIterations: z.number().int().nonnegative().default(0),
+  /** ... and/or every M seconds of wall time (0 = off) */
+  everySeconds: z.number().nonnegative().default(300),
+  /** how many checkpoints to keep (the newest ones) */
+  keep: z.number().int().positive().default(2),
+});
+
+const common = {
+  schemaVersion: z.literal(JOB_SCHEMA_VERSION),
+  /** where weights, checkpoints, detections and metrics go; created if missing */
+  outDir: z.string().min(1),
+  seed: z.number().int().nonnegative(),
+  /** 'cpu' or 'cuda:<index>' */
+  device: z.string().regex(/^(cpu|cuda:\d+)$/, "must be 'cpu' or 'cuda:<index>'"),
+  /** intra-op threads (0 = the library default) */
+  threads: z.number().int().nonnegative().default(0),
+  /** continue from the newest valid checkpoint in outDir/checkpoints */
+  resume: z.boolean().default(false),
+  checkpoint: CheckpointPolicySchema.default({ everyIterations: 0, everySeconds: 300, keep: 2 }),
+};
+
+/** A COCO-form dataset directory: annotations/instances_<split>.json and <split>/ images. */
+export const DetectionDataSchema = z.object({
+  root: z.string().min(1),
+  trainSplit: z.string().default('train'),
+  valSplit: z.string().default('val'),
+});
+
+/**
+ * How the trainer computes metrics: it writes detections in COCO results format and runs this
+ * argv with `--gt <instances.json> --dets <detections.json> --json` appended (the project's one
+ * evaluator, `bin/smnas eval`). Absent: detections only, no metrics.
+ */
+export const EvaluatorSchema = z.array(z.string().min(1)).min(1);
+
+export const DetectionJobSchema = z.object({
+  ...common,
+  command: z.enum(['train', 'eval', 'bench', 'describe']),
+  arch: z.string().min(1),
+  layout: DetectorLayoutSchema,
+  recipe: DetectionRecipeSchema,
+  /** required for train and eval; unused by bench and describe */
+  data: DetectionDataSchema.optional(),
+  /** number of object classes (without background); from the dataset's categories */
+  numClasses: z.number().int().positive(),
+  /** backbone weights written by classify-train, or full detector weights for eval/transfer */
+  initWeights: z.string().optional(),
+  /** what initWeights holds */
+  initKind: z.enum(['backbone', 'detector']).default('backbone'),
+  evaluator: EvaluatorSchema.optional(),
+  bench: z
+    .object({
+      warmup: z.number().int().nonnegative().default(10),
+      iterations: z.number().int().positive().default(50),
+    })
+    .default({ warmup: 10, iterations: 50 }),
+});
+export type DetectionJob = z.infer<typeof DetectionJobSchema>;
+
+export const ClassificationJobSchema = z.object({
+  ...common,
+  command: z.enum(['classify-train', 'classify-eval']),
+  arch: z.string().min(1),
+  /** only the backbone part of the layout is used */
+  layout: DetectorLayoutSchema,
+  recipe: ClassificationRecipeSchema,
+  /** ImageNet-style class folders: <root>/<trainSplit>/<class>/*.png|jpg and <root>/<valSplit>/... */
+  data: z.object({ root: z.string().min(1), trainSplit: z.string().default('train'), valSplit: z.string().default('val') }),
+  initWeights: z.string().optional(),
+});
+export type ClassificationJob = z.infer<typeof ClassificationJobSchema>;
+
+export const JobSchema = z.union([DetectionJobSchema, ClassificationJobSchema]);
+export type Job = z.infer<typeof JobSchema>;

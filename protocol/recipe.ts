@@ -1,0 +1,93 @@
+/**
+ * Training recipes: everything about *how* a candidate is trained that is not architecture
+ * (SPEC 2, 6). Owned here (zod); the native trainer consumes the JSON inside its job file.
+ * Named recipes (paper stage one/two, pretrain, final, transfer; toy variants) live in
+ * protocol/recipes.ts.
+ */
+import { z } from 'zod';
+
+export const NormSchema = z.enum(['bn', 'gn', 'gn+ws']);
+export type Norm = z.infer<typeof NormSchema>;
+
+export const ScheduleSchema = z.discriminatedUnion('kind', [
+  /** lr = min + 1/2 (base - min)(1 + cos(pi t / T)), per iteration, after an optional linear warm-up */
+  z.object({
+    kind: z.literal('cosine'),
+    minLr: z.number().nonnegative(),
+    warmupIterations: z.number().int().nonnegative().default(0),
+    warmupRatio: z.number().positive().max(1).default(0.001),
+  }),
+  /** linear warm-up over warmupIterations from base*warmupRatio, then x gamma at each milestone epoch */
+  z.object({
+    kind: z.literal('step'),
+    warmupIterations: z.number().int().nonnegative(),
+    warmupRatio: z.number().positive().max(1),
+    milestones: z.array(z.number().int().positive()),
+    gamma: z.number().positive().max(1),
+  }),
+]);
+export type Schedule = z.infer<typeof ScheduleSchema>;
+
+export const OptimizerSchema = z.object({
+  lr: z.number().positive(),
+  momentum: z.number().min(0).max(1),
+  weightDecay: z.number().nonnegative(),
+  /** no weight decay on norm affine parameters and biases (mmdet paramwise_cfg norm_decay_mult=0) */
+  noDecayOnNormAndBias: z.boolean().default(true),
+  /** clip the global gradient norm (0 = off) */
+  clipGradNorm: z.number().nonnegative().default(0),
+});
+
+export const DetectionRecipeSchema = z.object({
+  name: z.string().min(1),
+  norm: NormSchema,
+  epochs: z.number().int().positive(),
+  /** images per iteration on one worker */
+  batchSize: z.number().int().positive(),
+  optimizer: OptimizerSchema,
+  schedule: ScheduleSchema,
+  augment: z.object({
+    flip: z.boolean(),
+    /** the shorter side is scaled by a factor drawn uniformly from [min, max] before padding */
+    scaleJitter: z.tuple([z.number().positive(), z.number().positive()]),
+  }),
+  /** width of the two shared FC layers of 2fc / cascade heads (paper: 1024) */
+  fcWidth: z.number().int().positive(),
+  rpn: z.object({
+    samplesPerImage: z.number().int().positive(),
+    positiveFraction: z.number().gt(0).max(1),
+    trainPreNms: z.number().int().positive(),
+    trainPostNms: z.number().int().positive(),
+    testPreNms: z.number().int().positive(),
+    testPostNms: z.number().int().positive(),
+    nmsIou: z.number().gt(0).max(1),
+  }),
+  roi: z.object({
+    samplesPerImage: z.number().int().positive(),
+    positiveFraction: z.number().gt(0).max(1),
+  }),
+  test: z.object({
+    scoreThreshold: z.number().min(0).max(1),
+    nmsIou: z.number().gt(0).max(1),
+    maxPerImage: z.number().int().positive(),
+  }),
+  /** data-loading threads */
+  workers: z.number().int().nonnegative().default(2),
+  /** optional hard cap on iterations (short test runs); the schedule is computed for this length */
+  maxIterations: z.number().int().positive().optional(),
+});
+export type DetectionRecipe = z.infer<typeof DetectionRecipeSchema>;
+
+export const ClassificationRecipeSchema = z.object({
+  name: z.string().min(1),
+  norm: NormSchema,
+  epochs: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  /** square crop side of RandomResizedCrop in training, centre crop in evaluation */
+  cropSize: z.number().int().positive(),
+  optimizer: OptimizerSchema,
+  schedule: ScheduleSchema,
+  workers: z.number().int().nonnegative().default(2),
+  maxIterations: z.number().int().positive().optional(),
+});
+export type ClassificationRecipe = z.infer<typeof ClassificationRecipeSchema>;

