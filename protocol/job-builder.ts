@@ -1,0 +1,132 @@
+/**
+ * Builders of trainer job files (protocol/job.ts). Used by `bin/smnas train|bench` and by the
+ * campaign's activities, so that every job the trainer sees is built one way and zod-valid.
+ *
+ * The layout comes from the search library's `resolveLayout(arch, {numClasses, fcWidth})`
+ * (the trainer builds its model from the layout, never from the notation); a caller may pass a
+ * layout it already resolved.
+ */
+import { z } from 'zod';
+import { UserError, describeZodError } from '../common/errors';
+import type { DetectorLayout } from '../search/layout';
+import {
+  ClassificationJobSchema,
+  CheckpointPolicySchema,
+  DetectionJobSchema,
+  JOB_SCHEMA_VERSION,
+  type ClassificationJob,
+  type DetectionJob,
+} from './job';
+import type { ClassificationRecipe, DetectionRecipe } from './recipe';
+
+type ResolveLayout = (arch: string, opts: { numClasses: number; fcWidth: number }) => DetectorLayout;
+
+/** The search library's resolver, loaded on first use (search/layout-resolve.ts). */
+function resolver(): ResolveLayout {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require('../search/layout-resolve') as { resolveLayout?: ResolveLayout };
+  if (typeof mod.resolveLayout !== 'function') throw new Error('search/layout-resolve does not export resolveLayout');
+  return mod.resolveLayout;
+}
+
+export interface CommonJobOptions {
+  outDir: string;
+  seed?: number;
+  device?: string;
+  threads?: number;
+  resume?: boolean;
+  checkpoint?: Partial<z.input<typeof CheckpointPolicySchema>>;
+}
+
+export interface DetectionJobOptions extends CommonJobOptions {
+  command: DetectionJob['command'];
+  arch: string;
+  /** already resolved layout; default: resolveLayout(arch, {numClasses, fcWidth: recipe.fcWidth}) */
+  layout?: DetectorLayout;
+  recipe: DetectionRecipe;
+  numClasses: number;
+  /** dataset directory in canonical COCO form (required for train and eval) */
+  dataRoot?: string;
+  trainSplit?: string;
+  valSplit?: string;
+  initWeights?: string;
+  initKind?: 'backbone' | 'detector';
+  /** evaluator argv (e.g. [...SMNAS_CLI, 'eval']); the trainer appends --gt/--dets/--json */
+  evaluator?: string[];
+  bench?: { warmup?: number; iterations?: number };
+}
+
+function validated<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new UserError(describeZodError(what, r.error));
+  return r.data;
+}
+
+function commonFields(o: CommonJobOptions) {
+  return {
+    schemaVersion: JOB_SCHEMA_VERSION,
+    outDir: o.outDir,
+    seed: o.seed ?? 0,
+    device: o.device ?? 'cpu',
+    threads: o.threads ?? 0,
+    resume: o.resume ?? false,
+    checkpoint: { everyIterations: 0, everySeconds: 300, keep: 2, ...(o.checkpoint ?? {}) },
+  };
+}
+
+/** A zod-valid detection job; throws UserError naming the field when the options are not. */
+export function buildDetectionJob(o: DetectionJobOptions): DetectionJob {
+  if ((o.command === 'train' || o.command === 'eval') && !o.dataRoot) {
+    throw new UserError(`a '${o.command}' job needs a dataset directory (dataRoot)`);
+  }
+  const layout = o.layout ?? resolver()(o.arch, { numClasses: o.numClasses, fcWidth: o.recipe.fcWidth });
+  return validated(
+    DetectionJobSchema,
+    {
+      ...commonFields(o),
+      command: o.command,
+      arch: o.arch,
+      layout,
+      recipe: o.recipe,
+      data: o.dataRoot ? { root: o.dataRoot, trainSplit: o.trainSplit ?? 'train', valSplit: o.valSplit ?? 'val' } : undefined,
+      numClasses: o.numClasses,
+      initWeights: o.initWeights,
+      initKind: o.initKind ?? 'backbone',
+      evaluator: o.evaluator,
+      bench: { warmup: o.bench?.warmup ?? 10, iterations: o.bench?.iterations ?? 50 },
+    },
+    'detection job',
+  );
+}
+
+export interface ClassificationJobOptions extends CommonJobOptions {
+  command: ClassificationJob['command'];
+  arch: string;
+  layout?: DetectorLayout;
+  recipe: ClassificationRecipe;
+  dataRoot: string;
+  trainSplit?: string;
+  valSplit?: string;
+  initWeights?: string;
+}
+
+/**
+ * A zod-valid classification (backbone pretraining) job. Only the backbone of the layout is used;
+ * the head's class count is irrelevant to it (the trainer counts the class folders).
+ */
+export function buildClassificationJob(o: ClassificationJobOptions): ClassificationJob {
+  const layout = o.layout ?? resolver()(o.arch, { numClasses: 1, fcWidth: 1 });
+  return validated(
+    ClassificationJobSchema,
+    {
+      ...commonFields(o),
+      command: o.command,
+      arch: o.arch,
+      layout,
+      recipe: o.recipe,
+      data: { root: o.dataRoot, trainSplit: o.trainSplit ?? 'train', valSplit: o.valSplit ?? 'val' },
+      initWeights: o.initWeights,
+    },
+    'classification job',
+  );
+}

@@ -1,0 +1,198 @@
+/**
+ * The named training recipes (SPEC 6) for both profiles, and loading of recipe files.
+ *
+ * Paper profile: the paper's values for one worker. The paper gives per-GPU batches on 8 GPUs
+ * ("2/GPU x 8") and the learning rate of the whole 8-GPU batch; a campaign worker trains on one
+ * GPU, so `batchSize` is the per-GPU batch and `lr` is scaled linearly (lr * perGpu / total, the
+ * linear scaling rule mmdetection's configs follow). RPN / RoI / test settings are mmdetection's
+ * Faster R-CNN R50-FPN reference values (see shared/docs/trainer-guide.md 2.1).
+ *
+ * Pure (no Node APIs) so workflow code may import it; recipe *files* are read by
+ * protocol/recipe-file.ts.
+ *
+ * Toy profile: the same recipe shapes scaled down so that a toy-space candidate (64..128 px input,
+ * base widths 8..24, FPN 32..64 channels) trains on a 2-core CPU in well under a minute on the
+ * generated shapes data and still learns: a narrow 2fc head (fcWidth 128), fewer proposals and
+ * RoIs, and fewer epochs with higher learning rates (small models, GN+WS where from scratch).
+ */
+import { UserError } from '../common/errors';
+import {
+  ClassificationRecipeSchema,
+  DetectionRecipeSchema,
+  type ClassificationRecipe,
+  type DetectionRecipe,
+} from './recipe';
+
+/** Per-GPU learning rate from the paper's total-batch lr (8 GPUs). */
+function perWorkerLr(totalLr: number, gpus = 8): number {
+  return totalLr / gpus;
+}
+
+const paperRpnRoiTest = {
+  fcWidth: 1024,
+  rpn: { samplesPerImage: 256, positiveFraction: 0.5, trainPreNms: 2000, trainPostNms: 1000, testPreNms: 1000, testPostNms: 1000, nmsIou: 0.7 },
+  roi: { samplesPerImage: 512, positiveFraction: 0.25 },
+  test: { scoreThreshold: 0.05, nmsIou: 0.5, maxPerImage: 100 },
+};
+
+/** Toy head and sampling sizes: small images hold few objects, so fewer proposals and RoIs. */
+const toyRpnRoiTest = {
+  fcWidth: 128,
+  rpn: { samplesPerImage: 128, positiveFraction: 0.5, trainPreNms: 600, trainPostNms: 300, testPreNms: 300, testPostNms: 100, nmsIou: 0.7 },
+  roi: { samplesPerImage: 64, positiveFraction: 0.25 },
+  test: { scoreThreshold: 0.05, nmsIou: 0.5, maxPerImage: 100 },
+};
+
+const sgd = (lr: number) => ({ lr, momentum: 0.9, weightDecay: 1e-4, noDecayOnNormAndBias: true, clipGradNorm: 35 });
+
+const DETECTION: Record<string, DetectionRecipe> = {
+  /** stage one: ImageNet backbone, BN, 5 epochs, cosine 0.04 -> 1e-4, 2/GPU x 8 */
+  'paper-stage-one': {
+    name: 'paper-stage-one',
+    norm: 'bn',
+    epochs: 5,
+    batchSize: 2,
+    optimizer: sgd(perWorkerLr(0.04)),
+    schedule: { kind: 'cosine', minLr: 1e-4 / 8, warmupIterations: 500, warmupRatio: 0.001 },
+    augment: { flip: true, scaleJitter: [0.8, 1.2] },
+    ...paperRpnRoiTest,
+    workers: 4,
+  },
+  /** stage two: from scratch, GN + WS, 9 epochs, cosine 0.24 -> 1e-4, 8/GPU (x 8) */
+  'paper-stage-two': {
+    name: 'paper-stage-two',
+    norm: 'gn+ws',
+    epochs: 9,
+    batchSize: 8,
+    optimizer: sgd(perWorkerLr(0.24)),
+    schedule: { kind: 'cosine', minLr: 1e-4 / 8, warmupIterations: 500, warmupRatio: 0.001 },
+    augment: { flip: true, scaleJitter: [0.8, 1.2] },
+    ...paperRpnRoiTest,
+    workers: 4,
+  },
+  /** final: pretrained backbone, BN without WS, 24 epochs (2x), 0.04 with warm-up, x0.1 at 16 and 22, 4/GPU x 8 */
+  'paper-final': {
+    name: 'paper-final',
+    norm: 'bn',
+    epochs: 24,
+    batchSize: 4,
+    optimizer: sgd(perWorkerLr(0.04)),
+    schedule: { kind: 'step', warmupIterations: 500, warmupRatio: 0.001, milestones: [16, 22], gamma: 0.1 },
+    augment: { flip: true, scaleJitter: [0.8, 1.2] },
+    ...paperRpnRoiTest,
+    workers: 4,
+  },
+  /** transfer: from the final weights, BN, as final but the 1x length (12 epochs, steps 8 and 11) */
+  'paper-transfer': {
+    name: 'paper-transfer',
+    norm: 'bn',
+    epochs: 12,
+    batchSize: 4,
+    optimizer: sgd(perWorkerLr(0.04)),
+    schedule: { kind: 'step', warmupIterations: 500, warmupRatio: 0.001, milestones: [8, 11], gamma: 0.1 },
+    augment: { flip: true, scaleJitter: [0.8, 1.2] },
+    ...paperRpnRoiTest,
+    workers: 4,
+  },
+  'toy-stage-one': {
+    name: 'toy-stage-one',
+    norm: 'bn',
+    epochs: 3,
+    batchSize: 4,
+    optimizer: sgd(0.02),
+    schedule: { kind: 'cosine', minLr: 1e-4, warmupIterations: 20, warmupRatio: 0.1 },
+    augment: { flip: true, scaleJitter: [0.9, 1.1] },
+    ...toyRpnRoiTest,
+    workers: 1,
+  },
+  'toy-stage-two': {
+    name: 'toy-stage-two',
+    norm: 'gn+ws',
+    epochs: 4,
+    batchSize: 4,
+    optimizer: sgd(0.04),
+    schedule: { kind: 'cosine', minLr: 1e-4, warmupIterations: 30, warmupRatio: 0.1 },
+    augment: { flip: true, scaleJitter: [0.9, 1.1] },
+    ...toyRpnRoiTest,
+    workers: 1,
+  },
+  'toy-final': {
+    name: 'toy-final',
+    norm: 'bn',
+    epochs: 6,
+    batchSize: 4,
+    optimizer: sgd(0.02),
+    schedule: { kind: 'step', warmupIterations: 30, warmupRatio: 0.1, milestones: [4, 5], gamma: 0.1 },
+    augment: { flip: true, scaleJitter: [0.9, 1.1] },
+    ...toyRpnRoiTest,
+    workers: 1,
+  },
+  'toy-transfer': {
+    name: 'toy-transfer',
+    norm: 'bn',
+    epochs: 3,
+    batchSize: 4,
+    optimizer: sgd(0.01),
+    schedule: { kind: 'step', warmupIterations: 20, warmupRatio: 0.1, milestones: [2], gamma: 0.1 },
+    augment: { flip: true, scaleJitter: [0.9, 1.1] },
+    ...toyRpnRoiTest,
+    workers: 1,
+  },
+};
+
+const CLASSIFICATION: Record<string, ClassificationRecipe> = {
+  /** the standard torchvision ResNet recipe: 90 epochs, lr 0.1 per 256 images, x0.1 at 30 and 60 */
+  'paper-pretrain': {
+    name: 'paper-pretrain',
+    norm: 'bn',
+    epochs: 90,
+    batchSize: 64,
+    cropSize: 224,
+    optimizer: { lr: 0.1 * (64 / 256), momentum: 0.9, weightDecay: 1e-4, noDecayOnNormAndBias: false, clipGradNorm: 0 },
+    schedule: { kind: 'step', warmupIterations: 0, warmupRatio: 1, milestones: [30, 60], gamma: 0.1 },
+    workers: 8,
+  },
+  'toy-pretrain': {
+    name: 'toy-pretrain',
+    norm: 'bn',
+    epochs: 6,
+    batchSize: 32,
+    cropSize: 64,
+    optimizer: { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, noDecayOnNormAndBias: true, clipGradNorm: 0 },
+    schedule: { kind: 'cosine', minLr: 1e-4, warmupIterations: 10, warmupRatio: 0.1 },
+    workers: 1,
+  },
+};
+
+// Validate the tables once at load: a typo here must fail every test, not a campaign.
+for (const r of Object.values(DETECTION)) DetectionRecipeSchema.parse(r);
+for (const r of Object.values(CLASSIFICATION)) ClassificationRecipeSchema.parse(r);
+
+export const DETECTION_RECIPE_NAMES = Object.keys(DETECTION);
+export const CLASSIFICATION_RECIPE_NAMES = Object.keys(CLASSIFICATION);
+
+/** Short aliases for people: `--recipe toy|paper` = from-scratch training (stage two's recipe). */
+export const RECIPE_ALIASES: Record<string, string> = { toy: 'toy-stage-two', paper: 'paper-stage-two' };
+
+/** A deep copy of a named detection recipe (callers may override fields). */
+export function getDetectionRecipe(name: string): DetectionRecipe {
+  const r = DETECTION[RECIPE_ALIASES[name] ?? name];
+  if (!r) throw new UserError(`unknown detection recipe '${name}' (known: ${[...Object.keys(RECIPE_ALIASES), ...DETECTION_RECIPE_NAMES].join(', ')})`);
+  return structuredClone(r);
+}
+
+export function isDetectionRecipeName(name: string): boolean {
+  return Boolean(DETECTION[RECIPE_ALIASES[name] ?? name]);
+}
+
+export function isClassificationRecipeName(name: string): boolean {
+  return ['toy', 'paper', ...CLASSIFICATION_RECIPE_NAMES].includes(name);
+}
+
+export function getClassificationRecipe(name: string): ClassificationRecipe {
+  const alias: Record<string, string> = { toy: 'toy-pretrain', paper: 'paper-pretrain' };
+  const r = CLASSIFICATION[alias[name] ?? name];
+  if (!r) throw new UserError(`unknown classification recipe '${name}' (known: toy, paper, ${CLASSIFICATION_RECIPE_NAMES.join(', ')})`);
+  return structuredClone(r);
+}
+
