@@ -1,0 +1,69 @@
+/**
+ * Reads an image's width and height from its header only (PNG IHDR, JPEG SOFn), so `data check`
+ * can compare the sizes of a whole data set against its annotations without decoding pixels.
+ */
+import * as fs from 'node:fs';
+
+export type ImageHeader = { format: 'png' | 'jpeg'; width: number; height: number };
+
+/** Parse a header from the first bytes of a file; returns an error string when it cannot. */
+export function parseImageHeader(buf: Buffer): ImageHeader | string {
+  if (buf.length >= 24 && buf.readUInt32BE(0) === 0x89504e47 && buf.readUInt32BE(4) === 0x0d0a1a0a) {
+    if (buf.toString('ascii', 12, 16) !== 'IHDR') return 'PNG without IHDR chunk';
+    return { format: 'png', width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
+  }
+  if (buf.length >= 4 && buf[0] === 0xff && buf[1] === 0xd8) {
+    // walk the marker segments up to the first start-of-frame
+    let i = 2;
+    while (i + 4 <= buf.length) {
+      if (buf[i] !== 0xff) return `JPEG marker expected at byte ${i}`;
+      const marker = buf[i + 1];
+      if (marker === 0xff) {
+        i++; // fill byte
+        continue;
+      }
+      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+        i += 2;
+        continue;
+      }
+      const len = buf.readUInt16BE(i + 2);
+      const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+      if (isSof) {
+        if (i + 9 > buf.length) return 'JPEG header truncated';
+        return { format: 'jpeg', height: buf.readUInt16BE(i + 5), width: buf.readUInt16BE(i + 7) };
+      }
+      if (marker === 0xda || marker === 0xd9) return 'JPEG without a frame header before the image data';
+      i += 2 + len;
+    }
+    return 'JPEG header truncated (no frame header found)';
+  }
+  return 'not a PNG or JPEG file';
+}
+
+/** Read just enough of the file to find its size (JPEG EXIF blocks can push SOF past 64 KB). */
+export function readImageHeader(file: string): ImageHeader | string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})`;
+  }
+  try {
+    let size = 65536;
+    for (;;) {
+      const buf = Buffer.alloc(size);
+      const n = fs.readSync(fd, buf, 0, size, 0);
+      const r = parseImageHeader(buf.subarray(0, n));
+      if (typeof r !== 'string' || n < size || size >= 4 << 20 || !r.startsWith('JPEG header truncated')) {
+        return n === 0 ? 'empty file' : r;
+      }
+      size *= 4;
+    }
+  } catch (e) {
+    return `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  finally {
+    fs.closeSync(fd);
+  }
+}
