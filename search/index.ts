@@ -1,0 +1,4 @@
+/** The search library's public API. Pure TypeScript: safe to import from Temporal workflow code. */
+export * from './layout';
+export * from './notation';
+export * from './layout-resolve';
