@@ -2,3 +2,4 @@
 export * from './layout';
 export * from './notation';
 export * from './layout-resolve';
+export * from './rng';
