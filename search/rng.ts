@@ -39,7 +39,7 @@ export class Rng {
         x = nx;
         s.push(out);
       }
-      if (s.every((v) => v === 0)) s[0] = 1; // the all-zero state is a fixed point
+      if (!s.some((v) => v !== 0)) s[0] = 1; // the all-zero state is a fixed point
       this.s = s as [number, number, number, number];
     } else {
       const st = RngStateSchema.parse(seed);
