@@ -11,7 +11,7 @@ import { PROJECT_ROOT } from '../common/paths';
 
 export const DEFAULT_WORKFLOWS_PATH = path.join(PROJECT_ROOT, 'workflows', 'index.ts');
 /** folders whose sources may end up in the workflow sandbox */
-const SANDBOX_SOURCE_DIRS = ['workflows', 'protocol', 'search', 'common'];
+const SANDBOX_SOURCE_DIRS = ['workflows', 'protocol', 'search', 'common', 'activities', 'datasets', 'evaluation'];
 
 const memo = new Map<string, Promise<{ code: string }>>();
 
