@@ -3,3 +3,4 @@ export * from './layout';
 export * from './notation';
 export * from './layout-resolve';
 export * from './rng';
+export * from './space';

@@ -307,3 +307,9 @@ export function toArch(a: Arch | string): Arch {
   assertLegalArch(shape.data);
   return canonicalArch(shape.data);
 }
+
+/** Blocks per stage of any backbone (mobilenet_v2: 2, 3, 7, 4 as split by resolveLayout). */
+export function resolveBackboneBlocks(b: Backbone): number[] {
+  const e = backboneEncoding(b);
+  return e ? e.stages.map((s) => s.length) : [2, 3, 7, 4];
+}

@@ -1,0 +1,301 @@
+/**
+ * Search spaces (SPEC 3): stage one (structural) and stage two (modular), each with an exact
+ * size and seeded uniform sampling of legal architectures. Spaces are plain data (zod schemas),
+ * so a Temporal workflow can carry them in its state.
+ *
+ * Profiles:
+ * - `paper`: the paper's spaces (7 named backbones, FPN c=256 in stage one; bases 48/56/64/72
+ *   and FPN c in 128/256/512 in stage two; inputs 512x512, 800x600, 1080x720, 1333x800).
+ * - `toy`: trains on a CPU in well under a minute per candidate: inputs 64..128 px, the named
+ *   residual backbones replaced by their encodings at base 16, FPN c=32 in stage one and
+ *   16/32/64 in stage two, bases 8/12/16/24 (Xbottleneck 16/24/32: its grouped width needs
+ *   base >= 16). mobilenet_v2 / mbblock and ga-rpn are left out of the toy space because the
+ *   native trainer does not build them yet.
+ *
+ * Pure: no Node APIs.
+ */
+import { z } from 'zod';
+import type { Rng } from './rng';
+import {
+  type Arch,
+  ArchShapeSchema,
+  BackboneSchema,
+  BLOCK_KINDS,
+  type BlockKind,
+  NAMED_BACKBONES,
+  NAMED_ENCODINGS,
+  NeckSchema,
+  HeadSchema,
+  RPN_KINDS,
+  backboneBlock,
+  backboneEncoding,
+  canonicalArch,
+  isLegalArch,
+  resolveBackboneBlocks,
+} from './notation';
+
+export const PROFILES = ['paper', 'toy'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+const InputSchema = z.object({ width: z.number().int().positive(), height: z.number().int().positive() });
+
+export const StageOneSpaceSchema = z.object({
+  stage: z.literal('one'),
+  profile: z.enum(PROFILES),
+  inputs: z.array(InputSchema).min(1),
+  backbones: z.array(BackboneSchema).min(1),
+  necks: z.array(NeckSchema).min(1),
+  /** legal (rpn, head) pairs */
+  rpnHeads: z.array(z.object({ rpn: z.enum(RPN_KINDS), head: HeadSchema })).min(1),
+});
+export type StageOneSpace = z.infer<typeof StageOneSpaceSchema>;
+
+export const StageTwoSpaceSchema = z.object({
+  stage: z.literal('two'),
+  profile: z.enum(PROFILES),
+  /** the stage-one candidate: input, neck levels, rpn and head stay fixed */
+  template: ArchShapeSchema,
+  block: z.enum(BLOCK_KINDS),
+  bases: z.array(z.number().int().positive()).min(1),
+  /** total block count range (inclusive), at least 4 (one block per stage) */
+  minBlocks: z.number().int().min(4),
+  maxBlocks: z.number().int().min(4),
+  /** exact number of '2' characters in the code */
+  doublings: z.number().int().nonnegative(),
+  /** FPN channel choices; empty when the candidate has no FPN */
+  fpnChannels: z.array(z.number().int().positive()),
+});
+export type StageTwoSpace = z.infer<typeof StageTwoSpaceSchema>;
+
+export const SearchSpaceSchema = z.discriminatedUnion('stage', [StageOneSpaceSchema, StageTwoSpaceSchema]);
+export type SearchSpace = z.infer<typeof SearchSpaceSchema>;
+
+/** Per-profile settings that go with the spaces. */
+export interface ProfileSettings {
+  profile: Profile;
+  stageOne: StageOneSpace;
+  /** stage-two choices by block kind */
+  stageTwoBases: Record<BlockKind, number[]>;
+  stageTwoFpnChannels: number[];
+  /** stage-two block range = [floor(L * low), ceil(L * high)] around the candidate's L blocks, clipped to [4, maxBlocks] */
+  blockRange: { low: number; high: number; maxBlocks: number };
+  /** RoI head FC width to resolve layouts with (the paper: 1024) */
+  fcWidth: number;
+}
+
+const PAPER_INPUT_SIZES = [
+  { width: 512, height: 512 },
+  { width: 800, height: 600 },
+  { width: 1080, height: 720 },
+  { width: 1333, height: 800 },
+];
+const TOY_INPUT_SIZES = [
+  { width: 64, height: 64 },
+  { width: 96, height: 96 },
+  { width: 128, height: 96 },
+  { width: 128, height: 128 },
+];
+
+function allNecks(channels: number): Arch['neck'][] {
+  const out: Arch['neck'][] = [{ kind: 'none' }];
+  for (let from = 1; from <= 4; from++) for (let to = from; to <= 6; to++) out.push({ kind: 'fpn', from, to, channels });
+  return out;
+}
+
+function rpnHeads(rpns: ('rpn' | 'ga-rpn')[]): StageOneSpace['rpnHeads'] {
+  const out: StageOneSpace['rpnHeads'] = [{ rpn: 'none', head: { kind: 'retina' } }];
+  for (const rpn of rpns) {
+    out.push({ rpn, head: { kind: '2fc' } });
+    for (let n = 2; n <= 4; n++) out.push({ rpn, head: { kind: 'cascade', stages: n } });
+  }
+  return out;
+}
+
+export function getSearchSpaces(profile: Profile): ProfileSettings {
+  if (profile === 'paper') {
+    return {
+      profile,
+      stageOne: {
+        stage: 'one',
+        profile,
+        inputs: PAPER_INPUT_SIZES,
+        backbones: NAMED_BACKBONES.map((name) => ({ kind: 'named' as const, name })),
+        necks: allNecks(256),
+        rpnHeads: rpnHeads(['rpn', 'ga-rpn']),
+      },
+      stageTwoBases: { basicblock: [48, 56, 64, 72], bottleneck: [48, 56, 64, 72], Xbottleneck: [48, 56, 64, 72], mbblock: [16, 24, 32] },
+      stageTwoFpnChannels: [128, 256, 512],
+      blockRange: { low: 0.5, high: 1.5, maxBlocks: 64 },
+      fcWidth: 1024,
+    };
+  }
+  const toyBackbones = (Object.keys(NAMED_ENCODINGS) as (keyof typeof NAMED_ENCODINGS)[]).map((name) => {
+    const e = NAMED_ENCODINGS[name];
+    return { kind: 'encoded' as const, block: e.block, base: 16, stages: [...e.stages] };
+  });
+  return {
+    profile,
+    stageOne: { stage: 'one', profile, inputs: TOY_INPUT_SIZES, backbones: toyBackbones, necks: allNecks(32), rpnHeads: rpnHeads(['rpn']) },
+    stageTwoBases: { basicblock: [8, 12, 16, 24], bottleneck: [8, 12, 16, 24], Xbottleneck: [16, 24, 32], mbblock: [8, 16, 24] },
+    stageTwoFpnChannels: [16, 32, 64],
+    blockRange: { low: 0.5, high: 1.5, maxBlocks: 40 },
+    fcWidth: 128,
+  };
+}
+
+export interface StageTwoOptions {
+  profile: Profile;
+  /** override the profile's bases for the candidate's block */
+  bases?: number[];
+  fpnChannels?: number[];
+  minBlocks?: number;
+  maxBlocks?: number;
+}
+
+/** The stage-two space around a stage-one candidate: its block kind, everything else fixed. */
+export function stageTwoSpaceFrom(candidate: Arch, opts: StageTwoOptions): StageTwoSpace {
+  const settings = getSearchSpaces(opts.profile);
+  const a = canonicalArch(candidate);
+  const block = backboneBlock(a.backbone);
+  const L = resolveBackboneBlocks(a.backbone).reduce((n, k) => n + k, 0);
+  const r = settings.blockRange;
+  const minBlocks = opts.minBlocks ?? Math.max(4, Math.floor(L * r.low));
+  const maxBlocks = opts.maxBlocks ?? Math.max(minBlocks, Math.min(r.maxBlocks, Math.ceil(L * r.high)));
+  if (minBlocks < 4 || maxBlocks < minBlocks) throw new RangeError(`stage-two block range ${minBlocks}..${maxBlocks} is empty or below 4`);
+  const space: StageTwoSpace = {
+    stage: 'two',
+    profile: opts.profile,
+    template: a,
+    block,
+    bases: opts.bases ?? settings.stageTwoBases[block],
+    minBlocks,
+    maxBlocks,
+    doublings: 3,
+    fpnChannels: a.neck.kind === 'fpn' ? (opts.fpnChannels ?? settings.stageTwoFpnChannels) : [],
+  };
+  return StageTwoSpaceSchema.parse(space);
+}
+
+// ---------------------------------------------------------------------------------------------
+// counting
+
+/** binomial coefficient as a float (exact below 2^53 for the sizes used here) */
+export function binom(n: number, k: number): number {
+  if (k < 0 || k > n) return 0;
+  k = Math.min(k, n - k);
+  let r = 1;
+  for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
+  return Math.round(r);
+}
+
+/** codes with exactly L blocks over 4 non-empty stages and exactly D doublings */
+export function codesWithBlocks(L: number, doublings: number): number {
+  return binom(L - 1, 3) * binom(L, doublings);
+}
+
+export function stageTwoCodeCount(space: Pick<StageTwoSpace, 'minBlocks' | 'maxBlocks' | 'doublings'>): number {
+  let n = 0;
+  for (let L = space.minBlocks; L <= space.maxBlocks; L++) n += codesWithBlocks(L, space.doublings);
+  return n;
+}
+
+/** Exact number of distinct architectures in the space (stage one: legal combinations). */
+export function spaceSize(space: SearchSpace): number {
+  if (space.stage === 'one') return space.inputs.length * space.backbones.length * space.necks.length * space.rpnHeads.length;
+  return space.bases.length * Math.max(1, space.fpnChannels.length) * stageTwoCodeCount(space);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sampling
+
+/** One architecture uniformly at random from the space. */
+export function sampleArch(space: SearchSpace, rng: Rng): Arch {
+  if (space.stage === 'one') {
+    // the space is a full product of independent choices, so independent uniform picks are uniform over it
+    const input = rng.pick(space.inputs);
+    const backbone = rng.pick(space.backbones);
+    const neck = rng.pick(space.necks);
+    const rh = rng.pick(space.rpnHeads);
+    return canonicalArch({ input, backbone, neck, rpn: rh.rpn, head: rh.head });
+  }
+  const base = rng.pick(space.bases);
+  const stages = sampleCode(space, rng);
+  const t = space.template;
+  const neck: Arch['neck'] = t.neck.kind === 'fpn' ? { ...t.neck, channels: rng.pick(space.fpnChannels) } : t.neck;
+  return canonicalArch({ ...t, backbone: { kind: 'encoded', block: space.block, base, stages }, neck });
+}
+
+/** A uniform code: L weighted by its number of codes, then uniform stage cuts and doubling positions. */
+function sampleCode(space: StageTwoSpace, rng: Rng): string[] {
+  let r = rng.int(stageTwoCodeCount(space));
+  let L = space.minBlocks;
+  for (; L < space.maxBlocks; L++) {
+    const c = codesWithBlocks(L, space.doublings);
+    if (r < c) break;
+    r -= c;
+  }
+  const cuts = rng.subset(L - 1, 3).map((c) => c + 1); // 3 distinct cut points in 1..L-1
+  const doubles = new Set(rng.subset(L, space.doublings));
+  const chars = Array.from({ length: L }, (_, i) => (doubles.has(i) ? '2' : '1'));
+  const bounds = [0, ...cuts, L];
+  return [0, 1, 2, 3].map((s) => chars.slice(bounds[s], bounds[s + 1]).join(''));
+}
+
+/** `count` samples; with `unique`, distinct canonical architectures (at most the space size). */
+export function sampleArchs(space: SearchSpace, rng: Rng, count: number, unique = true): Arch[] {
+  const size = spaceSize(space);
+  const want = unique ? Math.min(count, size) : count;
+  const out: Arch[] = [];
+  const seen = new Set<string>();
+  let attempts = 0;
+  while (out.length < want) {
+    const a = sampleArch(space, rng);
+    if (unique) {
+      const key = JSON.stringify(a);
+      if (seen.has(key)) {
+        if (++attempts > 1000 * want) throw new Error(`sampleArchs: could not draw ${want} distinct architectures`);
+        continue;
+      }
+      seen.add(key);
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// membership
+
+const sameJson = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
+
+/** Why `a` is not in the space (undefined when it is). */
+export function outsideSpace(space: SearchSpace, arch: Arch): string | undefined {
+  if (!isLegalArch(arch)) return 'not a legal architecture';
+  const a = canonicalArch(arch);
+  if (space.stage === 'one') {
+    if (!space.inputs.some((i) => i.width === a.input.width && i.height === a.input.height)) return `input ${a.input.width}x${a.input.height} is not in the space`;
+    if (!space.backbones.some((b) => sameJson(canonicalArch({ ...a, backbone: b }).backbone, a.backbone))) return 'backbone is not in the space';
+    if (!space.necks.some((n) => sameJson(canonicalArch({ ...a, neck: n }).neck, a.neck))) return 'neck is not in the space';
+    if (!space.rpnHeads.some((rh) => rh.rpn === a.rpn && sameJson(canonicalArch({ ...a, head: rh.head }).head, a.head))) return 'rpn/head is not in the space';
+    return undefined;
+  }
+  const t = canonicalArch(space.template);
+  if (!sameJson(a.input, t.input) || a.rpn !== t.rpn || !sameJson(a.head, t.head)) return 'input, rpn and head must equal the stage-two template';
+  if (a.neck.kind !== t.neck.kind) return 'neck kind differs from the template';
+  if (a.neck.kind === 'fpn' && t.neck.kind === 'fpn') {
+    if (a.neck.from !== t.neck.from || a.neck.to !== t.neck.to) return 'FPN levels differ from the template';
+    if (!space.fpnChannels.includes(a.neck.channels)) return `FPN channels ${a.neck.channels} not in ${space.fpnChannels.join('/')}`;
+  }
+  const e = backboneEncoding(a.backbone);
+  if (!e || e.block !== space.block) return `backbone block must be ${space.block}`;
+  if (!space.bases.includes(e.base)) return `base ${e.base} not in ${space.bases.join('/')}`;
+  const L = e.stages.reduce((n, s) => n + s.length, 0);
+  if (L < space.minBlocks || L > space.maxBlocks) return `${L} blocks, outside ${space.minBlocks}..${space.maxBlocks}`;
+  const d = e.stages.join('').split('').filter((c) => c === '2').length;
+  if (d !== space.doublings) return `${d} doublings, the space has exactly ${space.doublings}`;
+  return undefined;
+}
+
+export function inSpace(space: SearchSpace, a: Arch): boolean {
+  return outsideSpace(space, a) === undefined;
+}
