@@ -1,0 +1,134 @@
+/**
+ * The artifact store: results and artifacts live here, outside workflow history. A folder by
+ * default (docs/campaign.md documents the layout):
+ *
+ *   <root>/evaluations/<key[0..2]>/<key>.json   one EvaluationRecord per finished evaluation
+ *   <root>/runs/<key>/                           trainer outDir of that evaluation (weights, checkpoints, detections)
+ *   <root>/bench/<key>-<device>.json             latency figures
+ *   <root>/pretrain/<key>/                       backbone pretraining runs (weights)
+ *   <root>/datasets/<name>-<fingerprint16>/      transfer sets converted to canonical COCO form
+ *   <root>/campaigns/<campaignId>/               results.jsonl, fronts.json, candidates.json, final.json, report.md, *.svg
+ *
+ * Every write is atomic (write a temp file in the same folder, then rename), so a killed worker
+ * never leaves a half-written record that a later campaign would trust.
+ * Keys: sha256 over the canonical architecture, the recipe hash, the dataset fingerprint, the
+ * purpose (stage) and any initial weights, so a restarted or new campaign on the same data finds
+ * finished evaluations and reuses them instead of training again.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EvaluationRecordSchema, type EvaluationRecord, type EvalKeyInput } from './types';
+
+export function sha256(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Stable JSON (sorted keys) so that equal recipes hash equally whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function recipeHash(recipe: unknown): string {
+  return sha256(canonicalJson(recipe)).slice(0, 16);
+}
+
+/** The store key of an evaluation: sha256(canonical arch + recipe hash + dataset fingerprint + purpose + init). */
+export function evaluationKey(k: Omit<EvalKeyInput, 'recipe'> & { recipeHash: string }): string {
+  return sha256([k.arch, k.recipeHash, k.datasetFingerprint, k.purpose, k.initWeights ?? ''].join('\n'));
+}
+
+/** Write a file atomically: temp file beside it, fsync, rename. */
+export function writeFileAtomic(file: string, data: string | Buffer): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export class ArtifactStore {
+  constructor(readonly root: string) {}
+
+  evaluationFile(key: string): string {
+    return path.join(this.root, 'evaluations', key.slice(0, 2), `${key}.json`);
+  }
+  runDir(key: string): string {
+    return path.join(this.root, 'runs', key);
+  }
+  benchFile(key: string, device: string): string {
+    return path.join(this.root, 'bench', `${key}-${device.replace(/[^a-z0-9]/gi, '_')}.json`);
+  }
+  pretrainDir(key: string): string {
+    return path.join(this.root, 'pretrain', key);
+  }
+  datasetDir(name: string, fingerprint: string): string {
+    return path.join(this.root, 'datasets', `${name}-${fingerprint.slice(0, 16)}`);
+  }
+  campaignDir(campaignId: string): string {
+    return path.join(this.root, 'campaigns', campaignId);
+  }
+
+  /** A finished evaluation, or null. A record that does not parse is treated as missing (and reported by the caller). */
+  readEvaluation(key: string): EvaluationRecord | null {
+    const file = this.evaluationFile(key);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      return null;
+    }
+    const r = EvaluationRecordSchema.safeParse(JSON.parse(text));
+    return r.success && r.data.key === key ? r.data : null;
+  }
+
+  writeEvaluation(record: EvaluationRecord): string {
+    const file = this.evaluationFile(record.key);
+    writeFileAtomic(file, JSON.stringify(record, null, 1) + '\n');
+    return file;
+  }
+
+  readJson<T>(file: string): T | null {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  writeJson(file: string, value: unknown): void {
+    writeFileAtomic(file, JSON.stringify(value, null, 1) + '\n');
+  }
+
+  /**
+   * Append one line to a campaign's results log. The log is rewritten atomically (read, add,
+   * rename) and keyed lines are replaced, not duplicated, so a retried record activity cannot
+   * log an evaluation twice.
+   */
+  appendResultLine(campaignId: string, key: string, line: object): void {
+    const file = path.join(this.campaignDir(campaignId), 'results.jsonl');
+    let lines: string[] = [];
+    try {
+      lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+    } catch {
+      /* first line */
+    }
+    const keyed = JSON.stringify({ key, ...line });
+    const idx = lines.findIndex((l) => l.includes(`"key":"${key}"`));
+    if (idx >= 0) lines[idx] = keyed;
+    else lines.push(keyed);
+    writeFileAtomic(file, lines.join('\n') + '\n');
+  }
+}

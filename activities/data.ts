@@ -1,0 +1,177 @@
+/**
+ * Control-queue data activity: make the campaign's data sets ready and describe them.
+ *  - toy campaigns: generate the data (detection in COCO, VOC and BDD form, classification
+ *    folders) with the datasets library, unless it is already there;
+ *  - convert transfer sets in VOC / BDD form to canonical COCO form under the artifact store
+ *    (once per source fingerprint);
+ *  - check every detection set (annotations parse, images referenced exist) and fingerprint it
+ *    (sha256 of the annotation files; part of every evaluation key).
+ * Returns a small summary; bad data fails non-retryably with a message naming the file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { describeZodError } from '../common/errors';
+import { parseCampaign, type Campaign, type TransferDataset } from '../protocol/campaign';
+import { CocoInstancesSchema, instancesPath, imagesDir } from '../datasets/coco-schema';
+import { writeSynthDetection } from '../datasets/synth/detection';
+import { writeSynthClassification } from '../datasets/synth/classification';
+import type { ActivityDeps } from './index';
+import { ArtifactStore, sha256, writeFileAtomic } from './artifact-store';
+import type { DataSummary, DatasetRef } from './types';
+
+const badData = (msg: string) => ApplicationFailure.nonRetryable(msg, 'BadData');
+
+/** Check a canonical COCO dir and fingerprint it. */
+export function describeCocoDir(name: string, root: string, trainSplit: string, valSplit: string): DatasetRef {
+  const hash = sha256('');
+  const h = [hash];
+  const counts: number[] = [];
+  let numClasses = 0;
+  for (const split of [trainSplit, valSplit]) {
+    const file = instancesPath(root, split);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw badData(`${name}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw badData(`${file}: not valid JSON: ${(e as Error).message}`);
+    }
+    const r = CocoInstancesSchema.safeParse(json);
+    if (!r.success) throw badData(describeZodError(file, r.error));
+    const imgDir = imagesDir(root, split);
+    for (const img of r.data.images) {
+      const f = path.join(imgDir, String(img.file_name));
+      if (!fs.existsSync(f)) throw badData(`${file}: image id ${img.id}: file ${f} does not exist`);
+    }
+    numClasses = Math.max(numClasses, r.data.categories.length);
+    counts.push(r.data.images.length);
+    h.push(sha256(text));
+  }
+  if (numClasses === 0) throw badData(`${instancesPath(root, trainSplit)}: no categories`);
+  return {
+    name, root, trainSplit, valSplit, numClasses, trainImages: counts[0], valImages: counts[1], fingerprint: sha256(h.join('\n')),
+  };
+}
+
+/** A fingerprint of a raw (VOC / BDD) dataset tree: names and sizes of its annotation files. */
+function treeFingerprint(root: string): string {
+  const entries: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 5) return;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p, depth + 1);
+      else if (/\.(xml|json|txt)$/.test(e.name)) entries.push(`${path.relative(root, p)}:${fs.statSync(p).size}:${sha256(fs.readFileSync(p))}`);
+    }
+  };
+  walk(root, 0);
+  return sha256(entries.join('\n'));
+}
+
+type Converter = (o: { format: 'voc' | 'bdd'; src: string; out: string }) => unknown;
+
+/** The datasets library's converter to canonical COCO form (datasets/convert.ts). */
+function converter(): Converter {
+  let mod: Record<string, unknown>;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('../datasets/convert') as Record<string, unknown>;
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable(`the datasets library has no converter module (datasets/convert): ${(e as Error).message}`, 'MissingConverter');
+  }
+  const fn = mod.convertToCoco ?? mod.convertDataset;
+  if (typeof fn !== 'function') throw ApplicationFailure.nonRetryable('datasets/convert exports no convertToCoco', 'MissingConverter');
+  return fn as Converter;
+}
+
+function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
+  if (t.format === 'coco') return describeCocoDir(t.name, t.root, 'train', 'val');
+  if (!fs.existsSync(t.root)) throw badData(`transfer dataset '${t.name}': ${t.root} does not exist`);
+  const out = st.datasetDir(t.name, treeFingerprint(t.root));
+  const done = path.join(out, '.converted');
+  if (!fs.existsSync(done)) {
+    const tmp = `${out}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    try {
+      converter()({ format: t.format, src: t.root, out: tmp });
+    } catch (e) {
+      if (e instanceof ApplicationFailure) throw e;
+      throw badData(`transfer dataset '${t.name}' (${t.format}, ${t.root}): ${(e as Error).message}`);
+    }
+    fs.rmSync(out, { recursive: true, force: true });
+    fs.renameSync(tmp, out); // the converted set appears whole or not at all
+    writeFileAtomic(done, new Date().toISOString() + '\n');
+  }
+  return describeCocoDir(t.name, out, 'train', 'val');
+}
+
+function describeClassification(root: string): NonNullable<DataSummary['classification']> {
+  const train = path.join(root, 'train');
+  if (!fs.existsSync(train)) throw badData(`classification data: ${train} does not exist (expected <root>/train/<class>/*.png)`);
+  const classes = fs.readdirSync(train, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  let images = 0;
+  const parts: string[] = [];
+  for (const c of classes) {
+    const files = fs.readdirSync(path.join(train, c)).sort();
+    images += files.length;
+    parts.push(`${c}:${files.length}:${files.join(',')}`);
+  }
+  if (classes.length < 2) throw badData(`classification data: ${train} needs at least two class folders`);
+  return { root, classes: classes.length, trainImages: images, fingerprint: sha256(parts.join('\n')) };
+}
+
+/** Generate the toy data sets where missing (each form in its own folder, marked complete when whole). */
+function synthesizeToyData(c: Campaign): boolean {
+  const s = c.data.synthesize;
+  if (!s) return false;
+  let generated = false;
+  const make = (dir: string, fn: (tmp: string) => void) => {
+    if (fs.existsSync(path.join(dir, '.complete'))) return;
+    const tmp = `${dir}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fn(tmp);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(tmp, dir);
+    writeFileAtomic(path.join(dir, '.complete'), new Date().toISOString() + '\n');
+    generated = true;
+  };
+  const opts = { train: s.trainImages, val: s.valImages, size: s.imageSize, classes: s.classes, seed: s.seed };
+  make(c.data.detection.root, (out) => writeSynthDetection({ ...opts, out, format: 'coco' }));
+  for (const t of c.data.transfer) {
+    if (t.format === 'coco') make(t.root, (out) => writeSynthDetection({ ...opts, out, format: 'coco', seed: s.seed + 1 }));
+    else make(t.root, (out) => writeSynthDetection({ ...opts, out, format: t.format as 'voc' | 'bdd', seed: s.seed + (t.format === 'voc' ? 2 : 3) }));
+  }
+  if (c.data.classification) {
+    make(c.data.classification.root, (out) =>
+      writeSynthClassification({ out, train: Math.max(4, Math.ceil(s.trainImages / 4)), val: Math.max(2, Math.ceil(s.valImages / 4)), size: Math.min(64, s.imageSize), classes: Math.max(2, s.classes), seed: s.seed + 4 }),
+    );
+  }
+  return generated;
+}
+
+export function makeDataActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore) {
+  async function prepareData(input: unknown): Promise<DataSummary> {
+    const r = parseCampaign(input);
+    if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError('campaign', r.error), 'InvalidCampaign');
+    const c = r.data;
+    const st = store(c.artifactRoot);
+    const generated = synthesizeToyData(c);
+    const d = c.data.detection;
+    const detection = describeCocoDir('detection', d.root, d.trainSplit, d.valSplit);
+    const transfer = c.data.transfer.map((t) => prepareTransfer(st, t));
+    const classification = c.data.classification ? describeClassification(c.data.classification.root) : null;
+    const campaignDir = st.campaignDir(c.id);
+    fs.mkdirSync(campaignDir, { recursive: true });
+    const summary: DataSummary = { detection, transfer, classification, campaignDir, generated };
+    st.writeJson(path.join(campaignDir, 'data.json'), summary);
+    deps.logger.info({ campaign: c.id, generated, detection: detection.fingerprint.slice(0, 12) }, 'campaign data ready');
+    return summary;
+  }
+  return { prepareData };
+}

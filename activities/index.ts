@@ -1,0 +1,60 @@
+/**
+ * The campaign's activities, in two sets that the workers register (worker/):
+ *  - control (queue smnas-control): data preparation and checks, store look-ups and records,
+ *    the cost model, reports. Light, CPU, many at once.
+ *  - gpu (queue smnas-gpu): everything that runs the native trainer (train + evaluate, latency
+ *    benchmark, backbone pretraining). One at a time per device the worker owns.
+ * Workflows call them by these names through proxyActivities<ControlActivities | GpuActivities>.
+ */
+import * as path from 'node:path';
+import { STATE_DIR, TRAINER_BIN } from '../common/paths';
+import type { Logger } from '../common/log';
+import { ArtifactStore } from './artifact-store';
+import { DevicePool } from './device-pool';
+import { makeDataActivities } from './data';
+import { makeStoreActivities } from './store-activities';
+import { makeCostActivities } from './cost';
+import { makeReportActivities } from './report';
+import { makeTrainerActivities } from './training';
+
+export interface ActivityDeps {
+  /** default artifact store root (a campaign's artifactRoot overrides it) */
+  artifactRoot: string;
+  /** the native trainer binary (common/paths.ts TRAINER_BIN) */
+  trainerBin: string;
+  /** devices this worker owns: ['cpu'] or ['cuda:0', 'cuda:1', ...]; one training per device */
+  devices: string[];
+  logger: Logger;
+  /** argv of the COCO evaluator the trainer runs after training (default: bin/smnas eval) */
+  evaluator?: string[];
+  /** seconds between heartbeats while the trainer is quiet (default 10) */
+  heartbeatEverySeconds?: number;
+  /** SIGTERM -> SIGKILL grace period when a training is cancelled (default 10 s) */
+  killGraceMs?: number;
+  /** intra-op threads handed to the trainer (0 = library default) */
+  threads?: number;
+}
+
+/** Defaults for a worker on this machine: store under $SMNAS_STATE/artifacts, the built trainer, CPU. */
+export function defaultActivityDeps(logger: Logger, devices: string[] = ['cpu']): ActivityDeps {
+  return { artifactRoot: path.join(STATE_DIR, 'artifacts'), trainerBin: TRAINER_BIN, devices, logger };
+}
+
+export function createControlActivities(deps: ActivityDeps) {
+  const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
+  return {
+    ...makeDataActivities(deps, store),
+    ...makeStoreActivities(deps, store),
+    ...makeCostActivities(deps),
+    ...makeReportActivities(deps, store),
+  };
+}
+
+export function createGpuActivities(deps: ActivityDeps) {
+  const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
+  const pool = new DevicePool(deps.devices);
+  return makeTrainerActivities(deps, store, pool);
+}
+
+export type ControlActivities = ReturnType<typeof createControlActivities>;
+export type GpuActivities = ReturnType<typeof createGpuActivities>;

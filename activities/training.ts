@@ -1,0 +1,301 @@
+/**
+ * GPU-queue activities: everything that runs the native trainer.
+ *  - trainDetector: `train` with the evaluator attached (train + evaluate in one run)
+ *  - benchmarkLatency: `bench` on the target device (stage one's cost)
+ *  - pretrainBackbone: `classify-train` on the classification folders
+ *
+ * Failure semantics (SPEC 7): invalid job / bad data -> non-retryable with the trainer's message;
+ * divergence -> a recorded outcome with no score (never retried); a crash or a signal -> retryable,
+ * and the retry resumes from the checkpoint named in the last heartbeat's details.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { SMNAS_CLI } from '../common/paths';
+import { UserError } from '../common/errors';
+import { buildClassificationJob, buildDetectionJob } from '../protocol/job-builder';
+import { resolveClassificationRecipe, resolveDetectionRecipe } from '../protocol/recipe-file';
+import { TrainerExit, type BenchFigures, type ResultMessage, type TrainerMessage } from '../protocol/trainer-messages';
+import type { ActivityDeps } from './index';
+import { ArtifactStore, recipeHash, sha256, writeFileAtomic } from './artifact-store';
+import { DevicePool } from './device-pool';
+import { runTrainerProcess, type TrainerExitInfo } from './trainer-process';
+import {
+  BenchRequestSchema,
+  PretrainRequestSchema,
+  TrainRequestSchema,
+  type BenchRequest,
+  type PretrainOutcome,
+  type PretrainRequest,
+  type TrainOutcome,
+  type TrainRequest,
+} from './types';
+
+/** What a training heartbeats: progress for people, the checkpoint for the next attempt. */
+export const TrainingHeartbeatSchema = z.object({
+  phase: z.enum(['starting', 'training', 'evaluating']),
+  epoch: z.number().int().nullable(),
+  iteration: z.number().int().nullable(),
+  totalIterations: z.number().int().nullable(),
+  loss: z.number().nullable(),
+  checkpoint: z.object({ path: z.string(), epoch: z.number().int(), iteration: z.number().int() }).nullable(),
+  device: z.string(),
+  attempt: z.number().int(),
+});
+export type TrainingHeartbeat = z.infer<typeof TrainingHeartbeatSchema>;
+
+/** The previous attempt's last heartbeat, if it parses (older or foreign details are ignored). */
+export function priorHeartbeat(details: unknown): TrainingHeartbeat | null {
+  const r = TrainingHeartbeatSchema.safeParse(details);
+  return r.success ? r.data : null;
+}
+
+interface TrainerRunResult {
+  result: ResultMessage | null;
+  lastMetricsAP: number | null;
+  lastTop1: number | null;
+  resumedFrom: string | null;
+  exit: TrainerExitInfo;
+  error: { kind: string; message: string; field?: string } | null;
+}
+
+/**
+ * Run the trainer with heartbeats: on every progress / checkpoint message and on a timer while the
+ * trainer is quiet (cancellation reaches an activity only through heartbeats).
+ */
+async function runWithHeartbeats(
+  deps: ActivityDeps,
+  command: string,
+  jobFile: string,
+  hb: TrainingHeartbeat,
+): Promise<TrainerRunResult> {
+  const ctx = Context.current();
+  const out: Omit<TrainerRunResult, 'exit'> = { result: null, lastMetricsAP: null, lastTop1: null, resumedFrom: null, error: null };
+  const beat = () => ctx.heartbeat({ ...hb });
+  beat();
+  const timer = setInterval(beat, (deps.heartbeatEverySeconds ?? 10) * 1000);
+  const onMessage = (m: TrainerMessage) => {
+    switch (m.type) {
+      case 'started':
+        out.resumedFrom = m.resumedFrom?.path ?? null;
+        hb.phase = 'training';
+        break;
+      case 'progress':
+        Object.assign(hb, { phase: 'training', epoch: m.epoch, iteration: m.iteration, totalIterations: m.totalIterations, loss: m.loss });
+        beat();
+        break;
+      case 'checkpoint':
+        hb.checkpoint = { path: m.path, epoch: m.epoch, iteration: m.iteration };
+        beat();
+        break;
+      case 'metrics':
+        if (m.stats) out.lastMetricsAP = m.stats.AP;
+        if (m.top1 !== undefined) out.lastTop1 = m.top1;
+        break;
+      case 'result':
+        out.result = m;
+        break;
+      case 'error':
+        out.error = { kind: m.kind, message: m.message, field: m.field };
+        break;
+    }
+  };
+  try {
+    const exit = await runTrainerProcess({
+      bin: deps.trainerBin,
+      command,
+      jobFile,
+      onMessage,
+      onBadLine: (line, error) => deps.logger.warn({ line: line.slice(0, 200), error }, 'trainer wrote a non-protocol line'),
+      signal: ctx.cancellationSignal,
+      killGraceMs: deps.killGraceMs,
+    });
+    return { ...out, exit };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Map a trainer run that produced no ok/diverged result to the right failure kind. */
+function failureOf(run: TrainerRunResult, what: string): Error {
+  const ctx = Context.current();
+  if (run.exit.aborted || ctx.cancellationSignal.aborted) {
+    return new CancelledFailure(`${what}: cancelled, trainer process group ${run.exit.pid} stopped`);
+  }
+  const code = run.exit.code;
+  const msg = run.error ? `${run.error.message}${run.error.field ? ` (field ${run.error.field})` : ''}` : lastLine(run.exit.stderrTail);
+  if (code === TrainerExit.invalidJob || run.error?.kind === 'invalid_job') {
+    return ApplicationFailure.nonRetryable(`${what}: invalid job: ${msg}`, 'InvalidJob');
+  }
+  if (code === TrainerExit.badData || run.error?.kind === 'bad_data') {
+    return ApplicationFailure.nonRetryable(`${what}: bad data: ${msg}`, 'BadData');
+  }
+  const how = code === null ? `killed by ${run.exit.signal}` : `exit code ${code}`;
+  return ApplicationFailure.retryable(`${what}: trainer ${how}: ${msg || 'no message'}`, 'TrainerCrash');
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim());
+  return lines.length ? lines[lines.length - 1].slice(0, 500) : '';
+}
+
+/** UserErrors of the job builders are configuration errors: never retried. */
+function nonRetryableConfig<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof UserError) throw ApplicationFailure.nonRetryable(`${what}: ${e.message}`, 'InvalidJob');
+    throw e;
+  }
+}
+
+async function withDevice<T>(pool: DevicePool, fn: (device: string) => Promise<T>): Promise<T> {
+  const device = await pool.acquire(Context.current().cancellationSignal);
+  try {
+    return await fn(device);
+  } finally {
+    pool.release(device);
+  }
+}
+
+export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore, pool: DevicePool) {
+  const evaluator = deps.evaluator ?? [...SMNAS_CLI, 'eval'];
+
+  async function trainDetector(input: TrainRequest): Promise<TrainOutcome> {
+    const req = nonRetryableConfig('trainDetector', () => TrainRequestSchema.parse(input));
+    const ctx = Context.current();
+    const attempt = ctx.info.attempt;
+    const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
+    const outDir = store(req.artifactRoot).runDir(req.key);
+    const prior = priorHeartbeat(ctx.info.heartbeatDetails);
+    // resume when an earlier attempt reported a checkpoint (or left any in outDir): never start over
+    const resume = prior?.checkpoint != null || (attempt > 1 && fs.existsSync(path.join(outDir, 'checkpoints')));
+    return withDevice(pool, async (device) => {
+      const job = nonRetryableConfig(`trainDetector ${req.arch}`, () =>
+        buildDetectionJob({
+          command: 'train',
+          outDir,
+          seed: req.seed,
+          device,
+          threads: deps.threads ?? 0,
+          resume,
+          checkpoint: { everySeconds: 30, keep: 2 },
+          arch: req.arch,
+          recipe,
+          numClasses: req.data.numClasses,
+          dataRoot: req.data.root,
+          trainSplit: req.data.trainSplit,
+          valSplit: req.data.valSplit,
+          initWeights: req.initWeights,
+          initKind: req.initKind,
+          evaluator,
+        }),
+      );
+      const jobFile = path.join(outDir, `job-train-attempt${attempt}.json`);
+      writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
+      const hb: TrainingHeartbeat = {
+        phase: 'starting',
+        epoch: prior?.epoch ?? null,
+        iteration: prior?.iteration ?? null,
+        totalIterations: prior?.totalIterations ?? null,
+        loss: prior?.loss ?? null,
+        checkpoint: prior?.checkpoint ?? null,
+        device,
+        attempt,
+      };
+      deps.logger.info({ arch: req.arch, device, attempt, resume, outDir }, 'training started');
+      const run = await runWithHeartbeats(deps, 'train', jobFile, hb);
+      const r = run.result;
+      if (!r || run.exit.code !== (r.kind === 'diverged' ? TrainerExit.diverged : TrainerExit.ok)) {
+        // a diverged run may exit 4 with a result line; anything else without a result is a failure
+        if (!(r && (run.exit.code === TrainerExit.ok || run.exit.code === TrainerExit.diverged))) throw failureOf(run, `train ${req.arch}`);
+      }
+      if (r.kind === 'diverged') {
+        deps.logger.warn({ arch: req.arch, message: r.message }, 'training diverged: recorded with no score');
+        return {
+          kind: 'diverged', mAP: null, stats: null, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds,
+          gpuSeconds: r.wallSeconds, device, attempt, resumedFrom: run.resumedFrom, message: r.message ?? 'diverged',
+        };
+      }
+      const stats = r.metrics?.stats ?? null;
+      const mAP = stats?.AP ?? run.lastMetricsAP;
+      if (mAP === null || mAP === undefined) {
+        throw ApplicationFailure.nonRetryable(`train ${req.arch}: the trainer finished without COCO metrics (is the evaluator ${evaluator.join(' ')} working?)`, 'NoMetrics');
+      }
+      return {
+        kind: 'ok', mAP, stats, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds, gpuSeconds: r.wallSeconds,
+        device, attempt, resumedFrom: run.resumedFrom, message: null,
+      };
+    });
+  }
+
+  async function benchmarkLatency(input: BenchRequest): Promise<BenchFigures> {
+    const req = nonRetryableConfig('benchmarkLatency', () => BenchRequestSchema.parse(input));
+    const st = store(req.artifactRoot);
+    const file = st.benchFile(req.key, req.device);
+    const cached = st.readJson<BenchFigures>(file);
+    if (cached) return cached;
+    const recipe = nonRetryableConfig(`bench ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
+    return withDevice(pool, async (leased) => {
+      // latency is measured on the campaign's target device kind; on a multi-GPU host the leased GPU
+      const device = req.device.startsWith('cuda') && leased.startsWith('cuda') ? leased : req.device;
+      const outDir = path.join(path.dirname(file), `${req.key}-run`);
+      const job = nonRetryableConfig(`bench ${req.arch}`, () =>
+        buildDetectionJob({
+          command: 'bench', outDir, device, threads: deps.threads ?? 0, arch: req.arch, recipe, numClasses: req.numClasses,
+          bench: { warmup: req.warmup, iterations: req.iterations },
+        }),
+      );
+      const jobFile = path.join(outDir, 'job-bench.json');
+      writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
+      const hb: TrainingHeartbeat = { phase: 'evaluating', epoch: null, iteration: null, totalIterations: null, loss: null, checkpoint: null, device, attempt: Context.current().info.attempt };
+      const run = await runWithHeartbeats(deps, 'bench', jobFile, hb);
+      if (!run.result?.bench || run.exit.code !== TrainerExit.ok) throw failureOf(run, `bench ${req.arch}`);
+      st.writeJson(file, run.result.bench);
+      return run.result.bench;
+    });
+  }
+
+  async function pretrainBackbone(input: PretrainRequest): Promise<PretrainOutcome> {
+    const req = nonRetryableConfig('pretrainBackbone', () => PretrainRequestSchema.parse(input));
+    const ctx = Context.current();
+    const recipe = nonRetryableConfig(`pretrain ${req.arch}`, () => resolveClassificationRecipe(req.recipe));
+    const st = store(req.artifactRoot);
+    const key = sha256(['pretrain', req.arch, recipeHash(recipe), req.fingerprint].join('\n'));
+    const outDir = st.pretrainDir(key);
+    const outcomeFile = path.join(outDir, 'outcome.json');
+    const cached = st.readJson<PretrainOutcome>(outcomeFile);
+    if (cached) return { ...cached, reused: true };
+    const prior = priorHeartbeat(ctx.info.heartbeatDetails);
+    return withDevice(pool, async (device) => {
+      const job = nonRetryableConfig(`pretrain ${req.arch}`, () =>
+        buildClassificationJob({
+          command: 'classify-train', outDir, seed: req.seed, device, threads: deps.threads ?? 0,
+          resume: prior?.checkpoint != null, checkpoint: { everySeconds: 30, keep: 2 },
+          arch: req.arch, recipe, dataRoot: req.dataRoot,
+        }),
+      );
+      const jobFile = path.join(outDir, `job-pretrain-attempt${ctx.info.attempt}.json`);
+      writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
+      const hb: TrainingHeartbeat = {
+        phase: 'starting', epoch: null, iteration: null, totalIterations: null, loss: null,
+        checkpoint: prior?.checkpoint ?? null, device, attempt: ctx.info.attempt,
+      };
+      const run = await runWithHeartbeats(deps, 'classify-train', jobFile, hb);
+      const r = run.result;
+      if (!r || run.exit.code !== TrainerExit.ok || r.kind !== 'ok' || !r.weights) {
+        if (r?.kind === 'diverged') throw ApplicationFailure.nonRetryable(`pretrain ${req.arch}: diverged: ${r.message ?? ''}`, 'Diverged');
+        throw failureOf(run, `pretrain ${req.arch}`);
+      }
+      const outcome: PretrainOutcome = {
+        key, weights: r.weights, top1: r.metrics?.top1 ?? run.lastTop1, top5: r.metrics?.top5 ?? null, wallSeconds: r.wallSeconds, reused: false,
+      };
+      st.writeJson(outcomeFile, outcome);
+      return outcome;
+    });
+  }
+
+  return { trainDetector, benchmarkLatency, pretrainBackbone };
+}
