@@ -223,3 +223,24 @@ export async function stopGroup(pid: number, graceMs = 5000): Promise<void> {
   }
   killGroup(pid, 'SIGKILL');
 }
+
+const INDEXED_VALUE_TYPE: Record<string, number> = { Text: 1, Keyword: 2, Int: 3, Double: 4, Bool: 5, Datetime: 6, KeywordList: 7 };
+
+/**
+ * Registers the search attributes a server lacks (a reused server started without them, or a
+ * production namespace). Returns the names it added. Needs operator rights on the cluster.
+ */
+export async function ensureSearchAttributes(
+  connection: { operatorService: { listSearchAttributes(r: object): Promise<{ customAttributes?: Record<string, unknown> | null }>; addSearchAttributes(r: object): Promise<unknown> } },
+  namespace: string,
+  wanted: SearchAttributeSpec[],
+): Promise<string[]> {
+  const res = await connection.operatorService.listSearchAttributes({ namespace });
+  const have = new Set(Object.keys(res.customAttributes ?? {}));
+  const missing = wanted.filter((a) => !have.has(a.name));
+  if (missing.length === 0) return [];
+  const searchAttributes: Record<string, number> = {};
+  for (const a of missing) searchAttributes[a.name] = INDEXED_VALUE_TYPE[cliSearchAttributeType(a.type)];
+  await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  return missing.map((a) => a.name);
+}

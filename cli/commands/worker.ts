@@ -1,0 +1,78 @@
+/** `smnas worker --queue control|gpu`: one Temporal worker of the campaign (worker/create-worker.ts). */
+import { parseFlags, str, type Command } from '../../common/cli';
+import { UserError } from '../../common/errors';
+import { log } from '../../common/log';
+import { CONNECTION_FLAGS, CONNECTION_HELP, resolveConnectionSettings } from '../../worker/connection';
+import { resolveDevices } from '../../worker/devices';
+
+const NAME = 'smnas worker';
+
+export const command: Command = {
+  summary: 'run a control or GPU worker (Temporal) until Ctrl-C',
+  help: `usage: smnas worker --queue control|gpu [--gpus 0,1|cpu] [--task-queue name] [--artifacts dir]
+                    [--address host:port] [--namespace ns] [--tls-cert f --tls-key f] [--tls-ca f] [--api-key k]
+
+  --queue control     workflows + light activities (data checks, store, cost model, reports)
+  --queue gpu         trainer activities: at most one training per device it owns
+  --gpus 0,1          devices of a gpu worker (SMNAS_GPUS; default: CUDA_VISIBLE_DEVICES, then
+                      nvidia-smi; none found = a CPU-only host, one slot 'cpu')
+  --task-queue name   serve another task queue than smnas-control / smnas-gpu (campaign "queues")
+  --artifacts dir     default artifact store ($SMNAS_STATE/artifacts)
+  --shutdown-grace s  seconds running activities get on Ctrl-C/SIGTERM before they are cancelled (15)
+
+${CONNECTION_HELP}
+
+Logs (pino JSON) go to stderr; the first line says what the worker is (identity, queue, devices).
+SIGINT/SIGTERM drain the worker gracefully; a killed GPU worker's training is retried elsewhere
+from its last heartbeat checkpoint.`,
+  async main(argv) {
+    const flags = parseFlags(NAME, argv, {
+      queue: { type: 'string' },
+      gpus: { type: 'string' },
+      'task-queue': { type: 'string' },
+      artifacts: { type: 'string' },
+      'shutdown-grace': { type: 'string' },
+      ...CONNECTION_FLAGS,
+    }, false);
+    const queue = str(flags, 'queue');
+    if (queue !== 'control' && queue !== 'gpu') throw new UserError(`${NAME}: --queue must be 'control' or 'gpu' (see '${NAME} --help')`);
+    if (queue === 'control' && str(flags, 'gpus') !== undefined) throw new UserError(`${NAME}: --gpus only applies to --queue gpu`);
+    const grace = str(flags, 'shutdown-grace');
+    if (grace !== undefined && !/^\d+(\.\d+)?$/.test(grace)) throw new UserError(`${NAME}: --shutdown-grace must be seconds, got '${grace}'`);
+    const connection = resolveConnectionSettings(flags, process.env);
+    const devices = queue === 'gpu' ? resolveDevices(str(flags, 'gpus'), process.env) : [];
+
+    const { createWorker } = await import('../../worker/create-worker');
+    let created;
+    try {
+      created = await createWorker({
+        queue,
+        connection,
+        devices,
+        taskQueue: str(flags, 'task-queue'),
+        artifactRoot: str(flags, 'artifacts'),
+        shutdownGraceMs: grace !== undefined ? Number(grace) * 1000 : undefined,
+        logger: log,
+      });
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      const msg = (e as Error).message.split('\n')[0];
+      if (/connect|transport|dns|refused/i.test(msg)) {
+        throw new UserError(`${NAME}: cannot reach Temporal at ${connection.address} (${msg}); start it with 'bin/smnas dev --no-workers' or set --address`);
+      }
+      throw e;
+    }
+    const { worker, connection: conn, plan } = created;
+    log.info(
+      { identity: plan.identity, taskQueue: plan.taskQueue, devices: plan.devices, slots: plan.maxConcurrentActivityTaskExecutions, address: connection.address, namespace: connection.namespace },
+      `${plan.kind} worker ready`,
+    );
+    try {
+      await worker.run(); // resolves after SIGINT/SIGTERM and a graceful drain
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    log.info({ identity: plan.identity }, 'worker stopped');
+    return 0;
+  },
+};

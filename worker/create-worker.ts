@@ -1,0 +1,128 @@
+/**
+ * The project's two kinds of worker (SPEC 7: task queues separate light control work from GPU work):
+ *  - control: runs the workflows (bundled once from workflows/index.ts, cached on disk by source
+ *    hash) and the light activities (data checks, store look-ups, cost model, reports);
+ *  - gpu: runs the trainer activities, at most one per device it owns (a CPU-only host owns one
+ *    slot, 'cpu'); its identity says what it is: host, pid, devices, trainer version.
+ * Both connect with the same settings (worker/connection.ts), so they join a dev server or a
+ * production cluster alike. Shutdown on SIGINT/SIGTERM is the SDK runtime's (graceful drain).
+ */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CONTROL_QUEUE, GPU_QUEUE } from '../protocol/campaign';
+import { STATE_DIR, TRAINER_BIN } from '../common/paths';
+import type { Logger } from '../common/log';
+import { connectOptions, type ConnectionSettings } from './connection';
+import { DEFAULT_WORKFLOWS_PATH, getWorkflowBundle } from './bundle';
+import { pinoSdkLogger } from './sdk-logger';
+
+export type WorkerKind = 'control' | 'gpu';
+
+export interface CreateWorkerOptions {
+  queue: WorkerKind;
+  connection: ConnectionSettings;
+  /** gpu workers: ['cpu'] or ['cuda:0', ...] (worker/devices.ts resolves them) */
+  devices?: string[];
+  /** override the task queue (a campaign may name its own queues) */
+  taskQueue?: string;
+  /** default artifact store root ($SMNAS_STATE/artifacts) */
+  artifactRoot?: string;
+  /** how long running activities get to finish on shutdown before they are cancelled */
+  shutdownGraceMs?: number;
+  /** control workers: how many light activities at once (default 8) */
+  maxConcurrentLightActivities?: number;
+  logger: Logger;
+}
+
+/** What a worker will be, decided before anything connects. Pure, so tests can check it. */
+export interface WorkerPlan {
+  kind: WorkerKind;
+  taskQueue: string;
+  devices: string[];
+  /** activity slots: one per device for gpu workers */
+  maxConcurrentActivityTaskExecutions: number;
+  identity: string;
+  runsWorkflows: boolean;
+}
+
+export function planWorker(
+  o: Pick<CreateWorkerOptions, 'queue' | 'devices' | 'taskQueue' | 'maxConcurrentLightActivities'>,
+  host: { hostname: string; pid: number; trainerVersion: string },
+): WorkerPlan {
+  if (o.queue === 'gpu') {
+    const devices = o.devices && o.devices.length > 0 ? o.devices : ['cpu'];
+    return {
+      kind: 'gpu',
+      taskQueue: o.taskQueue ?? GPU_QUEUE,
+      devices,
+      maxConcurrentActivityTaskExecutions: devices.length,
+      identity: `smnas-gpu@${host.hostname}:${host.pid} devices=${devices.join(',')} trainer=${host.trainerVersion}`,
+      runsWorkflows: false,
+    };
+  }
+  return {
+    kind: 'control',
+    taskQueue: o.taskQueue ?? CONTROL_QUEUE,
+    devices: [],
+    maxConcurrentActivityTaskExecutions: o.maxConcurrentLightActivities ?? 8,
+    identity: `smnas-control@${host.hostname}:${host.pid}`,
+    runsWorkflows: true,
+  };
+}
+
+/** `smnas-trainer --version`, first line; 'missing' / 'unknown' when it cannot tell. */
+export function trainerVersion(bin = TRAINER_BIN): string {
+  try {
+    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+    return out.trim().split('\n')[0].replace(/\s+/g, '_') || 'unknown';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unknown';
+  }
+}
+
+let runtimeInstalled = false;
+/** The SDK runtime: logs through pino; SIGINT/SIGTERM start a graceful worker shutdown. */
+export async function installRuntime(logger: Logger): Promise<void> {
+  if (runtimeInstalled) return;
+  const { Runtime } = await import('@temporalio/worker');
+  try {
+    Runtime.install({ logger: pinoSdkLogger(logger), shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  } catch {
+    // already installed in this process (tests): keep it
+  }
+  runtimeInstalled = true;
+}
+
+export async function createWorker(o: CreateWorkerOptions) {
+  const { NativeConnection, Worker } = await import('@temporalio/worker');
+  const plan = planWorker(o, {
+    hostname: os.hostname(),
+    pid: process.pid,
+    trainerVersion: o.queue === 'gpu' ? trainerVersion() : 'n/a',
+  });
+  await installRuntime(o.logger);
+  const { createControlActivities, createGpuActivities, defaultActivityDeps } = await import('../activities/index');
+  const deps = {
+    ...defaultActivityDeps(o.logger.child({ worker: plan.kind }), plan.kind === 'gpu' ? plan.devices : ['cpu']),
+    ...(o.artifactRoot ? { artifactRoot: o.artifactRoot } : {}),
+  };
+  const connection = await NativeConnection.connect(connectOptions(o.connection));
+  const common = {
+    connection,
+    namespace: o.connection.namespace,
+    taskQueue: plan.taskQueue,
+    identity: plan.identity,
+    shutdownGraceTime: o.shutdownGraceMs ?? 15_000,
+    maxConcurrentActivityTaskExecutions: plan.maxConcurrentActivityTaskExecutions,
+  };
+  const worker =
+    plan.kind === 'gpu'
+      ? await Worker.create({ ...common, activities: createGpuActivities(deps) })
+      : await Worker.create({
+          ...common,
+          activities: createControlActivities(deps),
+          workflowBundle: await getWorkflowBundle(DEFAULT_WORKFLOWS_PATH, path.join(STATE_DIR, 'cache')),
+        });
+  return { worker, connection, plan };
+}
