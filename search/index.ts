@@ -4,3 +4,4 @@ export * from './notation';
 export * from './layout-resolve';
 export * from './rng';
 export * from './space';
+export * from './cost';

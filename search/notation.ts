@@ -43,6 +43,8 @@ export const LIMITS = {
   maxInputSide: 8192,
   maxBase: 1024,
   maxTotalBlocks: 256,
+  /** widest block (planes after all doublings) */
+  maxPlanes: 16384,
   maxFpnChannels: 4096,
 } as const;
 
@@ -137,6 +139,9 @@ export function archProblems(a: Arch): [string, string][] {
       if (!/^[12]+$/.test(s)) out.push(['backbone', `${label}: stage '${s}' must be a non-empty string of '1' (keep) and '2' (double)`]);
     const total = b.stages.reduce((n, s) => n + s.length, 0);
     if (total > LIMITS.maxTotalBlocks) out.push(['backbone', `${label}: ${total} blocks, at most ${LIMITS.maxTotalBlocks} allowed`]);
+    const doublings = b.stages.join('').split('').filter((c) => c === '2').length;
+    if (b.base * 2 ** doublings > LIMITS.maxPlanes)
+      out.push(['backbone', `${label}: ${doublings} doublings widen base ${b.base} to ${b.base * 2 ** doublings} channels, at most ${LIMITS.maxPlanes} allowed`]);
   }
   const n = a.neck;
   if (n.kind === 'fpn') {

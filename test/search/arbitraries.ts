@@ -10,7 +10,11 @@ export const backboneArb: fc.Arbitrary<Arch['backbone']> = fc.oneof(
     kind: fc.constant('encoded' as const),
     block: fc.constantFrom(...BLOCK_KINDS),
     base: fc.integer({ min: 16, max: 128 }),
-    stages: fc.tuple(stage, stage, stage, stage).map((t) => [...t]),
+    // at most 4 doublings keeps widths (and costs) in a realistic range
+    stages: fc.tuple(stage, stage, stage, stage).map((t) => {
+      let left = 4;
+      return t.map((s) => s.replace(/2/g, () => (left-- > 0 ? '2' : '1')));
+    }),
   }),
 );
 

@@ -48,6 +48,7 @@ describe('notation rejects illegal input with a message naming the part', () => 
     ['512x512/basicblock_64_11-31-21-21/none/rpn/2fc', 'backbone', /character '3'.*only '1' \(keep\) and '2' \(double\)/],
     ['512x512/basicblock_64_11--21-21/none/rpn/2fc', 'backbone', /empty stage/],
     ['512x512/Xbottleneck_8_11-21-21-21/none/rpn/2fc', 'backbone', /Xbottleneck needs base >= 16/],
+    ['512x512/basicblock_64_222222222-1-1-1/none/rpn/2fc', 'backbone', /9 doublings widen base 64 to 32768 channels, at most 16384/],
     ['512x512/resnet18/fpn(P1-P5,c=256)/rpn/retina', 'rpn', /retina head is one-stage, use rpn 'none'/],
     ['512x512/resnet18/fpn(P1-P5,c=256)/none/2fc', 'rpn', /two-stage heads.*need 'rpn' or 'ga-rpn'/],
     ['512x512/resnet18/fpn(P1-P5,c=256)/none/cascade(n=3)', 'rpn', /two-stage heads/],
