@@ -5,3 +5,4 @@ export * from './layout-resolve';
 export * from './rng';
 export * from './space';
 export * from './cost';
+export * from './pareto';
