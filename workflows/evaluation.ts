@@ -1,0 +1,138 @@
+/**
+ * One architecture evaluation = one child workflow (SPEC 7): look the result up in the artifact
+ * store, else train + evaluate on a GPU worker, then the stage's cost (stage one: latency
+ * benchmark on the target device; stage two: FLOPs from the cost model; final: both), record it
+ * (store + results log) and hand the parent a small summary. Its workflow id is derived from the
+ * campaign id, stage and canonical string (workflows/ids.ts), so it is never started twice.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { ControlActivities, GpuActivities } from '../activities';
+import type { DatasetRef, EvaluationRecord } from '../activities/types';
+import type { Campaign } from '../protocol/campaign';
+
+export interface EvaluationInput {
+  campaignId: string;
+  stage: 'structural' | 'modular' | 'final' | 'transfer';
+  arch: string;
+  recipe: string;
+  data: DatasetRef;
+  seed: number;
+  /** which cost to measure after training */
+  cost: 'latency' | 'flops' | 'both' | 'none';
+  latencyDevice: string;
+  bench: Campaign['bench'];
+  queues: Campaign['queues'];
+  timeouts: Campaign['timeouts'];
+  artifactRoot?: string;
+  initWeights?: string;
+  initKind?: 'backbone' | 'detector';
+}
+
+export interface EvaluationSummary {
+  key: string;
+  arch: string;
+  kind: 'ok' | 'diverged';
+  mAP: number | null;
+  latencyMs: number | null;
+  gflops: number | null;
+  gpuSeconds: number;
+  attempts: number;
+  reused: boolean;
+  weights: string | null;
+}
+
+function activities(input: EvaluationInput) {
+  const control = proxyActivities<ControlActivities>({
+    taskQueue: input.queues.control,
+    startToCloseTimeout: '10 minutes',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidRecipe', 'InvalidArch', 'MissingCostModel'] },
+  });
+  const gpu = proxyActivities<GpuActivities>({
+    taskQueue: input.queues.gpu,
+    startToCloseTimeout: `${input.timeouts.trainingHours} hours`,
+    heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
+    retry: {
+      maximumAttempts: input.timeouts.maxAttempts,
+      initialInterval: '5 seconds',
+      nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'NoMetrics', 'Diverged'],
+    },
+  });
+  return { control, gpu };
+}
+
+export async function evaluateArchitecture(input: EvaluationInput): Promise<EvaluationSummary> {
+  const { control, gpu } = activities(input);
+  const found = await control.lookupEvaluation({
+    arch: input.arch,
+    recipe: input.recipe,
+    datasetFingerprint: input.data.fingerprint,
+    purpose: input.stage,
+    initWeights: input.initWeights,
+    artifactRoot: input.artifactRoot,
+  });
+  if (found.record) {
+    // the same architecture, recipe and data were evaluated before (this or another campaign): reuse
+    const rec: EvaluationRecord = { ...found.record, campaignId: input.campaignId, stage: input.stage };
+    await control.recordEvaluation({ record: rec, artifactRoot: input.artifactRoot, reused: true });
+    return summarise(rec, true);
+  }
+  const train = await gpu.trainDetector({
+    campaignId: input.campaignId,
+    key: found.key,
+    arch: input.arch,
+    recipe: input.recipe,
+    data: input.data,
+    seed: input.seed,
+    initWeights: input.initWeights,
+    initKind: input.initKind,
+    artifactRoot: input.artifactRoot,
+  });
+  const wantFlops = input.cost === 'flops' || input.cost === 'both';
+  const wantLatency = (input.cost === 'latency' || input.cost === 'both') && train.kind === 'ok';
+  const [cost, latency] = await Promise.all([
+    wantFlops ? control.computeCost({ arch: input.arch, numClasses: input.data.numClasses, recipe: input.recipe }) : null,
+    wantLatency
+      ? gpu.benchmarkLatency({
+          key: found.key,
+          arch: input.arch,
+          recipe: input.recipe,
+          numClasses: input.data.numClasses,
+          device: input.latencyDevice,
+          warmup: input.bench.warmup,
+          iterations: input.bench.iterations,
+          artifactRoot: input.artifactRoot,
+        })
+      : null,
+  ]);
+  const record: EvaluationRecord = {
+    key: found.key,
+    campaignId: input.campaignId,
+    stage: input.stage,
+    arch: input.arch,
+    recipe: input.recipe,
+    recipeHash: found.recipeHash,
+    datasetFingerprint: input.data.fingerprint,
+    train,
+    cost,
+    latency,
+    finishedAt: new Date().toISOString(), // workflow time: deterministic on replay
+  };
+  await control.recordEvaluation({ record, artifactRoot: input.artifactRoot });
+  return summarise(record, false);
+}
+
+function summarise(r: EvaluationRecord, reused: boolean): EvaluationSummary {
+  return {
+    key: r.key,
+    arch: r.arch,
+    kind: r.train.kind,
+    mAP: r.train.mAP,
+    latencyMs: r.latency?.medianMs ?? null,
+    gflops: r.cost?.gflops ?? null,
+    gpuSeconds: reused ? 0 : r.train.gpuSeconds,
+    attempts: r.train.attempt,
+    reused,
+    weights: r.train.weights,
+  };
+}
+

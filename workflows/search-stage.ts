@@ -1,0 +1,255 @@
+/**
+ * A search stage (stage one: structural; stage two: modular around one candidate) as its own
+ * child workflow: evolutionary search driven by the search library, one child workflow per
+ * evaluation, at most `concurrency` in flight. Budgets: max evaluations, a wall-clock deadline
+ * and a GPU-seconds budget stop it from starting more. Pause finishes running evaluations and
+ * starts none; stop-stage keeps what finished and returns.
+ *
+ * History stays bounded: after `continueAsNewEvery` evaluations, or when Temporal suggests it, the
+ * stage stops starting evaluations, drains the running ones (and pending signals), and continues
+ * as new with its compact state (evaluated points, failed archs, the Rng state, budgets used).
+ */
+import {
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  executeChild,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  setHandler,
+  sleep,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import type { DatasetRef } from '../activities/types';
+import type { Campaign } from '../protocol/campaign';
+import type { RngState } from '../search';
+import { SmnasArch, SmnasCampaign, SmnasStage, stageProgressQuery, stageReportSignal, type EvalPoint, type StageProgress, type StageReport } from './api';
+import { evaluateArchitecture, type EvaluationInput, type EvaluationSummary } from './evaluation';
+import { evaluationWorkflowId } from './ids';
+import { initialRngState, paretoFront, propose, spaceOf } from './search-ops';
+import { installStageControl } from './stage-control';
+
+export interface SearchStageInput {
+  campaignId: string;
+  stage: 'structural' | 'modular';
+  /** modular: the stage-one candidate this stage searches around */
+  candidate?: string;
+  space: 'toy' | 'paper';
+  recipe: string;
+  data: DatasetRef;
+  seed: number;
+  maxEvaluations: number;
+  population: number;
+  concurrency: number;
+  /** ms since epoch (workflow time) after which no evaluation starts; null = none */
+  deadline: number | null;
+  /** training seconds this stage may use; null = unlimited */
+  gpuSecondsBudget: number | null;
+  continueAsNewEvery: number;
+  /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
+  parentWorkflowId: string | null;
+  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'artifactRoot'>;
+  /** carried across continue-as-new */
+  carried?: SearchStageState;
+}
+
+export interface SearchStageState {
+  rng: RngState;
+  evaluated: EvalPoint[];
+  failed: string[];
+  gpuSeconds: number;
+  reused: number;
+  paused: boolean;
+  stopRequested: boolean;
+  runs: number;
+}
+
+export interface SearchStageResult {
+  stage: 'structural' | 'modular';
+  candidate: string | null;
+  evaluated: EvalPoint[];
+  front: EvalPoint[];
+  failed: string[];
+  gpuSeconds: number;
+  stopped: boolean;
+  stopReason: 'budget' | 'stopped' | 'deadline' | 'gpu-budget' | 'space-exhausted';
+}
+
+/** how often (workflow ms) a stage reports progress to the campaign at most */
+const REPORT_EVERY_MS = 2000;
+
+export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] {
+  return { latencyDevice: c.latencyDevice, bench: c.bench, queues: c.queues, timeouts: c.timeouts, artifactRoot: c.artifactRoot };
+}
+
+export async function searchStage(input: SearchStageInput): Promise<SearchStageResult> {
+  const costKind = input.stage === 'structural' ? 'latencyMs' : 'gflops';
+  const scope = input.stage === 'modular' ? input.candidate : undefined;
+  const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! });
+  const st: SearchStageState = input.carried ?? {
+    rng: initialRngState(input.seed),
+    evaluated: [],
+    failed: [],
+    gpuSeconds: 0,
+    reused: 0,
+    paused: false,
+    stopRequested: false,
+    runs: 0,
+  };
+  const ctl = installStageControl(input.stage, { paused: st.paused, stopRequested: st.stopRequested });
+  const running = new Set<string>();
+  let startedThisRun = 0;
+  let spaceExhausted = false;
+
+  const progress = (): StageProgress => ({
+    status: 'running',
+    evaluated: st.evaluated.length,
+    planned: input.maxEvaluations,
+    running: running.size,
+    failed: st.failed.length,
+    reused: st.reused,
+    gpuSeconds: st.gpuSeconds,
+    runningArchs: [...running].slice(0, 50),
+  });
+  const report = (): StageReport => ({ stage: input.stage, candidate: input.candidate, progress: progress(), front: paretoFront(st.evaluated) });
+  setHandler(stageProgressQuery, report);
+
+  // throttled progress reports to the campaign workflow (small signals, a few per minute at most)
+  let lastReport = 0;
+  let reportScheduled = false;
+  const sendReport = async () => {
+    if (!input.parentWorkflowId) return;
+    lastReport = Date.now();
+    try {
+      await getExternalWorkflowHandle(input.parentWorkflowId).signal(stageReportSignal, report());
+    } catch (e) {
+      log.warn('progress report to the campaign failed', { error: String(e) });
+    }
+  };
+  const maybeReport = () => {
+    if (!input.parentWorkflowId || reportScheduled) return;
+    const wait = lastReport + REPORT_EVERY_MS - Date.now();
+    if (wait <= 0) void sendReport();
+    else {
+      reportScheduled = true;
+      void sleep(wait).then(async () => {
+        reportScheduled = false;
+        await sendReport();
+      });
+    }
+  };
+
+  const budgetReason = (): SearchStageResult['stopReason'] | null => {
+    if (ctl.stopRequested) return 'stopped';
+    if (st.evaluated.length + st.failed.length + running.size >= input.maxEvaluations) return 'budget';
+    if (input.deadline !== null && Date.now() >= input.deadline) return 'deadline';
+    if (input.gpuSecondsBudget !== null && st.gpuSeconds >= input.gpuSecondsBudget) return 'gpu-budget';
+    if (spaceExhausted) return 'space-exhausted';
+    return null;
+  };
+  const needContinueAsNew = () => startedThisRun >= input.continueAsNewEvery || workflowInfo().continueAsNewSuggested;
+
+  const startEvaluation = (arch: string) => {
+    running.add(arch);
+    startedThisRun++;
+    const args: EvaluationInput = {
+      campaignId: input.campaignId,
+      stage: input.stage,
+      arch,
+      recipe: input.recipe,
+      data: input.data,
+      seed: input.seed,
+      cost: input.stage === 'structural' ? 'latency' : 'flops',
+      ...input.template,
+    };
+    executeChild(evaluateArchitecture, {
+      workflowId: evaluationWorkflowId(input.campaignId, input.stage, arch, scope),
+      taskQueue: input.template.queues.control,
+      args: [args],
+      staticSummary: `${input.stage} evaluation of ${arch}`,
+      typedSearchAttributes: [
+        { key: SmnasCampaign, value: input.campaignId },
+        { key: SmnasStage, value: input.stage },
+        { key: SmnasArch, value: arch },
+      ],
+    })
+      .then((s: EvaluationSummary) => {
+        const cost = input.stage === 'structural' ? s.latencyMs : s.gflops;
+        if (s.kind === 'ok' && cost === null) throw new Error(`evaluation of ${arch} returned no ${costKind}`);
+        st.evaluated.push({ arch, mAP: s.mAP, cost: cost ?? 0, costKind, key: s.key, reused: s.reused });
+        st.gpuSeconds += s.gpuSeconds;
+        if (s.reused) st.reused++;
+      })
+      .catch((e: unknown) => {
+        if (isCancellation(e)) return; // the stage itself is being cancelled
+        log.warn('evaluation failed', { arch, error: String(e) });
+        st.failed.push(arch);
+      })
+      .finally(() => {
+        running.delete(arch);
+        maybeReport();
+      });
+  };
+
+  while (true) {
+    // wait until we may start one, or must drain / finish
+    await condition(
+      () =>
+        (running.size === 0 && (budgetReason() !== null || needContinueAsNew())) ||
+        (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency),
+    );
+    if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
+      await condition(allHandlersFinished);
+      st.paused = ctl.paused;
+      st.stopRequested = ctl.stopRequested;
+      st.runs++;
+      await continueAsNew<typeof searchStage>({ ...input, carried: st });
+    }
+    const reason = budgetReason();
+    if (reason !== null) {
+      if (running.size === 0) {
+        const result: SearchStageResult = {
+          stage: input.stage,
+          candidate: input.candidate ?? null,
+          evaluated: st.evaluated,
+          front: paretoFront(st.evaluated),
+          failed: st.failed,
+          gpuSeconds: st.gpuSeconds,
+          stopped: reason !== 'budget' && reason !== 'space-exhausted',
+          stopReason: reason,
+        };
+        await sendReport();
+        return result;
+      }
+      continue;
+    }
+    const free = Math.min(input.concurrency - running.size, input.maxEvaluations - st.evaluated.length - st.failed.length - running.size);
+    const p = propose({
+      space,
+      evaluated: st.evaluated,
+      taken: [...st.evaluated.map((e) => e.arch), ...st.failed, ...running],
+      rng: st.rng,
+      count: free,
+      population: input.population,
+    });
+    st.rng = p.rng;
+    for (const pr of p.pruned) log.info('pruned by partial order', pr);
+    if (p.archs.length === 0) {
+      if (running.size === 0) spaceExhausted = true;
+      else {
+        // nothing new until a running evaluation changes the front
+        const n = st.evaluated.length + st.failed.length;
+        await condition(() => st.evaluated.length + st.failed.length !== n || ctl.stopRequested);
+      }
+      continue;
+    }
+    for (const a of p.archs) startEvaluation(a);
+  }
+}
+
+/** Thrown into the campaign when a stage produced nothing usable. */
+export function emptyStage(stage: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`stage ${stage} finished without any scored architecture`, 'EmptyStage');
+}
