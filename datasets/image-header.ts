@@ -40,7 +40,7 @@ export function parseImageHeader(buf: Buffer): ImageHeader | string {
   return 'not a PNG or JPEG file';
 }
 
-/** Read just enough of the file to find its size (JPEG EXIF blocks can push SOF past 64 KB). */
+/** Read just enough of the file to find its size. */
 export function readImageHeader(file: string): ImageHeader | string {
   let fd: number;
   try {
@@ -50,7 +50,8 @@ export function readImageHeader(file: string): ImageHeader | string {
     return code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})`;
   }
   try {
-    let size = 65536;
+    // most headers fit in 4 KB; JPEG EXIF/ICC blocks can push the frame header further
+    let size = 4096;
     for (;;) {
       const buf = Buffer.alloc(size);
       const n = fs.readSync(fd, buf, 0, size, 0);
@@ -58,12 +59,38 @@ export function readImageHeader(file: string): ImageHeader | string {
       if (typeof r !== 'string' || n < size || size >= 4 << 20 || !r.startsWith('JPEG header truncated')) {
         return n === 0 ? 'empty file' : r;
       }
-      size *= 4;
+      size *= 16;
     }
   } catch (e) {
     return `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
   }
   finally {
     fs.closeSync(fd);
+  }
+}
+
+/** Async variant for checking whole data sets without blocking the event loop. */
+export async function readImageHeaderAsync(file: string): Promise<ImageHeader | string> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})`;
+  }
+  try {
+    let size = 4096;
+    for (;;) {
+      const buf = Buffer.alloc(size);
+      const { bytesRead: n } = await fh.read(buf, 0, size, 0);
+      if (n === 0) return 'empty file';
+      const r = parseImageHeader(buf.subarray(0, n));
+      if (typeof r !== 'string' || n < size || size >= 4 << 20 || !r.startsWith('JPEG header truncated')) return r;
+      size *= 16;
+    }
+  } catch (e) {
+    return `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  } finally {
+    await fh.close();
   }
 }

@@ -1,0 +1,247 @@
+/**
+ * Streaming reader for big JSON files whose bulk is top-level arrays (COCO instances: images,
+ * annotations, categories; results files: one array). It reads the file in chunks, finds each
+ * array element's byte range with a small scanner (strings, nesting) and JSON.parses elements one
+ * at a time, so a 450 MB train2017 file never becomes one giant string or DOM. Errors carry the
+ * byte offset, line and column, and the element index.
+ */
+import * as fs from 'node:fs';
+
+export class JsonLocationError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+    readonly line: number,
+    readonly column: number,
+    /** e.g. "annotations[17]" */
+    readonly record?: string,
+  ) {
+    super(message);
+  }
+}
+
+const CHUNK = 8 << 20;
+
+function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/**
+ * End (exclusive) of the JSON value starting at `pos` in buf[..end], or -1 when the buffer ends
+ * first. Only structure is checked here; JSON.parse checks the rest.
+ */
+function scanValue(buf: Buffer, pos: number, end: number): number {
+  const c0 = buf[pos];
+  if (c0 === 0x22) return scanString(buf, pos, end);
+  if (c0 === 0x7b || c0 === 0x5b) {
+    let depth = 0;
+    let i = pos;
+    while (i < end) {
+      const c = buf[i];
+      if (c === 0x22) {
+        const e = scanString(buf, i, end);
+        if (e < 0) return -1;
+        i = e;
+        continue;
+      }
+      if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+      i++;
+    }
+    return -1;
+  }
+  // number / true / false / null / NaN ...: up to a delimiter
+  let i = pos;
+  while (i < end) {
+    const c = buf[i];
+    if (c === 0x2c || c === 0x5d || c === 0x7d || isWs(c)) return i;
+    i++;
+  }
+  return -1;
+}
+
+function scanString(buf: Buffer, pos: number, end: number): number {
+  let i = pos + 1;
+  while (i < end) {
+    const c = buf[i];
+    if (c === 0x5c) i += 2;
+    else if (c === 0x22) return i + 1;
+    else i++;
+  }
+  return -1;
+}
+
+/** line/column (1-based) of a byte offset, by re-reading the file (only on the error path). */
+export function locateOffset(file: string, offset: number): { line: number; column: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(CHUNK);
+    let line = 1;
+    let lineStart = 0;
+    let base = 0;
+    while (base < offset) {
+      const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, offset - base), base);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        if (buf[i] === 0x0a) {
+          line++;
+          lineStart = base + i + 1;
+        }
+      }
+      base += n;
+    }
+    return { line, column: offset - lineStart + 1 };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface StreamHandlers {
+  /** called for each element of the top-level array (file is an array) or of arrays under these keys */
+  element: (key: string, value: unknown, index: number) => void;
+  /** top-level object keys whose array elements are streamed; other keys' values go to `other` */
+  arrayKeys?: ReadonlySet<string>;
+  other?: (key: string, value: unknown) => void;
+  /** called when a streamed array starts (also for empty arrays) */
+  arrayStart?: (key: string) => void;
+  progress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+/**
+ * Stream a JSON file that is either an array (key "" for its elements) or an object whose
+ * `arrayKeys` hold arrays. Async: yields to the event loop between chunks (activities heartbeat).
+ */
+export async function streamJson(file: string, h: StreamHandlers): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  const total = (await fh.stat()).size;
+  let buf = Buffer.alloc(0);
+  let bufBase = 0; // file offset of buf[0]
+  let eof = false;
+  let pos = 0;
+
+  const fail = (msg: string, at: number, record?: string): never => {
+    const { line, column } = locateOffset(file, at);
+    throw new JsonLocationError(`${msg} at line ${line}, column ${column}${record ? ` (${record})` : ''}`, at, line, column, record);
+  };
+  /** make sure buf holds at least `need` bytes after pos (or EOF); false at EOF */
+  const fill = async (need: number): Promise<boolean> => {
+    while (buf.length - pos < need && !eof) {
+      const chunk = Buffer.alloc(Math.max(CHUNK, need));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, bufBase + buf.length);
+      if (bytesRead === 0) eof = true;
+      buf = Buffer.concat([buf.subarray(pos), chunk.subarray(0, bytesRead)]);
+      bufBase += pos;
+      pos = 0;
+      h.progress?.(bufBase, total);
+    }
+    return buf.length - pos >= need;
+  };
+  const skipWs = async (): Promise<number> => {
+    for (;;) {
+      while (pos < buf.length && isWs(buf[pos])) pos++;
+      if (pos < buf.length) return buf[pos];
+      if (!(await fill(1))) return -1;
+    }
+  };
+  /** the complete value at pos, parsed; advances pos */
+  const readValue = async (record: string): Promise<unknown> => {
+    let need = 1;
+    for (;;) {
+      const e = scanValue(buf, pos, buf.length);
+      if (e >= 0 && (e < buf.length || eof)) {
+        const text = buf.toString('utf8', pos, e);
+        const at = bufBase + pos;
+        pos = e;
+        try {
+          return JSON.parse(text);
+        } catch (err) {
+          const m = /position (\d+)/.exec((err as Error).message);
+          const off = at + (m ? Buffer.byteLength(text.slice(0, Number(m[1]))) : 0);
+          const token = /^-?(NaN|Infinity)\b/.exec(text.slice(m ? Number(m[1]) : 0).trimStart()) ??
+            /[:\[,]\s*(-?(?:NaN|Infinity))\b/.exec(text);
+          const what = token ? `invalid JSON value ${token[1] ?? token[0]} (not a finite number)` : `malformed JSON: ${(err as Error).message.split('\n')[0]}`;
+          return fail(what, off, record);
+        }
+      }
+      if (eof) return fail('unexpected end of file', bufBase + buf.length, record);
+      need = buf.length - pos + CHUNK;
+      await fill(need);
+    }
+  };
+  const expect = async (ch: number, what: string, record?: string): Promise<void> => {
+    const c = await skipWs();
+    if (c !== ch) fail(c < 0 ? `unexpected end of file, expected ${what}` : `expected ${what}, found '${String.fromCharCode(c)}'`, bufBase + pos, record);
+    pos++;
+  };
+  const streamArray = async (key: string): Promise<void> => {
+    await expect(0x5b, `'[' (the value of "${key}" must be an array)`);
+    h.arrayStart?.(key);
+    let index = 0;
+    let c = await skipWs();
+    if (c === 0x5d) {
+      pos++;
+      return;
+    }
+    for (;;) {
+      const record = key ? `${key}[${index}]` : `record ${index}`;
+      if (c < 0) fail('unexpected end of file', bufBase + pos, record);
+      const value = await readValue(record);
+      h.element(key, value, index++);
+      c = await skipWs();
+      if (c === 0x2c) {
+        pos++;
+        c = await skipWs();
+        continue;
+      }
+      if (c === 0x5d) {
+        pos++;
+        return;
+      }
+      fail(c < 0 ? 'unexpected end of file' : `expected ',' or ']' after ${record}, found '${String.fromCharCode(c)}'`, bufBase + pos, record);
+    }
+  };
+
+  try {
+    const first = await skipWs();
+    if (first === 0x5b) {
+      await streamArray('');
+    } else if (first === 0x7b) {
+      pos++;
+      let c = await skipWs();
+      if (c === 0x7d) pos++;
+      else {
+        for (;;) {
+          if (c !== 0x22) fail('expected a key string', bufBase + pos);
+          const key = (await readValue('key')) as string;
+          await expect(0x3a, `':' after "${key}"`);
+          await skipWs();
+          if (h.arrayKeys?.has(key)) await streamArray(key);
+          else {
+            const v = await readValue(key);
+            h.other?.(key, v);
+          }
+          c = await skipWs();
+          if (c === 0x2c) {
+            pos++;
+            c = await skipWs();
+            continue;
+          }
+          if (c === 0x7d) {
+            pos++;
+            break;
+          }
+          fail(c < 0 ? 'unexpected end of file' : `expected ',' or '}' after the value of "${key}"`, bufBase + pos);
+        }
+      }
+    } else {
+      fail(first < 0 ? 'empty file' : 'expected a JSON object or array', bufBase + pos);
+    }
+    const tail = await skipWs();
+    if (tail >= 0) fail('unexpected data after the end of the JSON document', bufBase + pos);
+  } finally {
+    await fh.close();
+  }
+}
