@@ -6,3 +6,5 @@ export * from './rng';
 export * from './space';
 export * from './cost';
 export * from './pareto';
+export * from './pruning';
+export * from './evolution';
