@@ -90,15 +90,8 @@ export function propose(o: {
 export function paretoFront(points: EvalPoint[]): EvalPoint[] {
   const scored = points.filter((p) => p.mAP !== null);
   if (scored.length === 0) return [];
-  const sort = need<(pts: { cost: number; score: number }[]) => unknown>(['nonDominatedSort', 'paretoFronts', 'paretoRanks']);
-  const r = sort(scored.map((p) => ({ id: p.arch, cost: p.cost, score: p.mAP as number })));
-  // accepted shapes: number[][] (fronts of indices) or number[] (a rank per point)
-  if (Array.isArray(r) && (r.length === 0 || Array.isArray(r[0]))) {
-    const first = (r as unknown[][])[0] ?? [];
-    return first.map((i) => (typeof i === 'number' ? scored[i] : scored.find((p) => p.arch === (i as { id: string }).id)!)).sort((a, b) => a.cost - b.cost);
-  }
-  const ranks = ((r as { ranks?: number[] }).ranks ?? r) as number[];
-  return scored.filter((_, i) => ranks[i] === 0).sort((a, b) => a.cost - b.cost);
+  const { fronts } = search.nonDominatedSort(scored.map((p) => ({ cost: p.cost, score: p.mAP as number })));
+  return (fronts[0] ?? []).map((i) => scored[i]);
 }
 
 /** K points of a front spread across its cost range (the paper's C0..C{K-1}). */

@@ -1,0 +1,232 @@
+/**
+ * Workflow tests on a REAL Temporal dev server (test/support/temporal-server.ts) with the real
+ * workflows and control activities, and MOCKED GPU activities (test/workflows/mock-gpu.ts):
+ * validation, stage order, budgets, pause/resume, stop-stage, continue-as-new, reuse of finished
+ * evaluations.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import { WorkflowFailedError } from '@temporalio/client';
+import { closeTestClients, uniqueId, withTestWorker, type TestWorkerOptions } from '../support/temporal-server';
+import { createControlActivities } from '../../activities';
+import { writeSynthDetection } from '../../datasets/synth/detection';
+import { writeSynthClassification } from '../../datasets/synth/classification';
+import { makeToyCampaign, type Campaign, type CampaignInput } from '../../protocol/campaign';
+import { describeCocoDir } from '../../activities/data';
+import { candidatesQuery, frontsQuery, pauseSignal, progressQuery, resumeSignal, stopStageSignal, stageProgressQuery } from '../../workflows/api';
+import type { SearchStageInput } from '../../workflows/search-stage';
+import { MockGpu } from './mock-gpu';
+
+jest.setTimeout(180_000);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-wf-'));
+const dataRoot = path.join(work, 'data');
+afterAll(async () => {
+  await closeTestClients();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+beforeAll(() => {
+  // tiny real data sets (the control activities check and fingerprint them)
+  const o = { train: 4, val: 2, size: 64, classes: 2, seed: 3 };
+  writeSynthDetection({ ...o, out: path.join(dataRoot, 'coco'), format: 'coco' });
+  writeSynthDetection({ ...o, out: path.join(dataRoot, 'coco2'), format: 'coco', seed: 4 });
+  writeSynthClassification({ out: path.join(dataRoot, 'cls'), train: 2, val: 1, size: 32, classes: 2, seed: 5 });
+});
+
+function campaign(taskQueue: string, overrides: Partial<CampaignInput> = {}, id = uniqueId('camp')): Campaign {
+  const base = makeToyCampaign({ id, dataRoot, artifactRoot: path.join(work, 'store') });
+  return {
+    ...base,
+    data: {
+      detection: { root: path.join(dataRoot, 'coco'), trainSplit: 'train', valSplit: 'val' },
+      transfer: [{ name: 'second', format: 'coco', root: path.join(dataRoot, 'coco2') }],
+      classification: { root: path.join(dataRoot, 'cls') },
+    },
+    queues: { control: taskQueue, gpu: taskQueue },
+    candidates: 2,
+    stages: {
+      ...base.stages,
+      structural: { maxEvaluations: 6, population: 6, recipe: 'toy-stage-one' },
+      modular: { maxEvaluationsPerCandidate: 3, population: 3, recipe: 'toy-stage-two', finalists: 2 },
+    },
+    budgets: { maxConcurrentTrainings: 2, continueAsNewEvery: 200 },
+    ...(overrides as object),
+  } as Campaign;
+}
+
+function workerOpts(gpu: MockGpu, taskQueue: string): TestWorkerOptions {
+  const control = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+  return { taskQueue, activities: { ...control, ...gpu.activities() } };
+}
+
+describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
+  test('runs the six stages in order within the budgets and writes the report', async () => {
+    const gpu = new MockGpu();
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const c = campaign(tq);
+      const h = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: `smnas-${c.id}`, args: [c] });
+      const result: any = await h.result();
+      // stage order by recipe of each GPU call
+      const order = gpu.calls.filter((x) => x.activity !== 'benchmarkLatency').map((x) => x.recipe);
+      const firstIdx = (r: string) => order.indexOf(r);
+      const lastIdx = (r: string) => order.lastIndexOf(r);
+      for (const [a, b] of [['toy-stage-one', 'toy-stage-two'], ['toy-stage-two', 'toy-pretrain'], ['toy-pretrain', 'toy-final'], ['toy-final', 'toy-transfer']]) {
+        expect(firstIdx(a)).toBeGreaterThanOrEqual(0);
+        expect(lastIdx(a)).toBeLessThan(firstIdx(b));
+      }
+      // budgets: exactly the evaluations asked for, never more than 2 trainings at once
+      expect(order.filter((r) => r === 'toy-stage-one')).toHaveLength(6);
+      expect(order.filter((r) => r === 'toy-stage-two').length).toBeLessThanOrEqual(2 * 3);
+      expect(gpu.maxRunning).toBeLessThanOrEqual(2);
+      // no architecture trained twice in a stage
+      const s1 = gpu.calls.filter((x) => x.recipe === 'toy-stage-one' && x.activity === 'trainDetector').map((x) => x.arch);
+      expect(new Set(s1).size).toBe(s1.length);
+
+      expect(result.finalTable.length).toBeGreaterThan(0);
+      for (const row of result.finalTable) {
+        expect(row.finalMap).not.toBeNull();
+        expect(row.gflops).toBeGreaterThan(0);
+        expect(row.transfer.second).not.toBeNull();
+      }
+      const files = fs.readdirSync(result.artifactDir);
+      expect(files).toEqual(expect.arrayContaining(['results.jsonl', 'fronts.json', 'report.md', 'pareto-structural.svg', 'pareto-modular.svg', 'final.json']));
+      const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.filter((l) => l.stage === 'structural')).toHaveLength(6);
+      expect(lines[0]).toMatchObject({ arch: expect.any(String), recipe: 'toy-stage-one', attempts: 1, latencyMs: expect.any(Number) });
+
+      const progress = await h.query(progressQuery);
+      expect(progress.phase).toBe('done');
+      expect(progress.stages.structural).toMatchObject({ status: 'done', evaluated: 6, planned: 6 });
+      expect(progress.bestMap).toBeGreaterThan(0);
+      const fronts = await h.query(frontsQuery);
+      expect(fronts.structural.length).toBeGreaterThan(0);
+      const cands = await h.query(candidatesQuery);
+      expect(cands.selected.length).toBeGreaterThan(0);
+      const desc = await h.describe();
+      expect(desc.typedSearchAttributes.get({ name: 'SmnasStage', type: 'KEYWORD' } as any)).toBe('done');
+      expect(desc.typedSearchAttributes.get({ name: 'SmnasEvaluated', type: 'INT' } as any)).toBeGreaterThanOrEqual(6);
+    });
+  });
+
+  test('a campaign started again reuses every finished evaluation instead of training', async () => {
+    const gpu = new MockGpu();
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const c1 = campaign(tq, { artifactRoot: path.join(work, 'store-reuse') }, uniqueId('reuse-a'));
+      await client.workflow.execute('smnasSearch', { taskQueue: tq, workflowId: `smnas-${c1.id}`, args: [c1] });
+      const trained = gpu.calls.filter((x) => x.activity === 'trainDetector').length;
+      expect(trained).toBeGreaterThan(6);
+      // a new campaign (new id) on the same data with the same seed makes the same decisions: all reused
+      const c2 = { ...c1, id: uniqueId('reuse-b') };
+      const h2 = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: `smnas-${c2.id}`, args: [c2] });
+      await h2.result();
+      expect(gpu.calls.filter((x) => x.activity === 'trainDetector').length).toBe(trained);
+      const p = await h2.query(progressQuery);
+      expect(p.stages.structural.reused).toBe(6);
+    });
+  });
+
+  test('an invalid campaign fails at once, non-retryably, naming the field', async () => {
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(new MockGpu(), tq), async ({ client }) => {
+      const bad = { ...campaign(tq), budgets: { maxConcurrentTrainings: 0 } };
+      const err = await client.workflow.execute('smnasSearch', { taskQueue: tq, workflowId: uniqueId('bad'), args: [bad] }).catch((e) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause?.message).toMatch(/^campaign: budgets\.maxConcurrentTrainings: /);
+    });
+  });
+});
+
+function stageInput(taskQueue: string, o: Partial<SearchStageInput>): SearchStageInput {
+  const c = campaign(taskQueue);
+  return {
+    campaignId: uniqueId('stage'),
+    stage: 'structural',
+    space: 'toy',
+    recipe: 'toy-stage-one',
+    data: describeCocoDir('detection', path.join(dataRoot, 'coco'), 'train', 'val'),
+    seed: 1,
+    maxEvaluations: 8,
+    population: 8,
+    concurrency: 2,
+    deadline: null,
+    gpuSecondsBudget: null,
+    continueAsNewEvery: 1000,
+    parentWorkflowId: null,
+    template: { latencyDevice: 'cpu', bench: c.bench, queues: c.queues, timeouts: c.timeouts, artifactRoot: path.join(work, `store-${Math.random()}`) },
+    ...o,
+  };
+}
+
+const until = async (f: () => Promise<boolean>, ms = 30_000) => {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+describe('searchStage controls', () => {
+  test('pause finishes running evaluations and starts none; resume continues', async () => {
+    const gpu = new MockGpu(400);
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('pause'), args: [stageInput(tq, {})] });
+      await until(async () => (await h.query(stageProgressQuery)).progress.running > 0);
+      await h.signal(pauseSignal);
+      await until(async () => (await h.query(stageProgressQuery)).progress.running === 0);
+      const frozen = gpu.calls.length;
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(gpu.calls.length).toBe(frozen); // nothing started while paused
+      const mid = await h.query(stageProgressQuery);
+      expect(mid.progress.evaluated).toBeLessThan(8);
+      await h.signal(resumeSignal);
+      const r: any = await h.result();
+      expect(r.evaluated).toHaveLength(8);
+      expect(r.stopped).toBe(false);
+    });
+  });
+
+  test('stop-stage keeps what finished and returns early', async () => {
+    const gpu = new MockGpu(300);
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('stop'), args: [stageInput(tq, { maxEvaluations: 12, population: 12 })] });
+      await until(async () => (await h.query(stageProgressQuery)).progress.evaluated >= 2);
+      await h.signal(stopStageSignal);
+      const r: any = await h.result();
+      expect(r.stopped).toBe(true);
+      expect(r.stopReason).toBe('stopped');
+      expect(r.evaluated.length).toBeGreaterThanOrEqual(2);
+      expect(r.evaluated.length).toBeLessThan(12);
+      expect(r.front.length).toBeGreaterThan(0);
+    });
+  });
+
+  test('continues as new every N evaluations, carrying its state and the Rng', async () => {
+    const gpu = new MockGpu(10);
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const input = stageInput(tq, { maxEvaluations: 7, population: 7, continueAsNewEvery: 3, seed: 5 });
+      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('can'), args: [input] });
+      const r: any = await h.result();
+      expect(r.evaluated).toHaveLength(7);
+      expect(new Set(r.evaluated.map((e: any) => e.arch)).size).toBe(7);
+      // three runs: 3 + 3 + 1 evaluations
+      let runs: string[] = [];
+      await until(async () => {
+        runs = [];
+        for await (const w of client.workflow.list({ query: `WorkflowId = '${h.workflowId}'` })) runs.push(w.runId);
+        return runs.length >= 3; // visibility catches up a moment after the last run closes
+      }, 10_000);
+      expect(runs.length).toBe(3);
+      // the same seed without continue-as-new samples the same architectures (the Rng state was carried)
+      const h2 = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('nocan'), args: [{ ...input, continueAsNewEvery: 1000 }] });
+      const r2: any = await h2.result();
+      expect(new Set(r2.evaluated.map((e: any) => e.arch))).toEqual(new Set(r.evaluated.map((e: any) => e.arch)));
+    });
+  });
+});
