@@ -10,7 +10,8 @@ import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createGpuActivities, type ActivityDeps } from '../../activities';
-import type { TrainRequest } from '../../activities/types';
+import type { TrainOutcome, TrainRequest } from '../../activities/types';
+import type { BenchFigures } from '../../protocol/trainer-messages';
 import { processGone, tmpDir, writeMockTrainer, type MockBehaviour } from './mock-trainer';
 
 const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
@@ -53,7 +54,7 @@ describe('trainDetector (mock trainer)', () => {
     const beats: any[] = [];
     env.on('heartbeat', (d) => beats.push(d));
     const acts = createGpuActivities(deps('ok'));
-    const out = await env.run(acts.trainDetector, request());
+    const out = (await env.run(acts.trainDetector, request())) as TrainOutcome;
     expect(out.kind).toBe('ok');
     expect(out.mAP).toBeCloseTo(0.42);
     expect(out.weights).toMatch(/final\.pt$/);
@@ -79,7 +80,7 @@ describe('trainDetector (mock trainer)', () => {
     });
     const beats: any[] = [];
     env.on('heartbeat', (b) => beats.push(b));
-    const out = await env.run(createGpuActivities(d).trainDetector, request('k2'));
+    const out = (await env.run(createGpuActivities(d).trainDetector, request('k2'))) as TrainOutcome;
     expect(out.attempt).toBe(2);
     expect(out.resumedFrom).toBe(ckpt);
     const job = JSON.parse(fs.readFileSync(path.join(work, 'resume', 'runs', 'k2', 'job-train-attempt2.json'), 'utf8'));
@@ -134,7 +135,7 @@ describe('benchmarkLatency (mock trainer)', () => {
   test('returns the bench figures and caches them in the store', async () => {
     const d = deps('bench');
     const req = { key: 'kb', arch: ARCH, recipe: 'toy-stage-one', numClasses: 3, device: 'cpu', warmup: 1, iterations: 3 };
-    const figs = await new MockActivityEnvironment().run(createGpuActivities(d).benchmarkLatency, req);
+    const figs = (await new MockActivityEnvironment().run(createGpuActivities(d).benchmarkLatency, req)) as BenchFigures;
     expect(figs.medianMs).toBe(12.5);
     // second call: from the store, even with a trainer that would fail
     const again = await new MockActivityEnvironment().run(createGpuActivities({ ...d, trainerBin: '/nonexistent' }).benchmarkLatency, req);
