@@ -32,8 +32,9 @@ export interface LoadOptions {
   /** collect problems instead of throwing on the first one (invalid records are then left out) */
   onProblem?: (p: Problem) => void;
   progress?: (bytesDone: number, bytesTotal: number) => void;
-  /** force the streaming path (tests) */
+  /** force the streaming path, optionally with tiny reads (tests) */
   stream?: boolean;
+  chunkSize?: number;
 }
 
 const SECTIONS = ['images', 'annotations', 'categories'] as const;
@@ -105,6 +106,7 @@ export async function loadCocoInstances(file: string, opts: LoadOptions = {}): P
           take(key as Section, value, index);
         },
         progress: opts.progress,
+        chunkSize: opts.chunkSize,
       });
     } catch (e) {
       if (e instanceof JsonLocationError) {

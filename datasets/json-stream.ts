@@ -108,6 +108,8 @@ export interface StreamHandlers {
   /** called when a streamed array starts (also for empty arrays) */
   arrayStart?: (key: string) => void;
   progress?: (bytesDone: number, bytesTotal: number) => void;
+  /** read size (tests use tiny chunks to exercise elements split across reads) */
+  chunkSize?: number;
 }
 
 /**
@@ -121,6 +123,7 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
   let bufBase = 0; // file offset of buf[0]
   let eof = false;
   let pos = 0;
+  const chunkSize = h.chunkSize ?? CHUNK;
 
   const fail = (msg: string, at: number, record?: string): never => {
     const { line, column } = locateOffset(file, at);
@@ -129,7 +132,7 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
   /** make sure buf holds at least `need` bytes after pos (or EOF); false at EOF */
   const fill = async (need: number): Promise<boolean> => {
     while (buf.length - pos < need && !eof) {
-      const chunk = Buffer.alloc(Math.max(CHUNK, need));
+      const chunk = Buffer.alloc(Math.max(chunkSize, need));
       const { bytesRead } = await fh.read(chunk, 0, chunk.length, bufBase + buf.length);
       if (bytesRead === 0) eof = true;
       buf = Buffer.concat([buf.subarray(pos), chunk.subarray(0, bytesRead)]);
@@ -167,7 +170,7 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
         }
       }
       if (eof) return fail('unexpected end of file', bufBase + buf.length, record);
-      need = buf.length - pos + CHUNK;
+      need = buf.length - pos + chunkSize;
       await fill(need);
     }
   };

@@ -1,0 +1,85 @@
+/** Converter round trips: the same generated scenes written as VOC / BDD and converted back equal the COCO form. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { convertBdd } from '../../datasets/bdd';
+import { checkDataset } from '../../datasets/check';
+import type { CocoInstances } from '../../datasets/coco-schema';
+import { writeSynthDetection } from '../../datasets/synth/detection';
+import { convertVoc, parseVocXml } from '../../datasets/voc';
+
+const read = (f: string): CocoInstances => JSON.parse(fs.readFileSync(f, 'utf8'));
+
+/** image file name -> sorted list of "class|x,y,w,h|crowd" */
+function boxesByImage(inst: CocoInstances, nameOf: (catId: number) => string): Map<string, string[]> {
+  const files = new Map(inst.images.map((im) => [im.id, im.file_name]));
+  const out = new Map<string, string[]>(inst.images.map((im) => [im.file_name, []]));
+  for (const a of inst.annotations) out.get(files.get(a.image_id)!)!.push(`${nameOf(a.category_id)}|${a.bbox.join(',')}|${a.iscrowd}`);
+  for (const v of out.values()) v.sort();
+  return out;
+}
+
+describe('converters', () => {
+  let dir: string;
+  const base = { train: 12, val: 5, size: 96, seed: 21 };
+  beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-convert-'))));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('VOC: synth voc -> convert == synth coco (difficult -> iscrowd), for both splits, and passes data check', async () => {
+    writeSynthDetection({ ...base, classes: 5, format: 'coco', out: path.join(dir, 'coco') });
+    writeSynthDetection({ ...base, classes: 5, format: 'voc', out: path.join(dir, 'voc') });
+    const out = path.join(dir, 'voc-coco');
+    let difficult = 0;
+    for (const split of ['train', 'val']) {
+      const r = convertVoc({ input: path.join(dir, 'voc', 'VOCdevkit'), split, out });
+      difficult += r.difficult;
+      const want = read(path.join(dir, 'coco/annotations', `instances_${split}.json`));
+      const got = read(path.join(out, 'annotations', `instances_${split}.json`));
+      const wantNames = new Map(want.categories.map((c) => [c.id, c.name]));
+      const gotNames = new Map(got.categories.map((c) => [c.id, c.name]));
+      // same classes (VOC: sorted names), same images and sizes
+      expect([...gotNames.values()]).toEqual([...wantNames.values()].sort());
+      expect(got.images.map((i) => [i.file_name, i.width, i.height])).toEqual(want.images.map((i) => [i.file_name, i.width, i.height]));
+      // boxes equal; the VOC copy marks some objects difficult, which become iscrowd=1
+      const w = boxesByImage(want, (c) => wantNames.get(c)!);
+      const g = boxesByImage(got, (c) => gotNames.get(c)!);
+      for (const [file, boxes] of w) expect(g.get(file)!.map((s) => s.replace(/\|1$/, '|0'))).toEqual(boxes);
+      // images are linked and readable
+      for (const im of got.images) expect(fs.statSync(path.join(out, split, im.file_name)).size).toBeGreaterThan(0);
+    }
+    expect(difficult).toBeGreaterThan(0);
+    const report = await checkDataset(out);
+    expect(report.errors).toBe(0);
+    expect(report.splits.map((s) => s.split)).toEqual(['train', 'val']);
+  });
+
+  it('BDD: synth bdd -> convert == synth coco (10 classes, lane labels skipped)', async () => {
+    writeSynthDetection({ ...base, classes: 10, format: 'coco', out: path.join(dir, 'coco10') });
+    writeSynthDetection({ ...base, classes: 10, format: 'bdd', out: path.join(dir, 'bdd') });
+    const out = path.join(dir, 'bdd-coco');
+    for (const split of ['train', 'val']) {
+      const r = await convertBdd({ input: path.join(dir, 'bdd'), split, out, copy: split === 'val' });
+      expect(r.categories).toHaveLength(10);
+      const want = read(path.join(dir, 'coco10/annotations', `instances_${split}.json`));
+      const got = read(path.join(out, 'annotations', `instances_${split}.json`));
+      // same class index (BDD names replace the shape names)
+      expect(boxesByImage(got, (c) => String(c))).toEqual(boxesByImage(want, (c) => String(c)));
+      expect(got.images.map((i) => [i.width, i.height])).toEqual(want.images.map((i) => [i.width, i.height]));
+    }
+    expect(fs.lstatSync(path.join(out, 'val', 'val_000001.png')).isSymbolicLink()).toBe(false);
+    expect(fs.lstatSync(path.join(out, 'train', 'train_000001.png')).isSymbolicLink()).toBe(true);
+    expect((await checkDataset(out)).errors).toBe(0);
+  });
+
+  it('VOC XML errors name the file and object', () => {
+    expect(() => parseVocXml('<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>x</xmin></bndbox></object></annotation>', 'A/1.xml')).toThrow(
+      'A/1.xml: object 0 (cat): <xmin> is not a number',
+    );
+    expect(() => parseVocXml('<foo/>', 'A/2.xml')).toThrow('A/2.xml: not a VOC annotation');
+    const a = parseVocXml(
+      '<annotation><filename>b.jpg</filename><size><width>10</width><height>20</height></size><object><name>person</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>5.0</xmax><ymax>9</ymax></bndbox><part><name>head</name><bndbox><xmin>3</xmin><ymin>3</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></part></object></annotation>',
+      'x.xml',
+    );
+    expect(a).toEqual({ filename: 'b.jpg', width: 10, height: 20, objects: [{ name: 'person', difficult: true, xmin: 1, ymin: 2, xmax: 5, ymax: 9 }] });
+  });
+});
