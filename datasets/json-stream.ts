@@ -157,15 +157,20 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
       if (e >= 0 && (e < buf.length || eof)) {
         const text = buf.toString('utf8', pos, e);
         const at = bufBase + pos;
+        if (e === pos) return fail(`expected a value, found '${String.fromCharCode(buf[pos])}'`, at, record);
         pos = e;
         try {
           return JSON.parse(text);
         } catch (err) {
-          const m = /position (\d+)/.exec((err as Error).message);
-          const off = at + (m ? Buffer.byteLength(text.slice(0, Number(m[1]))) : 0);
-          const token = /^-?(NaN|Infinity)\b/.exec(text.slice(m ? Number(m[1]) : 0).trimStart()) ??
-            /[:\[,]\s*(-?(?:NaN|Infinity))\b/.exec(text);
-          const what = token ? `invalid JSON value ${token[1] ?? token[0]} (not a finite number)` : `malformed JSON: ${(err as Error).message.split('\n')[0]}`;
+          // locate the fault: a Python-style NaN/Infinity token, else the parser's position, else the element start
+          const bad = /([:\[,]\s*)(-?(?:NaN|Infinity))(?=\s*[,\]}])/.exec(text) ?? /^(\s*)(-?(?:NaN|Infinity))$/.exec(text);
+          const msg = (err as Error).message.split('\n')[0];
+          const posm = /at position (\d+)/.exec(msg);
+          const charOff = bad ? bad.index + bad[1].length : posm ? Number(posm[1]) : 0;
+          const off = at + Buffer.byteLength(text.slice(0, charOff));
+          const what = bad
+            ? `invalid JSON value ${bad[2]} (not a finite number)`
+            : `malformed JSON: ${msg.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/, '')}`;
           return fail(what, off, record);
         }
       }
