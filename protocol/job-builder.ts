@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { UserError, describeZodError } from '../common/errors';
 import type { DetectorLayout } from '../search/layout';
+import { resolveLayout } from '../search/layout-resolve';
 import {
   ClassificationJobSchema,
   CheckpointPolicySchema,
@@ -19,14 +20,13 @@ import {
 } from './job';
 import type { ClassificationRecipe, DetectionRecipe } from './recipe';
 
-type ResolveLayout = (arch: string, opts: { numClasses: number; fcWidth: number }) => DetectorLayout;
-
-/** The search library's resolver, loaded on first use (search/layout-resolve.ts). */
-function resolver(): ResolveLayout {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require('../search/layout-resolve') as { resolveLayout?: ResolveLayout };
-  if (typeof mod.resolveLayout !== 'function') throw new Error('search/layout-resolve does not export resolveLayout');
-  return mod.resolveLayout;
+/** resolveLayout with its notation errors turned into UserErrors naming the architecture. */
+function resolve(arch: string, opts: { numClasses: number; fcWidth: number }): DetectorLayout {
+  try {
+    return resolveLayout(arch, opts);
+  } catch (e) {
+    throw new UserError(`architecture '${arch}': ${(e as Error).message}`);
+  }
 }
 
 export interface CommonJobOptions {
@@ -79,7 +79,7 @@ export function buildDetectionJob(o: DetectionJobOptions): DetectionJob {
   if ((o.command === 'train' || o.command === 'eval') && !o.dataRoot) {
     throw new UserError(`a '${o.command}' job needs a dataset directory (dataRoot)`);
   }
-  const layout = o.layout ?? resolver()(o.arch, { numClasses: o.numClasses, fcWidth: o.recipe.fcWidth });
+  const layout = o.layout ?? resolve(o.arch, { numClasses: o.numClasses, fcWidth: o.recipe.fcWidth });
   return validated(
     DetectionJobSchema,
     {
@@ -115,7 +115,7 @@ export interface ClassificationJobOptions extends CommonJobOptions {
  * the head's class count is irrelevant to it (the trainer counts the class folders).
  */
 export function buildClassificationJob(o: ClassificationJobOptions): ClassificationJob {
-  const layout = o.layout ?? resolver()(o.arch, { numClasses: 1, fcWidth: 1 });
+  const layout = o.layout ?? resolve(o.arch, { numClasses: 1, fcWidth: 1 });
   return validated(
     ClassificationJobSchema,
     {

@@ -1,0 +1,334 @@
+// train / eval / bench / describe for detection jobs.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "commands.hpp"
+#include "data.hpp"
+#include "model.hpp"
+#include "protocol.hpp"
+#include "runtime.hpp"
+
+namespace fs = std::filesystem;
+
+namespace smnas {
+namespace {
+
+const float kMean[3] = {123.675f, 116.28f, 103.53f};
+const float kStd[3] = {58.395f, 57.12f, 57.375f};
+
+int ceil32(int x) { return (x + 31) / 32 * 32; }
+
+struct Batch {
+  torch::Tensor images;  // [B,3,H,W] normalised, zero padded (bottom/right)
+  std::vector<torch::Tensor> boxes, labels;
+  std::vector<std::pair<int, int>> sizes;
+  std::vector<PreparedImage> meta;  // pixels dropped
+};
+
+Batch makeBatch(std::vector<PreparedImage> items, int minW, int minH, const torch::Device& dev) {
+  Batch b;
+  int W = minW, H = minH;
+  for (auto& p : items) {
+    W = std::max(W, ceil32(p.img.width));
+    H = std::max(H, ceil32(p.img.height));
+  }
+  b.images = torch::zeros({static_cast<int64_t>(items.size()), 3, H, W});
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto& p = items[i];
+    auto t = torch::from_blob(p.img.rgb.data(), {p.img.height, p.img.width, 3}, torch::kUInt8).permute({2, 0, 1}).to(torch::kFloat);
+    for (int c = 0; c < 3; ++c) t[c].sub_(kMean[c]).div_(kStd[c]);
+    b.images[i].slice(1, 0, p.img.height).slice(2, 0, p.img.width).copy_(t);
+    std::vector<float> bx;
+    std::vector<int64_t> lb;
+    for (auto& g : p.boxes) {
+      if (g.crowd) continue;  // crowd regions are not training targets
+      bx.insert(bx.end(), {g.x1, g.y1, g.x2, g.y2});
+      lb.push_back(g.label);
+    }
+    b.boxes.push_back(torch::tensor(bx, torch::kFloat).view({-1, 4}).to(dev));
+    b.labels.push_back(torch::tensor(lb, torch::kLong).to(dev));
+    b.sizes.push_back({p.img.width, p.img.height});
+    p.img.rgb.clear();
+    p.img.rgb.shrink_to_fit();
+    b.meta.push_back(std::move(p));
+  }
+  b.images = b.images.to(dev);
+  return b;
+}
+
+void checkClasses(const Job& job, const CocoDataset& ds) {
+  if (static_cast<int>(ds.categoryIds.size()) != job.numClasses)
+    throw BadData(ds.annotationFile, ds.annotationFile + " has " + std::to_string(ds.categoryIds.size()) + " categories but the job's numClasses is " +
+                                         std::to_string(job.numClasses));
+}
+
+void loadInitWeights(const Job& job, Detector& model) {
+  if (job.initWeights.empty()) return;
+  if (!fs::exists(job.initWeights)) throw JobError("initWeights", "file " + job.initWeights + " does not exist");
+  try {
+    if (job.initKind == "backbone") torch::load(model->backbone, job.initWeights);
+    else torch::load(model, job.initWeights);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    throw JobError("initWeights", job.initWeights + " does not fit this " + job.initKind + " (norm or layout differ): " + msg.substr(0, msg.find('\n')));
+  }
+  logInfo("initialised the " + job.initKind + " from " + job.initWeights);
+}
+
+// Detections of a whole split as COCO results; returns the JSON array.
+nlohmann::json detectSplit(const Job& job, Detector& model, const CocoDataset& ds, const torch::Device& dev) {
+  model->eval();
+  const int B = std::max(1, job.recipe.batchSize);
+  const size_t n = ds.images.size();
+  const size_t batches = (n + B - 1) / B;
+  const int W = job.layout.width, H = job.layout.height;
+  OrderedPrefetcher<std::vector<PreparedImage>> loader(batches, job.recipe.workers, [&](size_t bi) {
+    std::vector<PreparedImage> v;
+    for (size_t i = bi * B; i < std::min(n, (bi + 1) * B); ++i) v.push_back(prepareDetection(ds, i, W, H, 1, 1, false, job.seed, 0, false));
+    return v;
+  });
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t bi = 0; bi < batches; ++bi) {
+    Batch b = makeBatch(loader.get(bi), W, H, dev);
+    auto dets = model->detect(b.images, b.sizes);
+    for (size_t i = 0; i < dets.size(); ++i) {
+      const auto& m = b.meta[i];
+      const float sx = static_cast<float>(b.sizes[i].first) / m.origWidth, sy = static_cast<float>(b.sizes[i].second) / m.origHeight;
+      auto bx = dets[i].boxes.to(torch::kCPU), sc = dets[i].scores.to(torch::kCPU), lb = dets[i].labels.to(torch::kCPU);
+      for (int64_t k = 0; k < bx.size(0); ++k) {
+        float x1 = bx[k][0].item<float>() / sx, y1 = bx[k][1].item<float>() / sy;
+        float x2 = bx[k][2].item<float>() / sx, y2 = bx[k][3].item<float>() / sy;
+        auto r2 = [](float v) { return std::round(v * 100.0) / 100.0; };
+        out.push_back({{"image_id", m.imageId},
+                       {"category_id", ds.categoryIds[lb[k].item<int64_t>()]},
+                       {"bbox", {r2(x1), r2(y1), r2(x2 - x1), r2(y2 - y1)}},
+                       {"score", std::round(sc[k].item<double>() * 1e5) / 1e5}});
+      }
+    }
+  }
+  return out;
+}
+
+// Writes detections_<split>.json and, with an evaluator, metrics.json; emits the metrics message.
+nlohmann::json evaluateSplit(const Job& job, Detector& model, const torch::Device& dev, nlohmann::json& result) {
+  CocoDataset val = loadCoco(job.dataRoot, job.valSplit);
+  checkClasses(job, val);
+  logInfo("evaluating on " + std::to_string(val.images.size()) + " images of split '" + job.valSplit + "'");
+  auto dets = detectSplit(job, model, val, dev);
+  std::string detsPath = (fs::path(job.outDir) / ("detections_" + job.valSplit + ".json")).string();
+  writeFileAtomic(detsPath, dets.dump());
+  result["detections"] = detsPath;
+  if (job.evaluator.empty()) {
+    logWarn("no evaluator in the job: detections written, no metrics");
+    return nullptr;
+  }
+  auto ev = runEvaluator(job.evaluator, val.annotationFile, detsPath);
+  nlohmann::json stats = ev["stats"];
+  writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(), nlohmann::json({{"split", job.valSplit}, {"stats", stats}}).dump(2) + "\n");
+  emit({{"type", "metrics"}, {"split", job.valSplit}, {"stats", stats}});
+  result["metrics"] = {{"stats", stats}};
+  return stats;
+}
+
+int train(const Job& job, const torch::Device& dev) {
+  CocoDataset ds = loadCoco(job.dataRoot, job.trainSplit);
+  checkClasses(job, ds);
+  const Recipe& r = job.recipe;
+  Detector model(job.layout, r);
+  loadInitWeights(job, model);
+  model->to(dev);
+  auto opt = makeSgd(*model, r.optimizer);
+  const int64_t N = static_cast<int64_t>(ds.images.size());
+  const int64_t ipe = (N + r.batchSize - 1) / r.batchSize;
+  int64_t total = ipe * r.epochs;
+  if (r.maxIterations > 0) total = std::min(total, r.maxIterations);
+
+  TrainPosition pos;
+  nlohmann::json resumed = nullptr;
+  if (job.resume) {
+    std::string path;
+    if (loadNewestCheckpoint(job, *model, *opt, pos, path)) {
+      resumed = {{"path", path}, {"epoch", pos.epoch}, {"iteration", pos.iteration}};
+      logInfo("resumed from " + path + " at iteration " + std::to_string(pos.iteration));
+    } else {
+      logInfo("no usable checkpoint in " + job.outDir + "/checkpoints: starting from the beginning");
+    }
+  }
+  emitStarted(job, resumed);
+  logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " +
+          std::to_string(r.batchSize));
+
+  const double t0 = wallSeconds();
+  double lastCkpt = t0, lastEmit = 0;
+  int64_t imagesSeen = 0, imagesSinceEmit = 0;
+  double emitWindowStart = t0;
+  const int64_t emitEvery = std::max<int64_t>(1, total / 300);
+  std::string lastCheckpointPath;
+
+  while (pos.iteration < total) {
+    const int64_t epoch = pos.epoch;
+    auto order = epochOrder(N, job.seed, epoch);
+    const int64_t first = pos.batchInEpoch;
+    const int64_t batches = std::min<int64_t>(ipe - first, total - pos.iteration);
+    OrderedPrefetcher<std::vector<PreparedImage>> loader(batches, r.workers, [&](size_t k) {
+      std::vector<PreparedImage> v;
+      const int64_t bi = first + static_cast<int64_t>(k);
+      for (int64_t i = bi * r.batchSize; i < std::min(N, (bi + 1) * r.batchSize); ++i)
+        v.push_back(prepareDetection(ds, order[i], job.layout.width, job.layout.height, r.scaleJitter[0], r.scaleJitter[1], r.flip, job.seed, epoch, true));
+      return v;
+    });
+    model->train();
+    for (int64_t k = 0; k < batches; ++k) {
+      Batch b = makeBatch(loader.get(k), 32, 32, dev);
+      // sampling randomness per iteration from (seed, iteration): resuming reproduces it exactly
+      torch::manual_seed(mixSeed(job.seed, 0x5A5A, pos.iteration));
+      const double lr = learningRate(r, pos.iteration, total, ipe);
+      setLr(*opt, lr);
+      auto losses = model->losses(b.images, b.boxes, b.labels, b.sizes);
+      torch::Tensor loss = torch::zeros({}, b.images.options());
+      for (auto& [name, v] : losses) loss = loss + v;
+      if (!allFinite(loss)) {
+        std::string which;
+        for (auto& [name, v] : losses)
+          if (!allFinite(v)) which += (which.empty() ? "" : ", ") + name;
+        std::string msg = "non-finite loss (" + which + ") at iteration " + std::to_string(pos.iteration + 1) + ", epoch " + std::to_string(epoch);
+        logWarn(msg);
+        emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", msg}});
+        return kDiverged;
+      }
+      opt->zero_grad();
+      loss.backward();
+      if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), r.optimizer.clipGradNorm);
+      opt->step();
+      pos.iteration++;
+      pos.batchInEpoch = first + k + 1;
+      if (pos.batchInEpoch >= ipe) {
+        pos.epoch++;
+        pos.batchInEpoch = 0;
+      }
+      imagesSeen += b.images.size(0);
+      imagesSinceEmit += b.images.size(0);
+      const double now = wallSeconds();
+      if (pos.iteration % emitEvery == 0 || pos.iteration == total || now - lastEmit > 2) {
+        nlohmann::json terms = nlohmann::json::object();
+        for (auto& [name, v] : losses) terms[name] = v.item<double>();
+        emit({{"type", "progress"}, {"epoch", epoch}, {"iteration", pos.iteration}, {"totalIterations", total}, {"lr", lr},
+              {"loss", loss.item<double>()}, {"losses", terms}, {"imagesPerSec", imagesSinceEmit / std::max(1e-9, now - emitWindowStart)}});
+        lastEmit = now;
+        emitWindowStart = now;
+        imagesSinceEmit = 0;
+      }
+      const bool due = (job.ckptEveryIterations > 0 && pos.iteration % job.ckptEveryIterations == 0) ||
+                       (job.ckptEverySeconds > 0 && now - lastCkpt >= job.ckptEverySeconds);
+      if (gStopRequested.load()) {
+        lastCheckpointPath = saveCheckpoint(job, *model, *opt, pos);
+        throw Interrupted("stopped by signal at iteration " + std::to_string(pos.iteration) + "; checkpoint " + lastCheckpointPath);
+      }
+      if (due && pos.iteration < total) {
+        lastCheckpointPath = saveCheckpoint(job, *model, *opt, pos);
+        lastCkpt = wallSeconds();
+      }
+    }
+  }
+  const double trainSeconds = wallSeconds() - t0;
+  std::string weights = (fs::path(job.outDir) / "weights").string();
+  torch::save(model, weights + ".tmp");
+  fs::rename(weights + ".tmp", weights);
+  saveCheckpoint(job, *model, *opt, pos);  // the final position: a resumed finished run only re-evaluates
+  nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"weights", weights},
+                           {"imagesPerSec", imagesSeen / std::max(1e-9, trainSeconds)}};
+  evaluateSplit(job, model, dev, result);
+  result["wallSeconds"] = wallSeconds() - t0;
+  result["peakMemoryMB"] = peakRssMB();
+  emit(result);
+  return kOk;
+}
+
+int evalCmd(const Job& job, const torch::Device& dev) {
+  Detector model(job.layout, job.recipe);
+  Job j = job;
+  j.initKind = "detector";
+  loadInitWeights(j, model);
+  model->to(dev);
+  emitStarted(job, nullptr);
+  const double t0 = wallSeconds();
+  nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}};
+  evaluateSplit(job, model, dev, result);
+  result["wallSeconds"] = wallSeconds() - t0;
+  result["peakMemoryMB"] = peakRssMB();
+  emit(result);
+  return kOk;
+}
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  double pos = q * (v.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+int bench(const Job& job, const torch::Device& dev) {
+  Detector model(job.layout, job.recipe);
+  if (!job.initWeights.empty()) {
+    Job j = job;
+    loadInitWeights(j, model);
+  }
+  model->to(dev);
+  model->eval();
+  emitStarted(job, nullptr);
+  const double t0 = wallSeconds();
+  torch::manual_seed(job.seed);
+  const int W = job.layout.width, H = job.layout.height;
+  auto image = ((torch::rand({1, 3, H, W}) * 255 - 120) / 58).to(dev);  // a fixed noise image at the input size
+  std::vector<std::pair<int, int>> sizes{{W, H}};
+  const bool cuda = dev.is_cuda();
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize(dev.index());
+  };
+  for (int i = 0; i < job.benchWarmup; ++i) model->detect(image, sizes);
+  sync();
+  std::vector<double> ms;
+  for (int i = 0; i < job.benchIterations; ++i) {
+    auto s = std::chrono::steady_clock::now();
+    auto d = model->detect(image, sizes);
+    d[0].boxes.to(torch::kCPU);  // post-processing done and results on the host
+    sync();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+  }
+  double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
+  double var = 0;
+  for (double v : ms) var += (v - mean) * (v - mean);
+  double stdv = ms.size() > 1 ? std::sqrt(var / (ms.size() - 1)) : 0;
+  nlohmann::json figures = {{"device", job.device}, {"warmup", job.benchWarmup}, {"iterations", job.benchIterations},
+                            {"medianMs", percentile(ms, 0.5)}, {"meanMs", mean}, {"p10Ms", percentile(ms, 0.1)},
+                            {"p90Ms", percentile(ms, 0.9)}, {"stdMs", stdv}, {"peakMemoryMB", peakRssMB()}};
+  emit({{"type", "result"}, {"kind", "ok"}, {"command", "bench"}, {"wallSeconds", wallSeconds() - t0}, {"bench", figures}, {"peakMemoryMB", peakRssMB()}});
+  return kOk;
+}
+
+int describe(const Job& job) {
+  Detector model(job.layout, job.recipe);
+  emitStarted(job, nullptr);
+  // the RoI head is costed for 1000 RoIs, like search/cost.ts (DEFAULT_ROIS, mmdet test max_per_img)
+  auto costs = describeModel(model, job.layout, 1000);
+  nlohmann::json modules = nlohmann::json::object();
+  for (auto& [k, c] : costs) modules[k] = {{"params", c.params}, {"flops", c.flops}};
+  emit({{"type", "result"}, {"kind", "ok"}, {"command", "describe"}, {"wallSeconds", wallSeconds()}, {"modules", modules}});
+  return kOk;
+}
+
+}  // namespace
+
+int runDetection(const Job& job) {
+  torch::Device dev = setupDevice(job);
+  if (job.command == "describe") return describe(job);
+  fs::create_directories(job.outDir);
+  if (job.command == "train") return train(job, dev);
+  if (job.command == "eval") return evalCmd(job, dev);
+  return bench(job, dev);
+}
+
+}  // namespace smnas

@@ -1,0 +1,116 @@
+// The trainer job file (protocol/job.ts is the single definition; native/schema/job.schema.json
+// is its JSON Schema export). Parsed and validated here before any work; a bad field throws
+// JobError naming its dotted path, which main() reports as {"type":"error","kind":"invalid_job"}.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace smnas {
+
+struct JobError : std::runtime_error {
+  std::string field;
+  JobError(std::string f, const std::string& msg) : std::runtime_error(msg), field(std::move(f)) {}
+};
+
+struct BlockLayout {
+  int inChannels, outChannels, midChannels, stride, groups;
+  bool projection;
+};
+
+struct BackboneLayout {
+  std::string block;  // basicblock | bottleneck | Xbottleneck
+  int stemChannels;
+  std::array<std::vector<BlockLayout>, 4> stages;
+  std::array<int, 4> stageChannels;
+};
+
+struct NeckLayout {
+  std::string kind;  // none | fpn
+  int channels;
+  int from = 3, to = 3;  // fpn levels (none: the single P3 map, stride 16)
+};
+
+struct RpnLayout {
+  std::string kind;  // none | rpn
+  int anchorsPerLocation, convChannels;
+};
+
+struct HeadLayout {
+  std::string kind;  // 2fc | cascade | retina
+  int numClasses;
+  int fcWidth = 0, roiSize = 7;
+  int stages = 1;  // cascade
+  std::vector<double> iouThresholds;
+  int convChannels = 0, stackedConvs = 0, anchorsPerLocation = 0;  // retina
+};
+
+struct Layout {
+  std::string arch;
+  int width, height;
+  BackboneLayout backbone;
+  NeckLayout neck;
+  RpnLayout rpn;
+  HeadLayout head;
+};
+
+struct Optimizer {
+  double lr, momentum, weightDecay, clipGradNorm;
+  bool noDecayOnNormAndBias;
+};
+
+struct Schedule {
+  std::string kind;  // cosine | step
+  double minLr = 0, warmupRatio = 0.001, gamma = 0.1;
+  int64_t warmupIterations = 0;
+  std::vector<int> milestones;
+};
+
+struct Recipe {
+  std::string name, norm;  // bn | gn | gn+ws
+  int epochs, batchSize, workers;
+  int64_t maxIterations = 0;  // 0 = none
+  Optimizer optimizer;
+  Schedule schedule;
+  // detection
+  bool flip = true;
+  std::array<double, 2> scaleJitter{1.0, 1.0};
+  int fcWidth = 0;
+  int rpnSamples = 256, rpnTrainPreNms = 2000, rpnTrainPostNms = 1000, rpnTestPreNms = 1000, rpnTestPostNms = 1000;
+  double rpnPosFraction = 0.5, rpnNmsIou = 0.7;
+  int roiSamples = 512;
+  double roiPosFraction = 0.25;
+  double testScoreThreshold = 0.05, testNmsIou = 0.5;
+  int testMaxPerImage = 100;
+  // classification
+  int cropSize = 0;
+};
+
+struct Job {
+  std::string command;
+  bool classification = false;
+  std::string outDir, device, arch;
+  int64_t seed;
+  int threads;
+  bool resume;
+  int64_t ckptEveryIterations;
+  double ckptEverySeconds;
+  int ckptKeep;
+  Layout layout;
+  Recipe recipe;
+  bool hasData = false;
+  std::string dataRoot, trainSplit = "train", valSplit = "val";
+  int numClasses = 0;
+  std::string initWeights, initKind = "backbone";
+  std::vector<std::string> evaluator;
+  int benchWarmup = 10, benchIterations = 50;
+};
+
+// Parse and validate; throws JobError (field path + message).
+Job parseJob(const std::string& jsonText);
+Job loadJobFile(const std::string& path);
+
+}  // namespace smnas

@@ -1,0 +1,158 @@
+#include "ops.hpp"
+
+#include <cmath>
+
+namespace smnas {
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+torch::Tensor boxIou(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.size(0) == 0 || b.size(0) == 0) return torch::zeros({a.size(0), b.size(0)}, a.options());
+  auto areaA = (a.select(1, 2) - a.select(1, 0)).clamp_min(0) * (a.select(1, 3) - a.select(1, 1)).clamp_min(0);
+  auto areaB = (b.select(1, 2) - b.select(1, 0)).clamp_min(0) * (b.select(1, 3) - b.select(1, 1)).clamp_min(0);
+  auto lt = torch::max(a.index({Slice(), torch::indexing::None, Slice(0, 2)}), b.index({torch::indexing::None, Slice(), Slice(0, 2)}));
+  auto rb = torch::min(a.index({Slice(), torch::indexing::None, Slice(2, 4)}), b.index({torch::indexing::None, Slice(), Slice(2, 4)}));
+  auto wh = (rb - lt).clamp_min(0);
+  auto inter = wh.select(2, 0) * wh.select(2, 1);
+  auto uni = areaA.unsqueeze(1) + areaB.unsqueeze(0) - inter;
+  return inter / uni.clamp_min(1e-6);
+}
+
+torch::Tensor encodeBoxes(const torch::Tensor& p, const torch::Tensor& g, const std::array<double, 4>& stds) {
+  auto pw = p.select(1, 2) - p.select(1, 0), ph = p.select(1, 3) - p.select(1, 1);
+  auto px = p.select(1, 0) + 0.5 * pw, py = p.select(1, 1) + 0.5 * ph;
+  auto gw = g.select(1, 2) - g.select(1, 0), gh = g.select(1, 3) - g.select(1, 1);
+  auto gx = g.select(1, 0) + 0.5 * gw, gy = g.select(1, 1) + 0.5 * gh;
+  pw = pw.clamp_min(1e-6);
+  ph = ph.clamp_min(1e-6);
+  auto dx = (gx - px) / pw / stds[0], dy = (gy - py) / ph / stds[1];
+  auto dw = torch::log(gw.clamp_min(1e-6) / pw) / stds[2], dh = torch::log(gh.clamp_min(1e-6) / ph) / stds[3];
+  return torch::stack({dx, dy, dw, dh}, 1);
+}
+
+torch::Tensor decodeBoxes(const torch::Tensor& a, const torch::Tensor& d, const std::array<double, 4>& stds, double maxW, double maxH) {
+  static const double kClip = std::abs(std::log(16.0 / 1000.0));
+  auto aw = a.select(1, 2) - a.select(1, 0), ah = a.select(1, 3) - a.select(1, 1);
+  auto ax = a.select(1, 0) + 0.5 * aw, ay = a.select(1, 1) + 0.5 * ah;
+  auto dx = d.select(1, 0) * stds[0], dy = d.select(1, 1) * stds[1];
+  auto dw = (d.select(1, 2) * stds[2]).clamp(-kClip, kClip), dh = (d.select(1, 3) * stds[3]).clamp(-kClip, kClip);
+  auto cx = ax + dx * aw, cy = ay + dy * ah;
+  auto w = aw * torch::exp(dw), h = ah * torch::exp(dh);
+  auto x1 = (cx - 0.5 * w).clamp(0, maxW), y1 = (cy - 0.5 * h).clamp(0, maxH);
+  auto x2 = (cx + 0.5 * w).clamp(0, maxW), y2 = (cy + 0.5 * h).clamp(0, maxH);
+  return torch::stack({x1, y1, x2, y2}, 1);
+}
+
+torch::Tensor gridAnchors(int stride, int height, int width, const std::vector<double>& scales, const std::vector<double>& ratios,
+                          const torch::Device& device) {
+  std::vector<float> base;  // mmdet order: ratios outer, scales inner
+  for (double r : ratios)
+    for (double s : scales) {
+      double size = stride * s;
+      double w = size / std::sqrt(r), h = size * std::sqrt(r);
+      base.insert(base.end(), {static_cast<float>(-0.5 * w), static_cast<float>(-0.5 * h), static_cast<float>(0.5 * w), static_cast<float>(0.5 * h)});
+    }
+  auto b = torch::tensor(base).view({-1, 4});
+  auto sx = torch::arange(width, torch::kFloat) * stride, sy = torch::arange(height, torch::kFloat) * stride;
+  auto grid = torch::meshgrid({sy, sx}, "ij");
+  auto yy = grid[0].reshape(-1), xx = grid[1].reshape(-1);
+  auto shifts = torch::stack({xx, yy, xx, yy}, 1);  // [HW,4]
+  return (shifts.unsqueeze(1) + b.unsqueeze(0)).reshape({-1, 4}).to(device);
+}
+
+torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double thr) {
+  const int64_t n = boxes.size(0);
+  if (n == 0) return torch::zeros({0}, torch::TensorOptions().dtype(torch::kLong).device(boxes.device()));
+  auto order = std::get<1>(scores.sort(/*stable=*/true, 0, /*descending=*/true));
+  auto sorted = boxes.index_select(0, order);
+  // the whole suppression matrix at once, then one greedy scan on the CPU (exact, GPU-friendly)
+  auto suppress = (boxIou(sorted, sorted) > thr).to(torch::kCPU).to(torch::kUInt8).contiguous();
+  auto acc = suppress.accessor<uint8_t, 2>();
+  std::vector<uint8_t> removed(n, 0);
+  std::vector<int64_t> keep;
+  keep.reserve(n);
+  for (int64_t i = 0; i < n; ++i) {
+    if (removed[i]) continue;
+    keep.push_back(i);
+    const uint8_t* row = &acc[i][0];
+    for (int64_t j = i + 1; j < n; ++j) removed[j] |= row[j];
+  }
+  auto k = torch::tensor(keep, torch::kLong).to(boxes.device());
+  return order.index_select(0, k);
+}
+
+torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& groups, double thr) {
+  if (boxes.size(0) == 0) return torch::zeros({0}, torch::TensorOptions().dtype(torch::kLong).device(boxes.device()));
+  auto maxCoord = boxes.max() + 1;
+  auto shifted = boxes + (groups.to(boxes.dtype()) * maxCoord).unsqueeze(1);
+  return nms(shifted, scores, thr);
+}
+
+torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double scale, int s) {
+  const int64_t K = rois.size(0), C = feature.size(1), H = feature.size(2), W = feature.size(3);
+  auto out = torch::zeros({K, C, outSize, outSize}, feature.options());
+  if (K == 0) return out;
+  const int n = outSize * s;
+  auto r = rois.detach();
+  auto x1 = r.select(1, 1) * scale - 0.5, y1 = r.select(1, 2) * scale - 0.5;
+  auto x2 = r.select(1, 3) * scale - 0.5, y2 = r.select(1, 4) * scale - 0.5;
+  auto t = (torch::arange(n, rois.options()) + 0.5) / n;  // sample offsets in [0,1]
+  auto xs = x1.unsqueeze(1) + (x2 - x1).unsqueeze(1) * t.unsqueeze(0);  // [K,n]
+  auto ys = y1.unsqueeze(1) + (y2 - y1).unsqueeze(1) * t.unsqueeze(0);
+  auto gx = xs.unsqueeze(1).expand({K, n, n}), gy = ys.unsqueeze(2).expand({K, n, n});
+  auto valid = ((gx >= -1) & (gx <= W) & (gy >= -1) & (gy <= H)).to(feature.dtype()).unsqueeze(1);  // [K,1,n,n]
+  auto grid = torch::stack({(gx + 0.5) * 2.0 / W - 1.0, (gy + 0.5) * 2.0 / H - 1.0}, 3);  // [K,n,n,2]
+  auto bidx = r.select(1, 0).to(torch::kLong);
+  auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false);
+  for (int64_t b = 0; b < feature.size(0); ++b) {
+    auto idx = (bidx == b).nonzero().squeeze(1);
+    if (idx.numel() == 0) continue;
+    const int64_t k = idx.numel();
+    auto g = grid.index_select(0, idx).reshape({1, k * n, n, 2});
+    auto sampled = F::grid_sample(feature.slice(0, b, b + 1), g, opts);  // [1,C,k*n,n]
+    sampled = sampled.view({C, k, n, n}).permute({1, 0, 2, 3}) * valid.index_select(0, idx);
+    out.index_copy_(0, idx, F::avg_pool2d(sampled, F::AvgPool2dFuncOptions(s).stride(s)));
+  }
+  return out;
+}
+
+torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negThr, double minPosIou, bool lowQuality) {
+  const int64_t N = iou.size(0);
+  auto assigned = torch::full({N}, -2, torch::TensorOptions().dtype(torch::kLong).device(iou.device()));
+  if (N == 0) return assigned;
+  if (iou.size(1) == 0) return assigned.fill_(-1);
+  auto [maxIou, argmax] = iou.max(1);
+  assigned.masked_fill_(maxIou < negThr, -1);
+  auto pos = maxIou >= posThr;
+  assigned = torch::where(pos, argmax, assigned);
+  if (lowQuality) {
+    auto gtMax = std::get<0>(iou.max(0));  // [G]
+    // mmdet gt_max_assign_all: every candidate whose IoU equals a gt's best gets that gt (later gts win)
+    for (int64_t g = 0; g < iou.size(1); ++g) {
+      double m = gtMax[g].item<double>();
+      if (m < minPosIou) continue;
+      auto hit = iou.select(1, g) == gtMax[g];
+      assigned.masked_fill_(hit, g);
+    }
+  }
+  return assigned;
+}
+
+Sampled sampleRandom(const torch::Tensor& assigned, int num, double posFraction) {
+  auto pos = (assigned >= 0).nonzero().squeeze(1);
+  auto neg = (assigned == -1).nonzero().squeeze(1);
+  int64_t numPos = std::min<int64_t>(pos.numel(), static_cast<int64_t>(num * posFraction));
+  if (pos.numel() > numPos) pos = pos.index_select(0, torch::randperm(pos.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numPos).to(pos.device()));
+  int64_t numNeg = std::min<int64_t>(neg.numel(), num - numPos);
+  if (neg.numel() > numNeg) neg = neg.index_select(0, torch::randperm(neg.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numNeg).to(neg.device()));
+  return {pos, neg};
+}
+
+torch::Tensor standardizeWeight(const torch::Tensor& w, double eps) {
+  auto flat = w.view({w.size(0), -1});
+  auto mean = flat.mean(1, true);
+  auto std = flat.std(1, /*unbiased=*/true, true);
+  return ((flat - mean) / (std + eps)).view_as(w);
+}
+
+}  // namespace smnas

@@ -1,0 +1,209 @@
+#include "runtime.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "protocol.hpp"
+
+namespace fs = std::filesystem;
+
+namespace smnas {
+
+std::atomic<bool> gStopRequested{false};
+
+namespace {
+void onSignal(int) { gStopRequested.store(true); }
+}  // namespace
+
+void installSignalHandlers() {
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGINT, onSignal);
+}
+
+torch::Device setupDevice(const Job& job) {
+  int threads = job.threads > 0 ? job.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  torch::manual_seed(job.seed);
+  if (job.device == "cpu") return torch::Device(torch::kCPU);
+  if (!torch::cuda::is_available()) throw JobError("device", "'" + job.device + "' requested but this build/machine has no CUDA device");
+  int index = std::stoi(job.device.substr(5));
+  if (index >= static_cast<int>(torch::cuda::device_count())) throw JobError("device", "'" + job.device + "': no such CUDA device");
+  at::globalContext().setBenchmarkCuDNN(true);
+  return torch::Device(torch::kCUDA, index);
+}
+
+void emitStarted(const Job& job, const nlohmann::json& resumedFrom) {
+  nlohmann::json m = {{"type", "started"}, {"command", job.command}, {"arch", job.arch}, {"device", job.device},
+                      {"torchVersion", TORCH_VERSION}, {"threads", at::get_num_threads()}};
+  m["resumedFrom"] = resumedFrom;
+  emit(m);
+}
+
+double learningRate(const Recipe& r, int64_t iter, int64_t total, int64_t itersPerEpoch) {
+  const Schedule& s = r.schedule;
+  const double base = r.optimizer.lr;
+  double lr;
+  if (s.kind == "cosine") {
+    double t = total > 0 ? static_cast<double>(iter) / total : 0;
+    lr = s.minLr + 0.5 * (base - s.minLr) * (1 + std::cos(M_PI * t));
+  } else {
+    int64_t epoch = itersPerEpoch > 0 ? iter / itersPerEpoch : 0;
+    lr = base;
+    for (int m : s.milestones)
+      if (epoch >= m) lr *= s.gamma;
+  }
+  if (iter < s.warmupIterations) lr *= s.warmupRatio + (1 - s.warmupRatio) * static_cast<double>(iter) / s.warmupIterations;
+  return lr;
+}
+
+std::unique_ptr<torch::optim::SGD> makeSgd(torch::nn::Module& model, const Optimizer& o) {
+  std::vector<torch::Tensor> decay, noDecay;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad()) continue;
+    (o.noDecayOnNormAndBias && p.dim() <= 1 ? noDecay : decay).push_back(p);
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weightDecay)));
+  if (!noDecay.empty())
+    groups.emplace_back(noDecay, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(0)));
+  return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weightDecay));
+}
+
+void setLr(torch::optim::SGD& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+}
+
+namespace {
+fs::path checkpointDir(const Job& job) { return fs::path(job.outDir) / "checkpoints"; }
+
+std::vector<std::pair<int64_t, fs::path>> listCheckpoints(const Job& job) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(checkpointDir(job))) return out;
+  for (auto& e : fs::directory_iterator(checkpointDir(job))) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("ckpt-", 0) == 0 && n.size() > 8 && n.substr(n.size() - 3) == ".pt") {
+      try {
+        out.push_back({std::stoll(n.substr(5, n.size() - 8)), e.path()});
+      } catch (...) {
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  return out;
+}
+}  // namespace
+
+std::string saveCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, const TrainPosition& pos) {
+  fs::create_directories(checkpointDir(job));
+  fs::path path = checkpointDir(job) / ("ckpt-" + std::to_string(pos.iteration) + ".pt");
+  fs::path tmp = path;
+  tmp += ".tmp";
+  torch::serialize::OutputArchive root, m, o;
+  model.save(m);
+  opt.save(o);
+  root.write("model", m);
+  root.write("optimizer", o);
+  root.write("iteration", torch::tensor(pos.iteration));
+  root.write("epoch", torch::tensor(pos.epoch));
+  root.write("batchInEpoch", torch::tensor(pos.batchInEpoch));
+  root.write("seed", torch::tensor(job.seed));
+  root.write("complete", torch::tensor(1));  // read last on load: a truncated archive lacks it
+  root.save_to(tmp.string());
+  fs::rename(tmp, path);
+  auto all = listCheckpoints(job);
+  for (size_t i = job.ckptKeep; i < all.size(); ++i) fs::remove(all[i].second);
+  emit({{"type", "checkpoint"}, {"path", path.string()}, {"epoch", pos.epoch}, {"iteration", pos.iteration}});
+  return path.string();
+}
+
+bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, TrainPosition& pos, std::string& path) {
+  for (auto& [iter, p] : listCheckpoints(job)) {
+    try {
+      torch::serialize::InputArchive root, m, o;
+      root.load_from(p.string());
+      torch::Tensor t;
+      root.read("seed", t);
+      if (t.item<int64_t>() != job.seed) {
+        logWarn("checkpoint " + p.string() + " was written with another seed; skipped");
+        continue;
+      }
+      root.read("model", m);
+      root.read("optimizer", o);
+      model.load(m);
+      opt.load(o);
+      root.read("iteration", t);
+      pos.iteration = t.item<int64_t>();
+      root.read("epoch", t);
+      pos.epoch = t.item<int64_t>();
+      root.read("batchInEpoch", t);
+      pos.batchInEpoch = t.item<int64_t>();
+      root.read("complete", t);
+      path = p.string();
+      return true;
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      logWarn("skipping unreadable checkpoint " + p.string() + ": " + msg.substr(0, msg.find('\n')));
+    }
+  }
+  return false;
+}
+
+nlohmann::json runEvaluator(const std::vector<std::string>& argv, const std::string& gt, const std::string& dets) {
+  std::vector<std::string> args = argv;
+  args.insert(args.end(), {"--gt", gt, "--dets", dets, "--json"});
+  int pipefd[2];
+  if (pipe(pipefd) != 0) throw std::runtime_error("evaluator: pipe failed");
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("evaluator: fork failed");
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(const_cast<char*>(a.c_str()));
+    cargs.push_back(nullptr);
+    execvp(cargs[0], cargs.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, n);
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("evaluator '" + args[0] + "' failed with exit status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  std::istringstream lines(out);
+  std::string line;
+  nlohmann::json found;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("stats")) found = j;
+  }
+  if (found.is_null()) throw std::runtime_error("evaluator '" + args[0] + "' printed no {\"stats\": ...} line");
+  return found;
+}
+
+void writeFileAtomic(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << content;
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+bool allFinite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
+
+}  // namespace smnas

@@ -1,0 +1,48 @@
+// What train and classify-train share: device and thread set-up, the learning-rate schedule,
+// SGD parameter groups, atomic checkpoints with resume, SIGTERM handling, and the evaluator call.
+#pragma once
+#include <torch/torch.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "job.hpp"
+
+namespace smnas {
+
+extern std::atomic<bool> gStopRequested;  // set by SIGTERM / SIGINT
+void installSignalHandlers();
+
+// Sets the thread count (0 -> all cores, fixed so CPU runs are reproducible) and returns the device.
+torch::Device setupDevice(const Job& job);
+void emitStarted(const Job& job, const nlohmann::json& resumedFrom);
+
+// lr at a 0-based global iteration (per-iteration warm-up, cosine or step-by-epoch).
+double learningRate(const Recipe& r, int64_t iter, int64_t total, int64_t itersPerEpoch);
+
+// SGD with momentum; with noDecayOnNormAndBias, 1-D parameters (norm affine, biases) get no decay.
+std::unique_ptr<torch::optim::SGD> makeSgd(torch::nn::Module& model, const Optimizer& o);
+void setLr(torch::optim::SGD& opt, double lr);
+
+struct TrainPosition {
+  int64_t iteration = 0;  // completed iterations
+  int64_t epoch = 0;      // epoch of the next iteration
+  int64_t batchInEpoch = 0;
+};
+
+// Writes <outDir>/checkpoints/ckpt-<iteration>.pt atomically (tmp + rename), keeps the newest `keep`,
+// emits a checkpoint message and returns the path.
+std::string saveCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, const TrainPosition& pos);
+// Loads the newest checkpoint that reads back completely; corrupt or partial ones are skipped with a
+// warning. Returns false when none is usable.
+bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, TrainPosition& pos, std::string& path);
+
+// Runs the job's evaluator argv + --gt/--dets/--json and returns its {"stats": {...}} line.
+nlohmann::json runEvaluator(const std::vector<std::string>& argv, const std::string& gt, const std::string& dets);
+
+void writeFileAtomic(const std::string& path, const std::string& content);
+bool allFinite(const torch::Tensor& t);
+
+}  // namespace smnas

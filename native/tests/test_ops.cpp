@@ -1,0 +1,160 @@
+// Unit tests of the detection primitives against naive scalar references.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "model.hpp"
+#include "ops.hpp"
+
+using namespace smnas;
+
+namespace {
+double naiveIou(const float* a, const float* b) {
+  double iw = std::max(0.0, std::min<double>(a[2], b[2]) - std::max<double>(a[0], b[0]));
+  double ih = std::max(0.0, std::min<double>(a[3], b[3]) - std::max<double>(a[1], b[1]));
+  double inter = iw * ih;
+  double u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return inter / u;
+}
+
+torch::Tensor randomBoxes(int n, double maxSide = 100) {
+  auto xy = torch::rand({n, 2}) * maxSide;
+  auto wh = torch::rand({n, 2}) * 40 + 1;
+  return torch::cat({xy, xy + wh}, 1);
+}
+
+// torchvision's RoIAlign kernel (aligned, fixed sampling ratio), written out with scalars.
+float bilinear(const torch::TensorAccessor<float, 2>& f, int H, int W, double y, double x) {
+  if (y < -1.0 || y > H || x < -1.0 || x > W) return 0;
+  y = std::max(y, 0.0);
+  x = std::max(x, 0.0);
+  int y0 = static_cast<int>(y), x0 = static_cast<int>(x), y1, x1;
+  if (y0 >= H - 1) { y1 = y0 = H - 1; y = y0; } else y1 = y0 + 1;
+  if (x0 >= W - 1) { x1 = x0 = W - 1; x = x0; } else x1 = x0 + 1;
+  double ly = y - y0, lx = x - x0;
+  return (1 - ly) * (1 - lx) * f[y0][x0] + (1 - ly) * lx * f[y0][x1] + ly * (1 - lx) * f[y1][x0] + ly * lx * f[y1][x1];
+}
+}  // namespace
+
+TEST(Ops, IouMatchesNaive) {
+  torch::manual_seed(1);
+  auto a = randomBoxes(20), b = randomBoxes(15);
+  auto iou = boxIou(a, b);
+  for (int i = 0; i < 20; ++i)
+    for (int j = 0; j < 15; ++j) EXPECT_NEAR(iou[i][j].item<double>(), naiveIou(a[i].data_ptr<float>(), b[j].data_ptr<float>()), 1e-5);
+}
+
+TEST(Ops, BoxCodingRoundTripsAndClamps) {
+  torch::manual_seed(2);
+  auto p = randomBoxes(50), g = randomBoxes(50);
+  std::array<double, 4> stds{0.1, 0.1, 0.2, 0.2};
+  auto d = encodeBoxes(p, g, stds);
+  auto back = decodeBoxes(p, d, stds, 1e4, 1e4);
+  EXPECT_LT((back - g).abs().max().item<double>(), 1e-3);
+  // a huge dw is clamped to log(1000/16): width at most 62.5x the anchor's, and clipped to the image
+  auto big = torch::tensor({{0.f, 0.f, 100.f, 0.f}});
+  auto anchor = torch::tensor({{1000.f, 1000.f, 1010.f, 1010.f}});
+  auto out = decodeBoxes(anchor, big, {1, 1, 1, 1}, 1e6, 1e6);
+  EXPECT_NEAR((out[0][2] - out[0][0]).item<double>(), 10 * 1000.0 / 16, 1e-2);
+  auto clipped = decodeBoxes(anchor, big, {1, 1, 1, 1}, 1200, 1200);
+  EXPECT_LE(clipped.max().item<double>(), 1200);
+  EXPECT_GE(clipped.min().item<double>(), 0);
+}
+
+TEST(Ops, AnchorsFollowMmdet) {
+  auto a = gridAnchors(16, 2, 3, {8}, {0.5, 1.0, 2.0}, torch::kCPU);
+  ASSERT_EQ(a.size(0), 2 * 3 * 3);
+  // location (y=0,x=0), ratio 1: 128x128 centred at (0,0)
+  EXPECT_NEAR(a[1][0].item<double>(), -64, 1e-4);
+  EXPECT_NEAR(a[1][3].item<double>(), 64, 1e-4);
+  // ratio 0.5: w = 128/sqrt(.5), h = 128*sqrt(.5)
+  EXPECT_NEAR((a[0][2] - a[0][0]).item<double>(), 128 / std::sqrt(0.5), 1e-3);
+  EXPECT_NEAR((a[0][3] - a[0][1]).item<double>(), 128 * std::sqrt(0.5), 1e-3);
+  // order (y, x, anchor): entry 3 is location (0, 1), centre x = 16
+  EXPECT_NEAR(((a[3][0] + a[3][2]) / 2).item<double>(), 16, 1e-4);
+  EXPECT_NEAR(((a[9][1] + a[9][3]) / 2).item<double>(), 16, 1e-4);
+}
+
+TEST(Ops, NmsMatchesNaiveGreedy) {
+  torch::manual_seed(3);
+  auto boxes = randomBoxes(200, 60);
+  auto scores = torch::rand({200});
+  auto keep = nms(boxes, scores, 0.5);
+  // naive: visit in score order, keep if IoU <= thr with every kept box
+  auto order = std::get<1>(scores.sort(true, 0, true));
+  std::vector<int64_t> expected;
+  for (int64_t k = 0; k < 200; ++k) {
+    int64_t i = order[k].item<int64_t>();
+    bool ok = true;
+    for (int64_t j : expected)
+      if (naiveIou(boxes[i].data_ptr<float>(), boxes[j].data_ptr<float>()) > 0.5) ok = false;
+    if (ok) expected.push_back(i);
+  }
+  ASSERT_EQ(keep.numel(), static_cast<int64_t>(expected.size()));
+  for (size_t k = 0; k < expected.size(); ++k) EXPECT_EQ(keep[k].item<int64_t>(), expected[k]);
+  // batched: boxes of different groups never suppress each other
+  auto dup = torch::cat({boxes.slice(0, 0, 1), boxes.slice(0, 0, 1)});
+  EXPECT_EQ(batchedNms(dup, torch::tensor({0.9f, 0.8f}), torch::tensor({0L, 1L}), 0.5).numel(), 2);
+  EXPECT_EQ(batchedNms(dup, torch::tensor({0.9f, 0.8f}), torch::tensor({1L, 1L}), 0.5).numel(), 1);
+}
+
+TEST(Ops, RoiAlignMatchesScalarReference) {
+  torch::manual_seed(4);
+  const int H = 12, W = 15, S = 7, s = 2;
+  auto feat = torch::randn({2, 3, H, W});
+  const double scale = 1.0 / 8;
+  auto boxes = randomBoxes(30, 130);  // some boxes partly outside the map
+  auto rois = torch::cat({(torch::rand({30, 1}) * 2).floor(), boxes}, 1);
+  auto out = roiAlign(feat, rois, S, scale, s);
+  double maxDiff = 0;
+  for (int k = 0; k < 30; ++k) {
+    int b = static_cast<int>(rois[k][0].item<float>());
+    double x1 = rois[k][1].item<float>() * scale - 0.5, y1 = rois[k][2].item<float>() * scale - 0.5;
+    double x2 = rois[k][3].item<float>() * scale - 0.5, y2 = rois[k][4].item<float>() * scale - 0.5;
+    double bw = (x2 - x1) / S, bh = (y2 - y1) / S;
+    for (int c = 0; c < 3; ++c) {
+      auto f = feat[b][c].contiguous();
+      auto acc = f.accessor<float, 2>();
+      for (int py = 0; py < S; ++py)
+        for (int px = 0; px < S; ++px) {
+          double sum = 0;
+          for (int iy = 0; iy < s; ++iy)
+            for (int ix = 0; ix < s; ++ix)
+              sum += bilinear(acc, H, W, y1 + py * bh + (iy + 0.5) * bh / s, x1 + px * bw + (ix + 0.5) * bw / s);
+          maxDiff = std::max(maxDiff, std::abs(sum / (s * s) - out[k][c][py][px].item<double>()));
+        }
+    }
+  }
+  EXPECT_LT(maxDiff, 1e-4);
+}
+
+TEST(Ops, MaxIouAssignerAndSampler) {
+  // 4 candidates, 2 gts
+  auto iou = torch::tensor({{0.8f, 0.1f}, {0.5f, 0.2f}, {0.1f, 0.25f}, {0.35f, 0.0f}});
+  auto a = assignMaxIou(iou, 0.7, 0.3, 0.3, false);
+  EXPECT_EQ(a[0].item<int64_t>(), 0);   // >= pos
+  EXPECT_EQ(a[1].item<int64_t>(), -2);  // between: ignored
+  EXPECT_EQ(a[2].item<int64_t>(), -1);  // < neg
+  EXPECT_EQ(a[3].item<int64_t>(), -2);
+  // low-quality matching: gt 1's best candidate (0.25) is below min_pos_iou 0.3: stays negative;
+  auto lq = assignMaxIou(iou, 0.7, 0.3, 0.2, true);
+  EXPECT_EQ(lq[2].item<int64_t>(), 1);  // with min_pos 0.2 it becomes gt 1's positive
+  torch::manual_seed(5);
+  auto many = torch::cat({torch::zeros({100}, torch::kLong), torch::full({1000}, -1L), torch::full({50}, -2L)});
+  auto smp = sampleRandom(many, 256, 0.25);
+  EXPECT_EQ(smp.pos.numel(), 64);
+  EXPECT_EQ(smp.neg.numel(), 192);
+  EXPECT_TRUE((many.index_select(0, smp.pos) >= 0).all().item<bool>());
+  EXPECT_TRUE((many.index_select(0, smp.neg) == -1).all().item<bool>());
+  EXPECT_EQ(std::get<0>(torch::_unique(smp.neg)).numel(), 192);  // without replacement
+}
+
+TEST(Ops, WeightStandardisation) {
+  torch::manual_seed(6);
+  auto w = torch::randn({8, 4, 3, 3}) * 3 + 1;
+  auto s = standardizeWeight(w).view({8, -1});
+  EXPECT_LT(s.mean(1).abs().max().item<double>(), 1e-5);
+  // unbiased std (N-1) plus eps on the std: the standardised std is 1 up to eps
+  EXPECT_LT((s.std(1, true) - 1).abs().max().item<double>(), 1e-4);
+}
