@@ -3,22 +3,10 @@
  * and nothing else: seeded sampling, evolution with Partial Order Pruning, Pareto fronts,
  * candidate selection. This file only adapts shapes (plain data in, plain data out) so the
  * workflows stay readable; it makes no decision of its own. Pure: runs in the workflow sandbox.
- *
- * The evolution / pareto / selection modules of the search library land after the spaces; until a
- * function exists, the call fails with a message naming it (a workflow task failure that Temporal
- * retries after a worker with the newer code is deployed), never with a made-up substitute.
  */
 import * as search from '../search';
 import type { RngState } from '../search';
 import type { EvalPoint } from './api';
-
-type Lib = Record<string, unknown>;
-const lib = search as unknown as Lib;
-
-function need<T>(names: string[]): T {
-  for (const n of names) if (typeof lib[n] === 'function') return lib[n] as T;
-  throw new Error(`the search library does not export ${names.join(' / ')} yet`);
-}
 
 export function initialRngState(seed: number): RngState {
   return new search.Rng(seed).state();
@@ -37,53 +25,46 @@ export interface Proposal {
   archs: string[];
   /** architectures skipped by Partial Order Pruning, with the reason */
   pruned: { arch: string; reason: string }[];
+  /** the space has nothing left that was not evaluated or taken */
+  exhausted: boolean;
   rng: RngState;
 }
 
 /**
- * Up to `count` new architectures: uniform samples of the space while the initial population is
- * not complete, then evolution from the current front (mutation + Partial Order Pruning).
- * `taken` are canonical strings already evaluated, running or failed (never proposed again).
+ * Up to `count` new architectures from the search library's `proposeCandidates`: uniform samples
+ * until the initial population is complete, then mutations of front members (crowding tournament),
+ * with Partial Order Pruning in stage two (whose cost, FLOPs, is known before training; stage
+ * one's latency is not, so it is not pruned). `pending` are running or failed architectures,
+ * never proposed again.
  */
 export function propose(o: {
   space: search.SearchSpace;
   evaluated: EvalPoint[];
-  taken: string[];
+  pending: string[];
   rng: RngState;
   count: number;
   population: number;
+  /** stage two: object classes of the dataset, for the FLOPs the pruning compares */
+  numClasses: number;
 }): Proposal {
   const rng = new search.Rng(o.rng);
-  const taken = new Set(o.taken);
-  const archs: string[] = [];
-  const pruned: Proposal['pruned'] = [];
-  if (taken.size < o.population) {
-    const want = Math.min(o.count, o.population - taken.size);
-    // bounded attempts: a tiny space may hold fewer architectures than the population
-    for (let attempt = 0; archs.length < want && attempt < want * 20; attempt++) {
-      const a = search.formatArch(search.sampleArch(o.space, rng));
-      if (!taken.has(a)) {
-        taken.add(a);
-        archs.push(a);
-      }
-    }
-    return { archs, pruned, rng: rng.state() };
-  }
-  const proposeCandidates = need<(args: unknown) => unknown>(['proposeCandidates']);
-  const scored = o.evaluated.filter((p) => p.mAP !== null).map((p) => ({ arch: p.arch, cost: p.cost, score: p.mAP as number }));
-  const r = proposeCandidates({ space: o.space, evaluated: scored, exclude: [...taken], rng, count: o.count, pruning: true }) as Record<string, unknown>;
-  const list = (r.archs ?? r.candidates ?? r.proposed ?? []) as (string | { arch: string })[];
-  for (const x of list) {
-    const a = typeof x === 'string' ? x : x.arch;
-    if (!taken.has(a)) {
-      taken.add(a);
-      archs.push(a);
-    }
-  }
-  for (const p of (r.pruned ?? []) as (string | { arch: string; reason?: string })[]) {
-    pruned.push(typeof p === 'string' ? { arch: p, reason: 'partial order pruning' } : { arch: p.arch, reason: p.reason ?? 'partial order pruning' });
-  }
-  return { archs, pruned, rng: rng.state() };
+  const evaluated = o.evaluated.filter((p) => p.mAP !== null).map((p) => ({ arch: p.arch, cost: p.cost, score: p.mAP as number }));
+  // diverged (unscored) architectures are taken too: never propose them again
+  const pending = [...o.pending, ...o.evaluated.filter((p) => p.mAP === null).map((p) => p.arch)];
+  const pruningCost =
+    o.space.stage === 'two'
+      ? (() => {
+          const flops = search.flopsPruningCost({ numClasses: o.numClasses, fcWidth: search.getSearchSpaces(o.space.profile).fcWidth });
+          return (a: search.Arch) => flops(a) / 1e9; // the stage's cost unit is GFLOPs
+        })()
+      : undefined;
+  const r = search.proposeCandidates({ space: o.space, evaluated, rng, count: o.count, pending, initialPopulation: o.population, pruningCost });
+  return {
+    archs: r.proposals.map((p) => p.arch),
+    pruned: r.pruned.map((p) => ({ arch: p.arch, reason: `contained in ${p.bound.containedIn} (mAP <= ${p.bound.score.toFixed(4)}), dominated by ${p.dominatedBy} at ${p.cost.toFixed(3)}` })),
+    exhausted: r.exhausted,
+    rng: rng.state(),
+  };
 }
 
 /** Rank-0 front of scored points (minimise cost, maximise mAP); failed / diverged points never count. */
@@ -94,12 +75,9 @@ export function paretoFront(points: EvalPoint[]): EvalPoint[] {
   return (fronts[0] ?? []).map((i) => scored[i]);
 }
 
-/** K points of a front spread across its cost range (the paper's C0..C{K-1}). */
-export function selectFromFront(front: EvalPoint[], k: number): EvalPoint[] {
-  if (front.length <= k) return [...front].sort((a, b) => a.cost - b.cost);
-  const select = need<(f: { arch: string; id: string; cost: number; score: number }[], k: number) => unknown>(['selectCandidates']);
-  const r = select(front.map((p) => ({ arch: p.arch, id: p.arch, cost: p.cost, score: p.mAP as number })), k) as unknown[];
-  return r
-    .map((x) => (typeof x === 'number' ? front[x] : front.find((p) => p.arch === (typeof x === 'string' ? x : (x as { arch?: string; id?: string }).arch ?? (x as { id: string }).id))!))
-    .filter((p): p is EvalPoint => Boolean(p));
+/** K points of a front spread across its cost range (the paper's C0..C{K-1}), by the search library. */
+export function selectFromFront(points: EvalPoint[], k: number): EvalPoint[] {
+  const scored = points.filter((p) => p.mAP !== null);
+  const chosen = search.selectCandidates(scored.map((p) => ({ arch: p.arch, cost: p.cost, score: p.mAP as number })), k);
+  return chosen.map((c) => scored.find((p) => p.arch === c.arch)!);
 }

@@ -5,12 +5,17 @@
  * and a GPU-seconds budget stop it from starting more. Pause finishes running evaluations and
  * starts none; stop-stage keeps what finished and returns.
  *
+ * Decisions are reproducible whatever the timing: evaluation j (in start order) is proposed from
+ * the results of evaluations 0..j-concurrency only (all of which must have finished), with the
+ * others counted as pending. So a campaign started again with the same seed proposes the same
+ * architectures in the same order (and then reuses them all from the artifact store), and pauses,
+ * worker crashes or continue-as-new never change what is searched.
+ *
  * History stays bounded: after `continueAsNewEvery` evaluations, or when Temporal suggests it, the
  * stage stops starting evaluations, drains the running ones (and pending signals), and continues
  * as new with its compact state (evaluated points, failed archs, the Rng state, budgets used).
  */
 import {
-  ApplicationFailure,
   condition,
   continueAsNew,
   executeChild,
@@ -57,6 +62,8 @@ export interface SearchStageInput {
 
 export interface SearchStageState {
   rng: RngState;
+  /** every started architecture, in start order (the schedule the proposals are made from) */
+  started: string[];
   evaluated: EvalPoint[];
   failed: string[];
   gpuSeconds: number;
@@ -90,6 +97,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! });
   const st: SearchStageState = input.carried ?? {
     rng: initialRngState(input.seed),
+    started: [],
     evaluated: [],
     failed: [],
     gpuSeconds: 0,
@@ -101,6 +109,14 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   const ctl = installStageControl(input.stage, { paused: st.paused, stopRequested: st.stopRequested });
   const running = new Set<string>();
   let startedThisRun = 0;
+  // finished (scored, diverged or failed) architectures, and how far the start order is finished
+  const finished = new Map<string, EvalPoint | null>([...st.evaluated.map((e) => [e.arch, e] as const), ...st.failed.map((a) => [a, null] as const)]);
+  let doneUpTo = st.started.length; // index of the first started evaluation that has not finished
+  const advance = () => {
+    while (doneUpTo < st.started.length && finished.has(st.started[doneUpTo])) doneUpTo++;
+  };
+  /** evaluation j may be proposed once evaluations 0..j-concurrency have finished */
+  const scheduleReady = () => doneUpTo >= st.started.length - input.concurrency + 1;
   let spaceExhausted = false;
 
   const progress = (): StageProgress => ({
@@ -143,7 +159,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
 
   const budgetReason = (): SearchStageResult['stopReason'] | null => {
     if (ctl.stopRequested) return 'stopped';
-    if (st.evaluated.length + st.failed.length + running.size >= input.maxEvaluations) return 'budget';
+    if (st.started.length >= input.maxEvaluations) return 'budget';
     if (input.deadline !== null && Date.now() >= input.deadline) return 'deadline';
     if (input.gpuSecondsBudget !== null && st.gpuSeconds >= input.gpuSecondsBudget) return 'gpu-budget';
     if (spaceExhausted) return 'space-exhausted';
@@ -153,6 +169,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
 
   const startEvaluation = (arch: string) => {
     running.add(arch);
+    st.started.push(arch);
     startedThisRun++;
     const args: EvaluationInput = {
       campaignId: input.campaignId,
@@ -178,7 +195,9 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       .then((s: EvaluationSummary) => {
         const cost = input.stage === 'structural' ? s.latencyMs : s.gflops;
         if (s.kind === 'ok' && cost === null) throw new Error(`evaluation of ${arch} returned no ${costKind}`);
-        st.evaluated.push({ arch, mAP: s.mAP, cost: cost ?? 0, costKind, key: s.key, reused: s.reused });
+        const point: EvalPoint = { arch, mAP: s.mAP, cost: cost ?? 0, costKind, key: s.key, reused: s.reused };
+        st.evaluated.push(point);
+        finished.set(arch, point);
         st.gpuSeconds += s.gpuSeconds;
         if (s.reused) st.reused++;
       })
@@ -186,9 +205,11 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
         if (isCancellation(e)) return; // the stage itself is being cancelled
         log.warn('evaluation failed', { arch, error: String(e) });
         st.failed.push(arch);
+        finished.set(arch, null);
       })
       .finally(() => {
         running.delete(arch);
+        advance();
         maybeReport();
       });
   };
@@ -198,7 +219,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
     await condition(
       () =>
         (running.size === 0 && (budgetReason() !== null || needContinueAsNew())) ||
-        (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency),
+        (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency && scheduleReady()),
     );
     if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
       await condition(allHandlersFinished);
@@ -225,31 +246,26 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       }
       continue;
     }
-    const free = Math.min(input.concurrency - running.size, input.maxEvaluations - st.evaluated.length - st.failed.length - running.size);
+    // propose evaluation j from the finished prefix 0..j-concurrency (see the header: timing-independent)
+    const j = st.started.length;
+    const visible = st.started.slice(0, Math.max(0, j - input.concurrency + 1));
+    const visibleSet = new Set(visible);
     const p = propose({
       space,
-      evaluated: st.evaluated,
-      taken: [...st.evaluated.map((e) => e.arch), ...st.failed, ...running],
+      evaluated: visible.map((a) => finished.get(a)).filter((e): e is EvalPoint => e != null),
+      pending: [...st.started.filter((a) => !visibleSet.has(a)), ...visible.filter((a) => finished.get(a) === null)],
       rng: st.rng,
-      count: free,
+      count: 1,
       population: input.population,
+      numClasses: input.data.numClasses,
     });
     st.rng = p.rng;
     for (const pr of p.pruned) log.info('pruned by partial order', pr);
     if (p.archs.length === 0) {
-      if (running.size === 0) spaceExhausted = true;
-      else {
-        // nothing new until a running evaluation changes the front
-        const n = st.evaluated.length + st.failed.length;
-        await condition(() => st.evaluated.length + st.failed.length !== n || ctl.stopRequested);
-      }
+      // nothing left to propose: finish with what was evaluated once the running ones are done
+      spaceExhausted = true;
       continue;
     }
     for (const a of p.archs) startEvaluation(a);
   }
-}
-
-/** Thrown into the campaign when a stage produced nothing usable. */
-export function emptyStage(stage: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(`stage ${stage} finished without any scored architecture`, 'EmptyStage');
 }

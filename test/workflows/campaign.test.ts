@@ -48,8 +48,8 @@ function campaign(taskQueue: string, overrides: Partial<CampaignInput> = {}, id 
     candidates: 2,
     stages: {
       ...base.stages,
-      structural: { maxEvaluations: 6, population: 6, recipe: 'toy-stage-one' },
-      modular: { maxEvaluationsPerCandidate: 3, population: 3, recipe: 'toy-stage-two', finalists: 2 },
+      structural: { maxEvaluations: 8, population: 4, recipe: 'toy-stage-one' },
+      modular: { maxEvaluationsPerCandidate: 4, population: 2, recipe: 'toy-stage-two', finalists: 2 },
     },
     budgets: { maxConcurrentTrainings: 2, continueAsNewEvery: 200 },
     ...(overrides as object),
@@ -78,8 +78,8 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
         expect(lastIdx(a)).toBeLessThan(firstIdx(b));
       }
       // budgets: exactly the evaluations asked for, never more than 2 trainings at once
-      expect(order.filter((r) => r === 'toy-stage-one')).toHaveLength(6);
-      expect(order.filter((r) => r === 'toy-stage-two').length).toBeLessThanOrEqual(2 * 3);
+      expect(order.filter((r) => r === 'toy-stage-one')).toHaveLength(8);
+      expect(order.filter((r) => r === 'toy-stage-two').length).toBeLessThanOrEqual(2 * 4);
       expect(gpu.maxRunning).toBeLessThanOrEqual(2);
       // no architecture trained twice in a stage
       const s1 = gpu.calls.filter((x) => x.recipe === 'toy-stage-one' && x.activity === 'trainDetector').map((x) => x.arch);
@@ -94,12 +94,12 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
       const files = fs.readdirSync(result.artifactDir);
       expect(files).toEqual(expect.arrayContaining(['results.jsonl', 'fronts.json', 'report.md', 'pareto-structural.svg', 'pareto-modular.svg', 'final.json']));
       const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      expect(lines.filter((l) => l.stage === 'structural')).toHaveLength(6);
+      expect(lines.filter((l) => l.stage === 'structural')).toHaveLength(8);
       expect(lines[0]).toMatchObject({ arch: expect.any(String), recipe: 'toy-stage-one', attempts: 1, latencyMs: expect.any(Number) });
 
       const progress = await h.query(progressQuery);
       expect(progress.phase).toBe('done');
-      expect(progress.stages.structural).toMatchObject({ status: 'done', evaluated: 6, planned: 6 });
+      expect(progress.stages.structural).toMatchObject({ status: 'done', evaluated: 8, planned: 8 });
       expect(progress.bestMap).toBeGreaterThan(0);
       const fronts = await h.query(frontsQuery);
       expect(fronts.structural.length).toBeGreaterThan(0);
@@ -107,7 +107,7 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
       expect(cands.selected.length).toBeGreaterThan(0);
       const desc = await h.describe();
       expect(desc.typedSearchAttributes.get({ name: 'SmnasStage', type: 'KEYWORD' } as any)).toBe('done');
-      expect(desc.typedSearchAttributes.get({ name: 'SmnasEvaluated', type: 'INT' } as any)).toBeGreaterThanOrEqual(6);
+      expect(desc.typedSearchAttributes.get({ name: 'SmnasEvaluated', type: 'INT' } as any)).toBeGreaterThanOrEqual(8);
     });
   });
 
@@ -118,14 +118,14 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
       const c1 = campaign(tq, { artifactRoot: path.join(work, 'store-reuse') }, uniqueId('reuse-a'));
       await client.workflow.execute('smnasSearch', { taskQueue: tq, workflowId: `smnas-${c1.id}`, args: [c1] });
       const trained = gpu.calls.filter((x) => x.activity === 'trainDetector').length;
-      expect(trained).toBeGreaterThan(6);
+      expect(trained).toBeGreaterThan(8);
       // a new campaign (new id) on the same data with the same seed makes the same decisions: all reused
       const c2 = { ...c1, id: uniqueId('reuse-b') };
       const h2 = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: `smnas-${c2.id}`, args: [c2] });
       await h2.result();
       expect(gpu.calls.filter((x) => x.activity === 'trainDetector').length).toBe(trained);
       const p = await h2.query(progressQuery);
-      expect(p.stages.structural.reused).toBe(6);
+      expect(p.stages.structural.reused).toBe(8);
     });
   });
 
@@ -150,7 +150,7 @@ function stageInput(taskQueue: string, o: Partial<SearchStageInput>): SearchStag
     data: describeCocoDir('detection', path.join(dataRoot, 'coco'), 'train', 'val'),
     seed: 1,
     maxEvaluations: 8,
-    population: 8,
+    population: 4,
     concurrency: 2,
     deadline: null,
     gpuSecondsBudget: null,
@@ -194,7 +194,7 @@ describe('searchStage controls', () => {
     const gpu = new MockGpu(300);
     const tq = uniqueId('tq');
     await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
-      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('stop'), args: [stageInput(tq, { maxEvaluations: 12, population: 12 })] });
+      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('stop'), args: [stageInput(tq, { maxEvaluations: 12, population: 4 })] });
       await until(async () => (await h.query(stageProgressQuery)).progress.evaluated >= 2);
       await h.signal(stopStageSignal);
       const r: any = await h.result();
@@ -210,7 +210,7 @@ describe('searchStage controls', () => {
     const gpu = new MockGpu(10);
     const tq = uniqueId('tq');
     await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
-      const input = stageInput(tq, { maxEvaluations: 7, population: 7, continueAsNewEvery: 3, seed: 5 });
+      const input = stageInput(tq, { maxEvaluations: 7, population: 3, continueAsNewEvery: 3, seed: 5 });
       const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('can'), args: [input] });
       const r: any = await h.result();
       expect(r.evaluated).toHaveLength(7);
