@@ -8,7 +8,8 @@
  *    other categories (other person, other vehicle, trailer) are dropped and counted;
  *  - box2d {x1, y1, x2, y2} -> [x1, y1, x2 - x1, y2 - y1] (the convention of BDD's bdd2coco);
  *  - frames carry no image size: it is read from each image's header.
- * Label files can be large: they are streamed when above the streaming threshold.
+ * Label files can be large: they are streamed when above the streaming threshold. Synchronous
+ * (callers such as the campaign's data activity convert in one call).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,7 +19,7 @@ import { BDD_ALIASES, BDD_CLASSES } from './classes';
 import { DatasetError, STREAM_THRESHOLD } from './coco';
 import { instancesPath, type CocoInstances } from './coco-schema';
 import { readImageHeader } from './image-header';
-import { JsonLocationError, streamJson } from './json-stream';
+import { JsonLocationError, streamJsonSync } from './json-stream';
 import { placeImage, writeJsonAtomic } from './link';
 import type { ConvertResult } from './voc';
 
@@ -48,7 +49,7 @@ export function findBddFiles(input: string, split: string, images?: string): { l
   return { labels, images: images ?? path.join(input, 'images', '100k', split) };
 }
 
-async function readFrames(file: string, each: (f: BddFrame, index: number) => void): Promise<void> {
+function readFrames(file: string, each: (f: BddFrame, index: number) => void): void {
   const take = (v: unknown, i: number) => {
     const r = BddFrameSchema.safeParse(v);
     if (!r.success) throw new DatasetError(describeZodError(`${file}: frame ${i}`, r.error));
@@ -68,27 +69,27 @@ async function readFrames(file: string, each: (f: BddFrame, index: number) => vo
     }
   }
   try {
-    await streamJson(file, { element: (_k, v, i) => take(v, i), arrayKeys: new Set(), other: () => { throw new DatasetError(`${file}: expected a JSON array of frames`); } });
+    streamJsonSync(file, { element: (_k, v, i) => take(v, i), arrayKeys: new Set(), other: () => { throw new DatasetError(`${file}: expected a JSON array of frames`); } });
   } catch (e) {
     if (e instanceof JsonLocationError) throw new DatasetError(`${file}: ${e.message}`);
     throw e;
   }
 }
 
-export async function convertBdd(o: {
+export function convertBdd(o: {
   input: string;
   split: string;
   out: string;
   images?: string;
   copy?: boolean;
   progress?: (done: number, total: number) => void;
-}): Promise<ConvertResult> {
+}): ConvertResult {
   const files = findBddFiles(o.input, o.split, o.images);
   if (!fs.existsSync(files.images)) throw new DatasetError(`${files.images}: images folder not found (use --images)`);
   const catId = new Map<string, number>(BDD_CLASSES.map((n, i) => [n, i + 1]));
   const inst: CocoInstances = { images: [], annotations: [], categories: BDD_CLASSES.map((name, i) => ({ id: i + 1, name, supercategory: 'none' })) };
   const skipped: Record<string, number> = {};
-  await readFrames(files.labels, (f, i) => {
+  readFrames(files.labels, (f, i) => {
     const src = path.join(files.images, f.name);
     const h = readImageHeader(src);
     if (typeof h === 'string') throw new DatasetError(`${files.labels}: frame ${i} (${f.name}): image ${src}: ${h}`);

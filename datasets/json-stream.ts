@@ -112,13 +112,19 @@ export interface StreamHandlers {
   chunkSize?: number;
 }
 
+/** A read the parser needs: fill `buf` from file offset `pos`; the driver resumes it with the byte count. */
+interface ReadRequest {
+  buf: Buffer;
+  pos: number;
+}
+type Gen<T> = Generator<ReadRequest, T, number>;
+
 /**
- * Stream a JSON file that is either an array (key "" for its elements) or an object whose
- * `arrayKeys` hold arrays. Async: yields to the event loop between chunks (activities heartbeat).
+ * The parser as a generator that yields its reads, so the same code runs with async reads
+ * (streamJson: yields to the event loop between chunks, for activities that heartbeat) and with
+ * sync reads (streamJsonSync: for synchronous callers).
  */
-export async function streamJson(file: string, h: StreamHandlers): Promise<void> {
-  const fh = await fs.promises.open(file, 'r');
-  const total = (await fh.stat()).size;
+function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<void> {
   let buf = Buffer.alloc(0);
   let bufBase = 0; // file offset of buf[0]
   let eof = false;
@@ -130,10 +136,10 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
     throw new JsonLocationError(`${msg} at line ${line}, column ${column}${record ? ` (${record})` : ''}`, at, line, column, record);
   };
   /** make sure buf holds at least `need` bytes after pos (or EOF); false at EOF */
-  const fill = async (need: number): Promise<boolean> => {
+  function* fill(need: number): Gen<boolean> {
     while (buf.length - pos < need && !eof) {
       const chunk = Buffer.alloc(Math.max(chunkSize, need));
-      const { bytesRead } = await fh.read(chunk, 0, chunk.length, bufBase + buf.length);
+      const bytesRead = yield { buf: chunk, pos: bufBase + buf.length };
       if (bytesRead === 0) eof = true;
       buf = Buffer.concat([buf.subarray(pos), chunk.subarray(0, bytesRead)]);
       bufBase += pos;
@@ -142,15 +148,15 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
     }
     return buf.length - pos >= need;
   };
-  const skipWs = async (): Promise<number> => {
+  function* skipWs(): Gen<number> {
     for (;;) {
       while (pos < buf.length && isWs(buf[pos])) pos++;
       if (pos < buf.length) return buf[pos];
-      if (!(await fill(1))) return -1;
+      if (!(yield* fill(1))) return -1;
     }
   };
   /** the complete value at pos, parsed; advances pos */
-  const readValue = async (record: string): Promise<unknown> => {
+  function* readValue(record: string): Gen<unknown> {
     let need = 1;
     for (;;) {
       const e = scanValue(buf, pos, buf.length);
@@ -176,19 +182,19 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
       }
       if (eof) return fail('unexpected end of file', bufBase + buf.length, record);
       need = buf.length - pos + chunkSize;
-      await fill(need);
+      yield* fill(need);
     }
   };
-  const expect = async (ch: number, what: string, record?: string): Promise<void> => {
-    const c = await skipWs();
+  function* expect(ch: number, what: string, record?: string): Gen<void> {
+    const c = yield* skipWs();
     if (c !== ch) fail(c < 0 ? `unexpected end of file, expected ${what}` : `expected ${what}, found '${String.fromCharCode(c)}'`, bufBase + pos, record);
     pos++;
   };
-  const streamArray = async (key: string): Promise<void> => {
-    await expect(0x5b, `'[' (the value of "${key}" must be an array)`);
+  function* streamArray(key: string): Gen<void> {
+    yield* expect(0x5b, `'[' (the value of "${key}" must be an array)`);
     h.arrayStart?.(key);
     let index = 0;
-    let c = await skipWs();
+    let c = yield* skipWs();
     if (c === 0x5d) {
       pos++;
       return;
@@ -196,12 +202,12 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
     for (;;) {
       const record = key ? `${key}[${index}]` : `record ${index}`;
       if (c < 0) fail('unexpected end of file', bufBase + pos, record);
-      const value = await readValue(record);
+      const value = yield* readValue(record);
       h.element(key, value, index++);
-      c = await skipWs();
+      c = yield* skipWs();
       if (c === 0x2c) {
         pos++;
-        c = await skipWs();
+        c = yield* skipWs();
         continue;
       }
       if (c === 0x5d) {
@@ -212,29 +218,29 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
     }
   };
 
-  try {
-    const first = await skipWs();
+  {
+    const first = yield* skipWs();
     if (first === 0x5b) {
-      await streamArray('');
+      yield* streamArray('');
     } else if (first === 0x7b) {
       pos++;
-      let c = await skipWs();
+      let c = yield* skipWs();
       if (c === 0x7d) pos++;
       else {
         for (;;) {
           if (c !== 0x22) fail('expected a key string', bufBase + pos);
-          const key = (await readValue('key')) as string;
-          await expect(0x3a, `':' after "${key}"`);
-          await skipWs();
-          if (h.arrayKeys?.has(key)) await streamArray(key);
+          const key = (yield* readValue('key')) as string;
+          yield* expect(0x3a, `':' after "${key}"`);
+          yield* skipWs();
+          if (h.arrayKeys?.has(key)) yield* streamArray(key);
           else {
-            const v = await readValue(key);
+            const v = yield* readValue(key);
             h.other?.(key, v);
           }
-          c = await skipWs();
+          c = yield* skipWs();
           if (c === 0x2c) {
             pos++;
-            c = await skipWs();
+            c = yield* skipWs();
             continue;
           }
           if (c === 0x7d) {
@@ -247,9 +253,37 @@ export async function streamJson(file: string, h: StreamHandlers): Promise<void>
     } else {
       fail(first < 0 ? 'empty file' : 'expected a JSON object or array', bufBase + pos);
     }
-    const tail = await skipWs();
+    const tail = yield* skipWs();
     if (tail >= 0) fail('unexpected data after the end of the JSON document', bufBase + pos);
+  }
+}
+
+/**
+ * Stream a JSON file that is either an array (key "" for its elements) or an object whose
+ * `arrayKeys` hold arrays. Async: yields to the event loop between chunks.
+ */
+export async function streamJson(file: string, h: StreamHandlers): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const gen = parseJsonStream(file, (await fh.stat()).size, h);
+    let r = gen.next();
+    while (!r.done) {
+      const { bytesRead } = await fh.read(r.value.buf, 0, r.value.buf.length, r.value.pos);
+      r = gen.next(bytesRead);
+    }
   } finally {
     await fh.close();
+  }
+}
+
+/** The same, with synchronous reads. */
+export function streamJsonSync(file: string, h: StreamHandlers): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const gen = parseJsonStream(file, fs.fstatSync(fd).size, h);
+    let r = gen.next();
+    while (!r.done) r = gen.next(fs.readSync(fd, r.value.buf, 0, r.value.buf.length, r.value.pos));
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { convertBdd } from '../../datasets/bdd';
+import { convertToCoco } from '../../datasets/convert';
 import { checkDataset } from '../../datasets/check';
 import type { CocoInstances } from '../../datasets/coco-schema';
 import { writeSynthDetection } from '../../datasets/synth/detection';
@@ -69,6 +70,18 @@ describe('converters', () => {
     expect(fs.lstatSync(path.join(out, 'val', 'val_000001.png')).isSymbolicLink()).toBe(false);
     expect(fs.lstatSync(path.join(out, 'train', 'train_000001.png')).isSymbolicLink()).toBe(true);
     expect((await checkDataset(out)).errors).toBe(0);
+  });
+
+  it('convertToCoco (the campaign entry point) writes train and val with the same categories', () => {
+    const out = path.join(dir, 'campaign-voc');
+    const r = convertToCoco({ format: 'voc', src: path.join(dir, 'voc'), out });
+    expect(r.map((x) => x.split)).toEqual(['train', 'val']);
+    const train = read(path.join(out, 'annotations/instances_train.json'));
+    const val = read(path.join(out, 'annotations/instances_val.json'));
+    expect(val.categories).toEqual(train.categories);
+    expect(train.images).toHaveLength(base.train);
+    const outB = path.join(dir, 'campaign-bdd');
+    expect(convertToCoco({ format: 'bdd', src: path.join(dir, 'bdd'), out: outB }).map((x) => x.images)).toEqual([base.train, base.val]);
   });
 
   it('VOC XML errors name the file and object', () => {
