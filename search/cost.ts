@@ -26,6 +26,8 @@ export interface Cost {
 
 export interface DetectorCost extends Cost {
   arch: string;
+  /** the input size costed: the notation's, padded up to multiples of 32 */
+  input: { width: number; height: number };
   rois: number;
   modules: { backbone: Cost; neck: Cost; rpn: Cost; head: Cost };
 }
@@ -183,10 +185,10 @@ function headInto(acc: Acc, l: DetectorLayout, levels: Size[], rois: number): vo
   if (h.kind === 'retina') {
     shared(acc, levels, (at) => {
       let x = at;
-      for (let i = 0; i < h.stackedConvs; i++) x = acc.conv(c, h.convChannels, 3, 1, x, { bias: true });
+      for (let i = 0; i < h.stackedConvs; i++) x = acc.conv(i === 0 ? c : h.convChannels, h.convChannels, 3, 1, x, { bias: true });
       acc.conv(h.convChannels, h.anchorsPerLocation * h.numClasses, 3, 1, x, { bias: true });
       let y = at;
-      for (let i = 0; i < h.stackedConvs; i++) y = acc.conv(c, h.convChannels, 3, 1, y, { bias: true });
+      for (let i = 0; i < h.stackedConvs; i++) y = acc.conv(i === 0 ? c : h.convChannels, h.convChannels, 3, 1, y, { bias: true });
       acc.conv(h.convChannels, h.anchorsPerLocation * 4, 3, 1, y, { bias: true });
     });
     return;
@@ -201,12 +203,17 @@ function headInto(acc: Acc, l: DetectorLayout, levels: Size[], rois: number): vo
   }
 }
 
+/** a side of the detector's input after padding to a multiple of 32 */
+export const paddedSide = (n: number): number => Math.ceil(n / 32) * 32;
+
 const sum = (xs: Cost[]): Cost => xs.reduce((a, b) => ({ flops: a.flops + b.flops, params: a.params + b.params, mac: a.mac + b.mac }), zero());
 
 /** Whole-detector cost with the per-module breakdown, `rois` RoIs through the RoI head. */
 export function layoutCost(l: DetectorLayout, rois = DEFAULT_ROIS): DetectorCost {
   if (!(Number.isInteger(rois) && rois >= 0)) throw new RangeError(`rois must be a non-negative integer, got ${rois}`);
-  const input = { h: l.input.height, w: l.input.width };
+  // the detector sees its input padded up to a multiple of 32 (mmdetection's size_divisor=32), so
+  // the paper's 1333x800, 800x600 and 1080x720 are costed as 1344x800, 800x608 and 1088x736
+  const input = { h: paddedSide(l.input.height), w: paddedSide(l.input.width) };
   const bb = new Acc();
   const stageSizes = backboneInto(bb, l.backbone, input, builtStages(l.neck));
   const neck = new Acc();
@@ -216,7 +223,7 @@ export function layoutCost(l: DetectorLayout, rois = DEFAULT_ROIS): DetectorCost
   const head = new Acc();
   headInto(head, l, levels, rois);
   const modules = { backbone: bb.c, neck: neck.c, rpn: rpn.c, head: head.c };
-  return { arch: l.arch, rois, ...sum(Object.values(modules)), modules };
+  return { arch: l.arch, input: { width: input.w, height: input.h }, rois, ...sum(Object.values(modules)), modules };
 }
 
 /** Whole-detector cost straight from the notation. */

@@ -77,7 +77,7 @@ function costCmd(argv: string[]): number {
     if (json) printJson({ ...c, numClasses, fcWidth });
     else {
       const rows = [['module', 'GFLOPs', 'Mparams', 'MAC (M)'], ...Object.entries(c.modules).map(([k, v]) => [k, fmtG(v.flops), fmtM(v.params), fmtM(v.mac)]), ['total', fmtG(c.flops), fmtM(c.params), fmtM(c.mac)]];
-      process.stdout.write(`${c.arch}  (${numClasses} classes, fc ${fcWidth}, ${rois} RoIs)\n${table(rows)}`);
+      process.stdout.write(`${c.arch}  (input ${c.input.width}x${c.input.height} after padding to multiples of 32, ${numClasses} classes, fc ${fcWidth}, ${rois} RoIs)\n${table(rows)}`);
     }
     return 0;
   }

@@ -65,6 +65,15 @@ describe('cost model', () => {
     expect(none.modules.neck.params).toBe(0);
   });
 
+  test('detector input is padded to a multiple of 32 (1333x800 is costed as 1344x800)', () => {
+    const o = { numClasses: 80, fcWidth: 1024 };
+    const a = detectorCost('1333x800/resnet50/fpn(P1-P5,c=256)/rpn/2fc', o);
+    const b = detectorCost('1344x800/resnet50/fpn(P1-P5,c=256)/rpn/2fc', o);
+    expect(a.flops).toBe(b.flops);
+    expect(a.mac).toBe(b.mac);
+    expect(detectorCost('800x600/resnet18/none/rpn/2fc', o).flops).toBe(detectorCost('800x608/resnet18/none/rpn/2fc', o).flops);
+  });
+
   test('totals are the sum of the modules; costs grow with input size and RoIs', () => {
     fc.assert(
       fc.property(archArb, (a) => {
