@@ -16,6 +16,7 @@ import { parseCampaign, type Campaign, type TransferDataset } from '../protocol/
 import { CocoInstancesSchema, instancesPath, imagesDir } from '../datasets/coco-schema';
 import { writeSynthDetection } from '../datasets/synth/detection';
 import { writeSynthClassification } from '../datasets/synth/classification';
+import { convertToCoco } from '../datasets/convert';
 import type { ActivityDeps } from './index';
 import { ArtifactStore, sha256, writeFileAtomic } from './artifact-store';
 import type { DataSummary, DatasetRef } from './types';
@@ -74,22 +75,6 @@ function treeFingerprint(root: string): string {
   return sha256(entries.join('\n'));
 }
 
-type Converter = (o: { format: 'voc' | 'bdd'; src: string; out: string }) => unknown;
-
-/** The datasets library's converter to canonical COCO form (datasets/convert.ts). */
-function converter(): Converter {
-  let mod: Record<string, unknown>;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require('../datasets/convert') as Record<string, unknown>;
-  } catch (e) {
-    throw ApplicationFailure.nonRetryable(`the datasets library has no converter module (datasets/convert): ${(e as Error).message}`, 'MissingConverter');
-  }
-  const fn = mod.convertToCoco ?? mod.convertDataset;
-  if (typeof fn !== 'function') throw ApplicationFailure.nonRetryable('datasets/convert exports no convertToCoco', 'MissingConverter');
-  return fn as Converter;
-}
-
 function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
   if (t.format === 'coco') return describeCocoDir(t.name, t.root, 'train', 'val');
   if (!fs.existsSync(t.root)) throw badData(`transfer dataset '${t.name}': ${t.root} does not exist`);
@@ -99,7 +84,7 @@ function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
     const tmp = `${out}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     try {
-      converter()({ format: t.format, src: t.root, out: tmp });
+      convertToCoco({ format: t.format, src: t.root, out: tmp });
     } catch (e) {
       if (e instanceof ApplicationFailure) throw e;
       throw badData(`transfer dataset '${t.name}' (${t.format}, ${t.root}): ${(e as Error).message}`);

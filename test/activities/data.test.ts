@@ -1,0 +1,109 @@
+/**
+ * The control activities on real (generated) files: toy data preparation (generation in COCO, VOC
+ * and BDD form + classification folders, VOC/BDD converted to canonical COCO form, fingerprints),
+ * the artifact store (atomic records, stable keys, reuse), and the report (SVG Pareto plot, tables).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import pino from 'pino';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { createControlActivities } from '../../activities';
+import { canonicalJson, evaluationKey } from '../../activities/artifact-store';
+import { paretoSvg } from '../../activities/report';
+import type { DataSummary, EvaluationRecord, LookupResult } from '../../activities/types';
+import { makeToyCampaign } from '../../protocol/campaign';
+import { tmpDir } from './mock-trainer';
+
+const work = tmpDir('smnas-data-');
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+const acts = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+const run = <T>(fn: (...a: any[]) => Promise<T>, ...args: unknown[]) => new MockActivityEnvironment().run(fn as any, ...args) as Promise<T>;
+
+describe('prepareData', () => {
+  const base = makeToyCampaign({ id: 'data-test', dataRoot: path.join(work, 'toy'), artifactRoot: path.join(work, 'store') });
+  const c = { ...base, data: { ...base.data, synthesize: { root: path.join(work, 'toy'), trainImages: 6, valImages: 3, imageSize: 64, classes: 3, seed: 1 } } };
+
+  test('generates the toy data sets, converts VOC and BDD to COCO form, fingerprints everything', async () => {
+    const s = await run<DataSummary>(acts.prepareData, c);
+    expect(s.generated).toBe(true);
+    expect(s.detection).toMatchObject({ numClasses: 3, trainImages: 6, valImages: 3 });
+    expect(s.transfer.map((t) => t.name)).toEqual(['voc', 'bdd']);
+    for (const t of s.transfer) {
+      expect(t.root.startsWith(path.join(work, 'store', 'datasets'))).toBe(true);
+      expect(fs.existsSync(path.join(t.root, 'annotations', 'instances_train.json'))).toBe(true);
+      expect(t.trainImages).toBe(6);
+    }
+    expect(s.classification).toMatchObject({ classes: 3 });
+    expect(fs.existsSync(path.join(s.campaignDir, 'data.json'))).toBe(true);
+    // a second call generates nothing and gives the same fingerprints
+    const again = await run<DataSummary>(acts.prepareData, c);
+    expect(again.generated).toBe(false);
+    expect(again.detection.fingerprint).toBe(s.detection.fingerprint);
+    expect(again.transfer.map((t) => t.root)).toEqual(s.transfer.map((t) => t.root));
+  });
+
+  test('bad data is non-retryable and names the file', async () => {
+    const broken = path.join(work, 'broken');
+    fs.mkdirSync(path.join(broken, 'annotations'), { recursive: true });
+    fs.writeFileSync(path.join(broken, 'annotations', 'instances_train.json'), '{"images": [');
+    const bad = { ...c, data: { detection: { root: broken, trainSplit: 'train', valSplit: 'val' }, transfer: [] } };
+    const err = await run(acts.prepareData, bad).catch((e) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toMatch(/instances_train\.json: not valid JSON/);
+  });
+
+  test('an invalid campaign names the field', async () => {
+    const err = await run(acts.prepareData, { ...c, candidates: -1 }).catch((e) => e);
+    expect(err.message).toMatch(/^campaign: candidates: /);
+  });
+});
+
+describe('artifact store', () => {
+  test('keys are stable sha256 over arch, recipe hash, data, purpose and init weights', () => {
+    const k = { arch: 'a', recipeHash: 'r', datasetFingerprint: 'd', purpose: 'structural' as const };
+    expect(evaluationKey(k)).toMatch(/^[0-9a-f]{64}$/);
+    expect(evaluationKey(k)).toBe(evaluationKey({ ...k }));
+    expect(evaluationKey({ ...k, purpose: 'modular' })).not.toBe(evaluationKey(k));
+    expect(evaluationKey({ ...k, initWeights: 'w.pt' })).not.toBe(evaluationKey(k));
+    expect(canonicalJson({ b: 1, a: [1, { d: 2, c: 3 }] })).toBe(canonicalJson({ a: [1, { c: 3, d: 2 }], b: 1 }));
+  });
+
+  test('a recorded evaluation is found again (reuse) and logged once per key', async () => {
+    const req = { arch: '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc', recipe: 'toy-stage-one', datasetFingerprint: 'fp', purpose: 'structural' };
+    const miss = await run<LookupResult>(acts.lookupEvaluation, req);
+    expect(miss.record).toBeNull();
+    const record: EvaluationRecord = {
+      key: miss.key, campaignId: 'store-test', stage: 'structural', arch: req.arch, recipe: req.recipe, recipeHash: miss.recipeHash,
+      datasetFingerprint: 'fp',
+      train: { kind: 'ok', mAP: 0.3, stats: null, weights: '/w.pt', outDir: '/o', wallSeconds: 3, gpuSeconds: 3, device: 'cpu', attempt: 2, resumedFrom: '/c.pt', message: null },
+      cost: null, latency: null, finishedAt: '2026-01-01T00:00:00.000Z',
+    };
+    await run(acts.recordEvaluation, { record });
+    await run(acts.recordEvaluation, { record }); // a retried record activity
+    const hit = await run<LookupResult>(acts.lookupEvaluation, req);
+    expect(hit.record).toEqual(record);
+    const log = fs.readFileSync(path.join(work, 'store', 'campaigns', 'store-test', 'results.jsonl'), 'utf8').trim().split('\n');
+    expect(log).toHaveLength(1);
+    expect(JSON.parse(log[0])).toMatchObject({ arch: req.arch, recipe: 'toy-stage-one', mAP: 0.3, attempts: 2, wallSeconds: 3, reused: false });
+    // no temp files left behind by the atomic writes
+    const dir = path.dirname(path.join(work, 'store', 'evaluations', miss.key.slice(0, 2), 'x'));
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+});
+
+describe('report', () => {
+  test('the Pareto SVG marks front points and names every architecture', () => {
+    const svg = paretoSvg('t', 'ms', [
+      { x: 1, y: 0.2, label: 'a', front: true },
+      { x: 2, y: 0.1, label: 'b', front: false },
+      { x: 3, y: 0.4, label: 'c', front: true },
+    ]);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect((svg.match(/<circle/g) ?? []).length).toBe(3);
+    expect((svg.match(/fill="#d62728"/g) ?? []).length).toBe(2);
+    expect(svg).toContain('<polyline');
+    expect(svg).toMatch(/<title>b mAP=0\.1000/);
+  });
+});
