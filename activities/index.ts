@@ -33,6 +33,8 @@ export interface ActivityDeps {
   killGraceMs?: number;
   /** intra-op threads handed to the trainer (0 = library default) */
   threads?: number;
+  /** how often trainings write checkpoints (default every 30 s of wall time) */
+  checkpoint?: { everyIterations?: number; everySeconds?: number };
 }
 
 /** Defaults for a worker on this machine: store under $SMNAS_STATE/artifacts, the built trainer, CPU. */

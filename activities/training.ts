@@ -181,7 +181,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
           device,
           threads: deps.threads ?? 0,
           resume,
-          checkpoint: { everySeconds: 30, keep: 2 },
+          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint },
           arch: req.arch,
           recipe,
           numClasses: req.data.numClasses,
@@ -273,7 +273,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       const job = nonRetryableConfig(`pretrain ${req.arch}`, () =>
         buildClassificationJob({
           command: 'classify-train', outDir, seed: req.seed, device, threads: deps.threads ?? 0,
-          resume: prior?.checkpoint != null, checkpoint: { everySeconds: 30, keep: 2 },
+          resume: prior?.checkpoint != null, checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint },
           arch: req.arch, recipe, dataRoot: req.dataRoot,
         }),
       );

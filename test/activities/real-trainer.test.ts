@@ -1,0 +1,80 @@
+/**
+ * The GPU activities with the REAL native trainer (native/build/smnas-trainer) on generated toy
+ * data: train + evaluate (through bin/smnas eval) gives COCO metrics, a cancelled training stops
+ * the trainer and a retried attempt resumes from the checkpoint named in the heartbeat, and the
+ * latency benchmark reports figures. Skipped when the trainer is not built.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import pino from 'pino';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { CancelledFailure } from '@temporalio/common';
+import { createControlActivities, createGpuActivities, type ActivityDeps } from '../../activities';
+import type { DataSummary, TrainOutcome, TrainRequest } from '../../activities/types';
+import type { BenchFigures } from '../../protocol/trainer-messages';
+import { TRAINER_BIN } from '../../common/paths';
+import { makeToyCampaign } from '../../protocol/campaign';
+import { tmpDir } from './mock-trainer';
+
+const haveTrainer = fs.existsSync(TRAINER_BIN);
+const maybe = haveTrainer ? describe : describe.skip;
+const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
+
+maybe('GPU activities with the real trainer (toy data, CPU)', () => {
+  const work = tmpDir('smnas-real-');
+  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+  const deps: ActivityDeps = {
+    artifactRoot: path.join(work, 'store'),
+    trainerBin: TRAINER_BIN,
+    devices: ['cpu'],
+    logger: pino({ level: 'silent' }),
+    heartbeatEverySeconds: 1,
+    killGraceMs: 5000,
+    threads: 1,
+    checkpoint: { everyIterations: 2, everySeconds: 0 },
+  };
+  let data: DataSummary;
+  beforeAll(async () => {
+    const base = makeToyCampaign({ id: 'real', dataRoot: path.join(work, 'toy'), artifactRoot: deps.artifactRoot });
+    const c = { ...base, data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'toy'), trainImages: 8, valImages: 4, imageSize: 64, classes: 2, seed: 1 } } };
+    data = (await new MockActivityEnvironment().run(createControlActivities(deps).prepareData as any, c)) as DataSummary;
+  }, 60_000);
+  const req = (key: string): TrainRequest => ({ campaignId: 'real', key, arch: ARCH, recipe: 'toy-stage-one', data: data.detection, seed: 0 });
+
+  test('train + evaluate gives COCO metrics and weights', async () => {
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const beats: any[] = [];
+    env.on('heartbeat', (b) => beats.push(b));
+    const out = (await env.run(createGpuActivities(deps).trainDetector, req('full'))) as TrainOutcome;
+    expect(out.kind).toBe('ok');
+    expect(out.mAP).toBeGreaterThanOrEqual(0);
+    expect(out.stats).not.toBeNull();
+    expect(fs.existsSync(out.weights!)).toBe(true);
+    expect(beats.some((b) => b.iteration > 0 && typeof b.loss === 'number')).toBe(true);
+  }, 300_000);
+
+  test('cancel mid-training stops the trainer; the retry resumes from the heartbeat checkpoint', async () => {
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    let last: any = null;
+    env.on('heartbeat', (b) => {
+      last = b;
+      if (b.checkpoint && b.phase === 'training') env.cancel();
+    });
+    const err = await env.run(createGpuActivities(deps).trainDetector, req('resume')).catch((e) => e);
+    expect(err).toBeInstanceOf(CancelledFailure);
+    expect(last.checkpoint.path).toMatch(/checkpoint/);
+    const env2 = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: last });
+    const out = (await env2.run(createGpuActivities(deps).trainDetector, req('resume'))) as TrainOutcome;
+    expect(out.kind).toBe('ok');
+    expect(out.attempt).toBe(2);
+    expect(out.resumedFrom).not.toBeNull();
+  }, 300_000);
+
+  test('latency benchmark on the CPU', async () => {
+    const figs = (await new MockActivityEnvironment().run(createGpuActivities(deps).benchmarkLatency, {
+      key: 'bench', arch: ARCH, recipe: 'toy-stage-one', numClasses: 2, device: 'cpu', warmup: 1, iterations: 3,
+    })) as BenchFigures;
+    expect(figs.iterations).toBe(3);
+    expect(figs.medianMs).toBeGreaterThan(0);
+  }, 120_000);
+});
