@@ -64,7 +64,7 @@ describe('data synth', () => {
     expect(Buffer.from(makeScene(3, { size: 128, classes: 4, seed: 10 }).rgb).equals(Buffer.from(a.rgb))).toBe(false);
     let small = 0;
     let total = 0;
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 80; i++) {
       const s = makeScene(i, { size: 128, classes: 4, seed: 1 });
       expect(s.objects.length).toBeGreaterThanOrEqual(1);
       expect(s.objects.length).toBeLessThanOrEqual(6);
