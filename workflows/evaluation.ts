@@ -76,7 +76,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     await control.recordEvaluation({ record: rec, artifactRoot: input.artifactRoot, reused: true });
     return summarise(rec, true);
   }
-  const train = await gpu.trainDetector({
+  const train = await gpu.trainDetector.executeWithOptions({ summary: `train + evaluate (${input.stage}, ${input.recipe}): ${input.arch}` }, [{
     campaignId: input.campaignId,
     key: found.key,
     arch: input.arch,
@@ -86,13 +86,13 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     initWeights: input.initWeights,
     initKind: input.initKind,
     artifactRoot: input.artifactRoot,
-  });
+  }]);
   const wantFlops = input.cost === 'flops' || input.cost === 'both';
   const wantLatency = (input.cost === 'latency' || input.cost === 'both') && train.kind === 'ok';
   const [cost, latency] = await Promise.all([
     wantFlops ? control.computeCost({ arch: input.arch, numClasses: input.data.numClasses, recipe: input.recipe }) : null,
     wantLatency
-      ? gpu.benchmarkLatency({
+      ? gpu.benchmarkLatency.executeWithOptions({ summary: `latency on ${input.latencyDevice}: ${input.arch}` }, [{
           key: found.key,
           arch: input.arch,
           recipe: input.recipe,
@@ -101,7 +101,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
           warmup: input.bench.warmup,
           iterations: input.bench.iterations,
           artifactRoot: input.artifactRoot,
-        })
+        }])
       : null,
   ]);
   const record: EvaluationRecord = {

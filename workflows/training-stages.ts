@@ -64,10 +64,10 @@ export async function pretrainStage(input: PretrainStageInput): Promise<Record<s
   const results = await runBounded(input.archs, input.concurrency, ctl, async (arch) => {
     run.running.push(arch);
     try {
-      return await gpu.pretrainBackbone({
+      return await gpu.pretrainBackbone.executeWithOptions({ summary: `pretrain backbone of ${arch}` }, [{
         campaignId: input.campaignId, arch, recipe: input.recipe, dataRoot: input.classification.root,
         fingerprint: input.classification.fingerprint, seed: input.seed, artifactRoot: input.artifactRoot,
-      });
+      }]);
     } finally {
       run.running.splice(run.running.indexOf(arch), 1);
     }

@@ -229,4 +229,19 @@ describe('searchStage controls', () => {
       expect(new Set(r2.evaluated.map((e: any) => e.arch))).toEqual(new Set(r.evaluated.map((e: any) => e.arch)));
     });
   });
+
+  test('GPU-hour and wall-clock budgets stop the stage from starting more evaluations', async () => {
+    const gpu = new MockGpu(50); // each mocked training reports 1 GPU second
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const r: any = await client.workflow.execute('searchStage', { taskQueue: tq, workflowId: uniqueId('gpub'), args: [stageInput(tq, { maxEvaluations: 20, gpuSecondsBudget: 3 })] });
+      expect(r.stopReason).toBe('gpu-budget');
+      // 3 seconds used after 3 evaluations; at most `concurrency - 1` more were already running
+      expect(r.evaluated.length).toBeGreaterThanOrEqual(3);
+      expect(r.evaluated.length).toBeLessThanOrEqual(4);
+      const d: any = await client.workflow.execute('searchStage', { taskQueue: tq, workflowId: uniqueId('wall'), args: [stageInput(tq, { maxEvaluations: 20, deadline: Date.now() - 1 })] });
+      expect(d.stopReason).toBe('deadline');
+      expect(d.evaluated).toHaveLength(0);
+    });
+  });
 });
