@@ -3,6 +3,7 @@
  * canonical string, so a restarted campaign (or a replayed one) addresses the same children and
  * never starts an evaluation twice. Pure.
  */
+import { campaignWorkflowId } from './api';
 
 /** Canonical strings contain '/', '(', ',', '=': keep [A-Za-z0-9._-], write anything else as ~hh. */
 export function safeEncode(s: string): string {
@@ -21,14 +22,13 @@ export function safeDecode(s: string): string {
   return s.replace(/~u([0-9a-f]+)~|~([0-9a-f]{2})/g, (_m, u: string | undefined, h: string | undefined) => String.fromCodePoint(parseInt((u ?? h)!, 16)));
 }
 
-export const campaignWorkflowIdOf = (campaignId: string) => `smnas-${campaignId}`;
 
 /** stage children: smnas-<id>/structural, smnas-<id>/modular/<candidate>, smnas-<id>/transfer/<dataset> */
 export function stageWorkflowId(campaignId: string, stage: string, scope?: string): string {
-  return `${campaignWorkflowIdOf(campaignId)}/${stage}${scope ? `/${safeEncode(scope)}` : ''}`;
+  return `${campaignWorkflowId(campaignId)}/${stage}${scope ? `/${safeEncode(scope)}` : ''}`;
 }
 
 /** evaluation children: smnas-<id>/eval/<stage>[/<scope>]/<safe(arch)> */
 export function evaluationWorkflowId(campaignId: string, stage: string, arch: string, scope?: string): string {
-  return `${campaignWorkflowIdOf(campaignId)}/eval/${stage}${scope ? `/${safeEncode(scope)}` : ''}/${safeEncode(arch)}`;
+  return `${campaignWorkflowId(campaignId)}/eval/${stage}${scope ? `/${safeEncode(scope)}` : ''}/${safeEncode(arch)}`;
 }
