@@ -136,8 +136,8 @@ export function convertVoc(o: {
       for (const yd of yearDirs) {
         for (const f of fs.readdirSync(path.join(yd, 'Annotations'))) {
           if (!f.endsWith('.xml')) continue;
-          const xml = fs.readFileSync(path.join(yd, 'Annotations', f), 'utf8');
-          for (const m of xml.matchAll(/<object>\s*<name>\s*([^<]*?)\s*<\/name>/g)) names.add(m[1]);
+          const file = path.join(yd, 'Annotations', f);
+          for (const ob of parseVocXml(fs.readFileSync(file, 'utf8'), file).objects) names.add(ob.name);
         }
       }
       classes = [...names].sort();

@@ -202,12 +202,12 @@ export function evaluateCoco(gt: CocoInstances, dets: readonly CocoDetection[]):
   return toReport(evaluateCocoColumns(index.columns, c.columns()), index.catNames);
 }
 
-/** Files in, report out (used by `smnas eval` and the bench). */
-export async function evaluateCocoFiles(gtFile: string, detFile: string): Promise<CocoEvalReport> {
+/** Files in, report out (used by `smnas eval` and the bench); `progress` gets (classes done, classes). */
+export async function evaluateCocoFiles(gtFile: string, detFile: string, progress?: (done: number, total: number, dets: number) => void): Promise<CocoEvalReport> {
   const gt = await loadCocoInstances(gtFile);
   const index = indexGroundTruth(gt, gtFile);
   const dets = await loadDetections(detFile, index);
-  return toReport(evaluateCocoColumns(index.columns, dets), index.catNames);
+  return toReport(evaluateCocoColumns(index.columns, dets, progress && ((d, t) => progress(d, t, dets.n))), index.catNames);
 }
 
 export interface VocEvalReport {

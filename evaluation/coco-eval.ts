@@ -95,7 +95,7 @@ const IGNORED = 2;
  * Evaluate; returns the 12 summary statistics (-1 where pycocotools reports -1: no non-crowd
  * ground truth in that range) and per-class figures.
  */
-export function evaluateCocoColumns(gt: GtColumns, dt: DetColumns): CocoEvalResult {
+export function evaluateCocoColumns(gt: GtColumns, dt: DetColumns, progress?: (done: number, total: number) => void): CocoEvalResult {
   const I = gt.imgIds.length;
   const K = gt.catIds.length;
   const maxDet = MAX_DETS[M - 1];
@@ -123,6 +123,7 @@ export function evaluateCocoColumns(gt: GtColumns, dt: DetColumns): CocoEvalResu
   const dOrder: number[] = [];
 
   for (let k = 0; k < K; k++) {
+    progress?.(k, K);
     // --- evaluate(): per image of this class ---
     let nK = 0;
     for (let i = 0; i < I; i++) {
@@ -279,6 +280,8 @@ export function evaluateCocoColumns(gt: GtColumns, dt: DetColumns): CocoEvalResu
       }
     }
   }
+
+  progress?.(K, K);
 
   // --- summarize() ---
   const tAll = Array.from({ length: T }, (_, t) => t);

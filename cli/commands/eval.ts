@@ -2,6 +2,7 @@
 import { bool, parseFlags, printJson, requireStr, str, type Command } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { log } from '../../common/log';
+import { ProgressBar } from '../../common/progress';
 import { DatasetError } from '../../datasets/coco';
 import { evaluateCocoFiles, evaluateVocFiles } from '../../evaluation/coco-eval-io';
 import { COCO_STAT_NAMES } from '../../protocol/trainer-messages';
@@ -57,7 +58,12 @@ examples:
     const started = process.hrtime.bigint();
     try {
       if (metric === 'coco') {
-        const r = await evaluateCocoFiles(gt, dets);
+        // a progress bar only for big evaluations (or a terminal): the trainer calls this per epoch
+        let bar: ProgressBar | undefined;
+        const r = await evaluateCocoFiles(gt, dets, (d, t, n) => {
+          if (!bar && (process.stderr.isTTY || n >= 200_000)) bar = new ProgressBar('eval classes', t);
+          bar?.update(d);
+        });
         log.debug({ ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'coco evaluation done');
         if (bool(flags, 'json')) printJson(r);
         else {
