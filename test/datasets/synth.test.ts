@@ -64,7 +64,7 @@ describe('data synth', () => {
     expect(Buffer.from(makeScene(3, { size: 128, classes: 4, seed: 10 }).rgb).equals(Buffer.from(a.rgb))).toBe(false);
     let small = 0;
     let total = 0;
-    for (let i = 0; i < 80; i++) {
+    for (let i = 0; i < 40; i++) {
       const s = makeScene(i, { size: 128, classes: 4, seed: 1 });
       expect(s.objects.length).toBeGreaterThanOrEqual(1);
       expect(s.objects.length).toBeLessThanOrEqual(6);
@@ -109,5 +109,42 @@ describe('data synth', () => {
     const val = listClassFolders(out, 'val');
     expect(val.classes).toEqual(train.classes);
     expect(val.images.map((i) => i.label).sort()).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+  });
+});
+
+describe('smnas data synth / summary (CLI)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { command } = require('../../cli/commands/data') as typeof import('../../cli/commands/data');
+  let dir: string;
+  beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-synthcli-'))));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  async function capture(argv: string[]): Promise<string> {
+    const out: string[] = [];
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
+    try {
+      expect(await command.main(argv)).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    return out.join('');
+  }
+
+  it('generates and summarizes both kinds, --json for scripts', async () => {
+    const det = JSON.parse(await capture(['synth', '--out', path.join(dir, 'd'), '--train', '3', '--val', '2', '--size', '48', '--classes', '2', '--json']));
+    expect(det).toMatchObject({ kind: 'detection', format: 'coco', images: 5, classes: 2 });
+    const s = JSON.parse(await capture(['summary', path.join(dir, 'd'), '--json']));
+    expect(s).toMatchObject({ kind: 'detection', numClasses: 2, splits: { train: { images: 3 }, val: { images: 2 } } });
+    await capture(['synth', '--kind', 'classification', '--out', path.join(dir, 'c'), '--train', '2', '--val', '1', '--size', '24', '--classes', '3']);
+    const c = JSON.parse(await capture(['summary', path.join(dir, 'c'), '--json']));
+    expect(c).toMatchObject({ kind: 'classification', numClasses: 3, splits: { train: { images: 6 }, val: { images: 3 } } });
+  });
+
+  it('rejects bad options with one-line errors', async () => {
+    await expect(command.main(['synth', '--out', dir, '--format', 'yolo'])).rejects.toThrow("--format must be coco, voc or bdd, got 'yolo'");
+    await expect(command.main(['synth', '--out', dir, '--format', 'bdd', '--classes', '11'])).rejects.toThrow('--classes must be between 1 and 10 for --format bdd');
+    await expect(command.main(['synth', '--out', dir, '--train', 'x'])).rejects.toThrow("--train must be an integer, got 'x'");
+    await expect(command.main(['synth'])).rejects.toThrow('--out is required');
+    await expect(command.main(['convert', '--from', 'coco', '--input', dir, '--split', 'train', '--out', dir])).rejects.toThrow("--from must be voc or bdd, got 'coco'");
   });
 });
