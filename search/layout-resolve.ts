@@ -16,6 +16,9 @@
  * - mobilenet_v2 (named): torchvision's model; its seven bottleneck groups are split at the
  *   stride changes into the four stages (24x2 | 32x3 | 64x4, 96x3 | 160x3, 320x1). torchvision's
  *   final 1x1 conv 320->1280 belongs to the classifier (see cost.ts), not to the detector backbone.
+ * - Input: `layout.input` is the tensor size the detector runs on: the notation's W x H padded up
+ *   to multiples of 32 (the paper's 1333x800, 800x600, 1080x720 -> 1344x800, 800x608, 1088x736);
+ *   `layout.arch` keeps the notation.
  * - Built stages: neck `none` uses the stride-16 output of stage 3 and stage 4 is not built;
  *   an FPN up to level b builds stages 1..min(b, 4) (P5/P6 come from P4). See `builtStages`.
  *
@@ -136,5 +139,8 @@ export function resolveLayout(arch: Arch | string, opts: ResolveOptions): Detect
         ? { kind: 'cascade', stages: h.stages, iouThresholds: cascadeIouThresholds(h.stages), roiSize: 7, fcWidth: opts.fcWidth, numClasses: opts.numClasses }
         : { kind: 'retina', convChannels: neck.channels, stackedConvs: 4, anchorsPerLocation: 9, numClasses: opts.numClasses };
   // validate our own output against the shared schema: a mismatch is a bug here, not user input
-  return DetectorLayoutSchema.parse({ arch: formatArch(a), input: { ...a.input }, backbone, neck, rpn, head });
+  // the network input is the notation's size padded up to multiples of 32 (mmdetection's
+  // size_divisor=32), so every stride divides it: 1333x800 -> 1344x800, 800x600 -> 800x608
+  const input = { width: Math.ceil(a.input.width / 32) * 32, height: Math.ceil(a.input.height / 32) * 32 };
+  return DetectorLayoutSchema.parse({ arch: formatArch(a), input, backbone, neck, rpn, head });
 }

@@ -61,6 +61,14 @@ describe('resolveLayout', () => {
     );
   });
 
+  test("the paper's input sizes are padded up to multiples of 32; the notation is kept", () => {
+    const l = resolveLayout('1333x800/resnet50/fpn(P1-P5,c=256)/rpn/2fc', opts);
+    expect(l.arch).toBe('1333x800/resnet50/fpn(P1-P5,c=256)/rpn/2fc');
+    expect(l.input).toEqual({ width: 1344, height: 800 });
+    expect(resolveLayout('800x600/resnet18/none/rpn/2fc', opts).input).toEqual({ width: 800, height: 608 });
+    expect(resolveLayout('1080x720/resnet18/none/rpn/2fc', opts).input).toEqual({ width: 1088, height: 736 });
+  });
+
   test('bad notation is an ArchError', () => {
     expect(() => resolveLayout('512x512/resnet18/none/none/2fc', opts)).toThrow(/two-stage heads/);
   });

@@ -26,6 +26,8 @@ const FIXED = [
   '64x64/basicblock_12_12-11-211-2/none/rpn/cascade(n=4)',
   '96x64/basicblock_16_11-21-21-21/none/none/retina',
   '128x128/bottleneck_8_1-2-2-2/fpn(P3-P3,c=16)/rpn/cascade(n=2)',
+  // a paper input size that is not a multiple of 32 (the layout carries it padded: 1344x800)
+  '1333x800/resnet18/fpn(P1-P5,c=128)/rpn/cascade(n=3)',
 ];
 
 maybe('cost model == smnas-trainer describe, module by module', () => {
