@@ -5,6 +5,8 @@
  * no data-loader thread or evaluator subprocess survives its training.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { parseTrainerLine, type TrainerMessage } from '../protocol/trainer-messages';
 
 export interface TrainerRun {
@@ -17,6 +19,12 @@ export interface TrainerRun {
   signal?: AbortSignal;
   killGraceMs?: number;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Records the running trainer (pid, host, binary). A trainer left behind by a worker that was
+   * SIGKILLed (its detached process group outlives the worker) is stopped before a new attempt
+   * starts in the same folder, so two trainers never write the same checkpoints.
+   */
+  pidFile?: string;
 }
 
 export interface TrainerExitInfo {
@@ -29,7 +37,57 @@ export interface TrainerExitInfo {
   pid: number;
 }
 
-export function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInfo> {
+interface PidRecord {
+  pid: number;
+  host: string;
+  bin: string;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+/** Stop the process group of a trainer an earlier attempt on this host left running. */
+export async function stopStaleTrainer(pidFile: string, graceMs: number): Promise<number | null> {
+  let rec: PidRecord;
+  try {
+    rec = JSON.parse(fs.readFileSync(pidFile, 'utf8')) as PidRecord;
+  } catch {
+    return null;
+  }
+  if (rec.host !== os.hostname() || !isRunning(rec.pid)) return null;
+  // guard against a recycled pid: the process must still be running the trainer binary
+  try {
+    if (!fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').includes(rec.bin)) return null;
+  } catch {
+    /* no /proc: go by the pid */
+  }
+  const signalGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-rec.pid, sig);
+    } catch {
+      /* gone */
+    }
+  };
+  signalGroup('SIGTERM');
+  const end = Date.now() + graceMs;
+  while (isRunning(rec.pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  signalGroup('SIGKILL');
+  return rec.pid;
+}
+
+export async function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInfo> {
+  if (run.pidFile) await stopStaleTrainer(run.pidFile, run.killGraceMs ?? 10_000);
   return new Promise((resolve, reject) => {
     const child = spawn(run.bin, [run.command, '--job', run.jobFile], {
       detached: true, // own process group: kill(-pid) reaches every descendant
@@ -37,6 +95,13 @@ export function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInfo> {
       env: run.env ?? process.env,
     });
     const pid = child.pid ?? -1;
+    if (run.pidFile && pid > 0) {
+      try {
+        fs.writeFileSync(run.pidFile, JSON.stringify({ pid, host: os.hostname(), bin: run.bin } satisfies PidRecord));
+      } catch {
+        /* the folder is the trainer's outDir and exists; a failure here only loses the guard */
+      }
+    }
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
     const stderrLines: string[] = [];
@@ -90,6 +155,7 @@ export function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInfo> {
       if (killTimer) clearTimeout(killTimer);
       // the leader is gone; make sure no straggler of its group lives on after an abort
       if (aborted) killGroup('SIGKILL');
+      if (run.pidFile) fs.rmSync(run.pidFile, { force: true });
       if (buf.trim()) {
         const p = parseTrainerLine(buf.trim());
         if (p.ok) run.onMessage(p.message);

@@ -111,6 +111,7 @@ async function runWithHeartbeats(
       onBadLine: (line, error) => deps.logger.warn({ line: line.slice(0, 200), error }, 'trainer wrote a non-protocol line'),
       signal: ctx.cancellationSignal,
       killGraceMs: deps.killGraceMs,
+      pidFile: path.join(path.dirname(jobFile), 'trainer.pid'),
     });
     return { ...out, exit };
   } finally {

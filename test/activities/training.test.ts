@@ -4,7 +4,9 @@
  * from the heartbeat details, cancellation kills the trainer's whole process group, and each
  * failure kind maps to retryable / non-retryable.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -104,6 +106,27 @@ describe('trainDetector (mock trainer)', () => {
     expect(err).toBeInstanceOf(CancelledFailure);
     for (let i = 0; i < 40 && !pids.every(processGone); i++) await new Promise((r) => setTimeout(r, 50));
     expect(pids.map(processGone)).toEqual([true, true]);
+  });
+
+  test('a trainer orphaned by a killed worker is stopped before the next attempt trains in its folder', async () => {
+    const d = deps('ok', path.join(work, 'orphan'));
+    const outDir = path.join(work, 'orphan', 'runs', 'k4');
+    fs.mkdirSync(outDir, { recursive: true });
+    // the leftover: a detached trainer (MOCK, hanging with a subprocess) whose worker died
+    const jobFile = path.join(outDir, 'job-train-attempt1.json');
+    fs.writeFileSync(jobFile, JSON.stringify({ outDir, arch: ARCH, device: 'cpu', resume: false }));
+    const hangBin = writeMockTrainer(work, 'hang');
+    const orphan = spawn(hangBin, ['train', '--job', jobFile], { detached: true, stdio: 'ignore' });
+    orphan.unref();
+    fs.writeFileSync(path.join(outDir, 'trainer.pid'), JSON.stringify({ pid: orphan.pid, host: os.hostname(), bin: hangBin }));
+    const pidsFile = path.join(outDir, 'pids.json');
+    for (let i = 0; i < 100 && !fs.existsSync(pidsFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const pids = JSON.parse(fs.readFileSync(pidsFile, 'utf8')) as number[];
+    expect(pids.some((p) => !processGone(p))).toBe(true);
+    const out = (await new MockActivityEnvironment({ attempt: 2 }).run(createGpuActivities(d).trainDetector, request('k4'))) as TrainOutcome;
+    expect(out.kind).toBe('ok');
+    expect(pids.map(processGone)).toEqual([true, true]);
+    expect(fs.existsSync(path.join(outDir, 'trainer.pid'))).toBe(false);
   });
 
   test.each([
