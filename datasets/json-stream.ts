@@ -21,6 +21,8 @@ export class JsonLocationError extends Error {
 }
 
 const CHUNK = 8 << 20;
+/** elements parsed together in one JSON.parse call (fewer calls; errors are then located one by one) */
+const BATCH_BYTES = 1 << 20;
 
 function isWs(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -190,6 +192,42 @@ function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<v
     if (c !== ch) fail(c < 0 ? `unexpected end of file, expected ${what}` : `expected ${what}, found '${String.fromCharCode(c)}'`, bufBase + pos, record);
     pos++;
   };
+  /**
+   * Complete elements from pos that are already in the buffer (up to BATCH_BYTES): their byte
+   * range, count, where the next element starts (or the closing bracket, when `closed`).
+   */
+  function batch(): { start: number; end: number; count: number; next: number; closed: boolean } | null {
+    let p = pos;
+    let count = 0;
+    let end = -1;
+    let next = -1;
+    let closed = false;
+    while (p < buf.length && p - pos < BATCH_BYTES) {
+      const e = scanValue(buf, p, buf.length);
+      if (e <= p || e >= buf.length) break; // incomplete, empty, or a number that may continue
+      let q = e;
+      while (q < buf.length && isWs(buf[q])) q++;
+      if (q >= buf.length) break;
+      if (buf[q] === 0x2c) {
+        q++;
+        while (q < buf.length && isWs(buf[q])) q++;
+        count++;
+        end = e;
+        next = q;
+        p = q;
+        continue;
+      }
+      if (buf[q] === 0x5d) {
+        count++;
+        end = e;
+        next = q;
+        closed = true;
+      }
+      break;
+    }
+    return count > 0 ? { start: pos, end, count, next, closed } : null;
+  }
+
   function* streamArray(key: string): Gen<void> {
     yield* expect(0x5b, `'[' (the value of "${key}" must be an array)`);
     h.arrayStart?.(key);
@@ -199,7 +237,32 @@ function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<v
       pos++;
       return;
     }
+    // after a batch fails to parse, go element by element up to its end so the error is located
+    let slowUntil = -1;
     for (;;) {
+      if (c >= 0 && bufBase + pos >= slowUntil) {
+        // fast path: the run of complete elements already in the buffer, parsed in one JSON.parse
+        const b = batch();
+        if (b) {
+          let arr: unknown[] | null = null;
+          try {
+            arr = JSON.parse('[' + buf.toString('utf8', b.start, b.end) + ']') as unknown[];
+          } catch {
+            arr = null;
+          }
+          if (arr && arr.length === b.count) {
+            for (const v of arr) h.element(key, v, index++);
+            pos = b.next;
+            if (b.closed) {
+              pos++;
+              return;
+            }
+            c = yield* skipWs();
+            continue;
+          }
+          slowUntil = bufBase + b.end;
+        }
+      }
       const record = key ? `${key}[${index}]` : `record ${index}`;
       if (c < 0) fail('unexpected end of file', bufBase + pos, record);
       const value = yield* readValue(record);
