@@ -84,6 +84,40 @@ describe('converters', () => {
     expect(convertToCoco({ format: 'bdd', src: path.join(dir, 'bdd'), out: outB }).map((x) => x.images)).toEqual([base.train, base.val]);
   });
 
+  it('VOC: merges VOC2007 + VOC2012 (prefixed file names); BDD: 2018 names, skipped categories, frames without labels', () => {
+    const devkit = path.join(dir, 'voc', 'VOCdevkit');
+    fs.cpSync(path.join(devkit, 'VOC2007'), path.join(devkit, 'VOC2012'), { recursive: true });
+    const out = path.join(dir, 'voc0712');
+    const r = convertVoc({ input: path.join(dir, 'voc'), split: 'trainval', out });
+    expect(r.images).toBe(2 * (base.train + base.val));
+    const inst = read(path.join(out, 'annotations/instances_trainval.json'));
+    expect(inst.images[0].file_name).toBe('VOC2007_train_000001.png');
+    expect(inst.images[base.train + base.val].file_name).toBe('VOC2012_train_000001.png');
+    expect(convertVoc({ input: devkit, split: 'val', out: path.join(dir, 'voc12'), years: ['2012'] }).images).toBe(base.val);
+    fs.rmSync(path.join(devkit, 'VOC2012'), { recursive: true });
+
+    const root = path.join(dir, 'bdd2018');
+    fs.mkdirSync(path.join(root, 'labels'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'images', '100k', 'val'), { recursive: true });
+    for (const n of ['a.png', 'b.png']) fs.copyFileSync(path.join(dir, 'bdd/images/100k/val/val_000001.png'), path.join(root, 'images/100k/val', n));
+    const box = { x1: 1, y1: 2, x2: 11.5, y2: 22 };
+    fs.writeFileSync(
+      path.join(root, 'labels', 'bdd100k_labels_images_val.json'),
+      JSON.stringify([
+        { name: 'a.png', labels: [{ category: 'person', box2d: box }, { category: 'bike', box2d: box }, { category: 'motor', box2d: box }, { category: 'other vehicle', box2d: box }, { category: 'drivable area', poly2d: [] }] },
+        { name: 'b.png', labels: null },
+      ]),
+    );
+    const b = convertBdd({ input: root, split: 'val', out: path.join(dir, 'bdd2018-coco') });
+    expect(b).toMatchObject({ images: 2, annotations: 3, skipped: { 'other vehicle': 1 } });
+    const bi = read(path.join(dir, 'bdd2018-coco/annotations/instances_val.json'));
+    const names = new Map(bi.categories.map((c) => [c.id, c.name]));
+    expect(bi.annotations.map((a) => names.get(a.category_id))).toEqual(['pedestrian', 'bicycle', 'motorcycle']);
+    expect(bi.annotations[0].bbox).toEqual([1, 2, 10.5, 20]);
+    fs.writeFileSync(path.join(root, 'labels', 'bdd100k_labels_images_val.json'), JSON.stringify([{ name: 'zzz.png', labels: [] }]));
+    expect(() => convertBdd({ input: root, split: 'val', out: path.join(dir, 'x') })).toThrow(/frame 0 \(zzz\.png\): image .*zzz\.png: missing/);
+  });
+
   it('VOC XML errors name the file and object', () => {
     expect(() => parseVocXml('<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>x</xmin></bndbox></object></annotation>', 'A/1.xml')).toThrow(
       'A/1.xml: object 0 (cat): <xmin> is not a number',

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import fc from 'fast-check';
 import { COCO_STAT_NAMES } from '../../protocol/trainer-messages';
 import { evaluateCoco } from '../../evaluation/coco-eval-io';
 import { IOU_THRS, REC_THRS } from '../../evaluation/coco-eval';
@@ -9,6 +10,31 @@ import { makeCase, type CaseOptions } from '../support/coco-cases';
 import { runPycocotools } from '../support/pycocotools';
 
 const TOL = 1e-4;
+
+describe('COCO evaluator properties', () => {
+  it('perfect detections give AP = AR = 1; a permutation of distinct-score detections changes nothing', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1e6 }), (seed) => {
+        const c = makeCase(seed, { images: 8, categories: 3 });
+        c.gt.annotations.forEach((a) => {
+          a.iscrowd = 0;
+          a.area = a.bbox[2] * a.bbox[3];
+        });
+        const perfect = c.gt.annotations.map((a, i) => ({ image_id: a.image_id, category_id: a.category_id, bbox: a.bbox, score: 1 - i * 1e-6 }));
+        const r = evaluateCoco(c.gt, perfect);
+        if (c.gt.annotations.length > 0) {
+          expect(r.stats.AP).toBeCloseTo(1, 12);
+          expect(r.stats.AR100).toBeCloseTo(1, 12);
+        }
+        const dets = c.dets.map((d, i) => ({ ...d, score: (i * 7919) % 10007 / 10007 + 1e-9 * i }));
+        const a = evaluateCoco(c.gt, dets);
+        const b = evaluateCoco(c.gt, [...dets].reverse());
+        expect(b.stats).toEqual(a.stats);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
 
 describe('COCO evaluator vs pycocotools', () => {
   let dir: string;
