@@ -5,7 +5,7 @@ import { log } from '../../common/log';
 import { ProgressBar } from '../../common/progress';
 import { DEFAULT_ROIS, backboneCost, detectorCost } from '../../search/cost';
 import { resolveLayout } from '../../search/layout-resolve';
-import { ArchError, formatArch, formatBackbone, parseArch, parseBackbone } from '../../search/notation';
+import { ArchError, formatArch, formatBackbone, formatHead, formatNeck, parseArch, parseBackbone } from '../../search/notation';
 import { Rng } from '../../search/rng';
 import { PROFILES, type Profile, type SearchSpace, getSearchSpaces, sampleArch, spaceSize, stageTwoSpaceFrom } from '../../search/space';
 
@@ -22,6 +22,8 @@ const HELP = `usage:
   smnas arch sample --stage one|two [--from '<notation>'] [--profile paper|toy] --seed <S> --count <K>
                     [--min-blocks <n>] [--max-blocks <n>] [--json]
       K distinct architectures drawn uniformly from the space (stage two: the space around --from)
+  smnas arch space --stage one|two [--from '<notation>'] [--profile paper|toy] [--min-blocks <n>] [--max-blocks <n>] [--json]
+      the space's exact size and its choices
 
 FLOPs are multiply-accumulates (torchvision's convention); params count norm affine parameters;
 mac is the memory access cost (inputs + outputs + weights of every conv/FC layer).
@@ -121,27 +123,12 @@ function layoutCmd(argv: string[]): number {
   return 0;
 }
 
-function sampleCmd(argv: string[]): number {
-  const cmd = 'smnas arch sample';
-  const flags = parseFlags(cmd, argv, {
-    stage: { type: 'string' },
-    from: { type: 'string' },
-    profile: { type: 'string' },
-    seed: { type: 'string' },
-    count: { type: 'string' },
-    'min-blocks': { type: 'string' },
-    'max-blocks': { type: 'string' },
-    json: { type: 'boolean' },
-  }, false);
+/** --stage/--profile/--from/--min-blocks/--max-blocks -> a search space */
+function spaceFromFlags(cmd: string, flags: ParsedFlags): { space: SearchSpace; profile: Profile; stage: 'one' | 'two' } {
   const stage = requireStr(cmd, flags, 'stage');
   if (stage !== 'one' && stage !== 'two') throw new UserError(`${cmd}: --stage must be 'one' or 'two', got '${stage}'`);
   const profile = (str(flags, 'profile') ?? 'paper') as Profile;
   if (!PROFILES.includes(profile)) throw new UserError(`${cmd}: --profile must be one of ${PROFILES.join(', ')}, got '${profile}'`);
-  if (str(flags, 'seed') === undefined) throw new UserError(`${cmd}: --seed is required (runs are reproducible from it)`);
-  const seed = int(cmd, flags, 'seed')!;
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`${cmd}: --seed must be a non-negative integer, got ${seed}`);
-  const count = positiveInt(cmd, flags, 'count');
-  if (count === undefined) throw new UserError(`${cmd}: --count is required`);
   let space: SearchSpace;
   if (stage === 'one') {
     if (str(flags, 'from') !== undefined) throw new UserError(`${cmd}: --from is only for --stage two`);
@@ -158,6 +145,61 @@ function sampleCmd(argv: string[]): number {
       throw new UserError(`${cmd}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
+  return { space, profile, stage };
+}
+
+function spaceCmd(argv: string[]): number {
+  const cmd = 'smnas arch space';
+  const flags = parseFlags(cmd, argv, {
+    stage: { type: 'string' },
+    from: { type: 'string' },
+    profile: { type: 'string' },
+    'min-blocks': { type: 'string' },
+    'max-blocks': { type: 'string' },
+    json: { type: 'boolean' },
+  }, false);
+  const { space } = spaceFromFlags(cmd, flags);
+  const size = spaceSize(space);
+  if (bool(flags, 'json')) {
+    printJson({ size, space });
+    return 0;
+  }
+  const lines =
+    space.stage === 'one'
+      ? [
+          `stage one (${space.profile}): ${size} architectures = ${space.inputs.length} inputs x ${space.backbones.length} backbones x ${space.necks.length} necks x ${space.rpnHeads.length} rpn/head pairs`,
+          `  inputs:    ${space.inputs.map((i) => `${i.width}x${i.height}`).join(', ')}`,
+          `  backbones: ${space.backbones.map(formatBackbone).join(', ')}`,
+          `  necks:     ${space.necks.map(formatNeck).join(', ')}`,
+          `  rpn/head:  ${space.rpnHeads.map((r) => `${r.rpn}/${formatHead(r.head)}`).join(', ')}`,
+        ]
+      : [
+          `stage two (${space.profile}) around ${formatArch(space.template)}: ${size} architectures`,
+          `  block ${space.block}, bases ${space.bases.join('/')}, ${space.minBlocks}..${space.maxBlocks} blocks, exactly ${space.doublings} doublings`,
+          `  FPN channels: ${space.fpnChannels.length ? space.fpnChannels.join('/') : '(no FPN: kept)'}`,
+        ];
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+function sampleCmd(argv: string[]): number {
+  const cmd = 'smnas arch sample';
+  const flags = parseFlags(cmd, argv, {
+    stage: { type: 'string' },
+    from: { type: 'string' },
+    profile: { type: 'string' },
+    seed: { type: 'string' },
+    count: { type: 'string' },
+    'min-blocks': { type: 'string' },
+    'max-blocks': { type: 'string' },
+    json: { type: 'boolean' },
+  }, false);
+  if (str(flags, 'seed') === undefined) throw new UserError(`${cmd}: --seed is required (runs are reproducible from it)`);
+  const seed = int(cmd, flags, 'seed')!;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`${cmd}: --seed must be a non-negative integer, got ${seed}`);
+  const count = positiveInt(cmd, flags, 'count');
+  if (count === undefined) throw new UserError(`${cmd}: --count is required`);
+  const { space, profile, stage } = spaceFromFlags(cmd, flags);
   const size = spaceSize(space);
   const want = Math.min(count, size);
   if (want < count) log.warn({ count, spaceSize: size }, 'the space has fewer architectures than --count; printing all of them');
@@ -179,7 +221,7 @@ function sampleCmd(argv: string[]): number {
 }
 
 export const command: Command = {
-  summary: 'architecture notation: check, cost (FLOPs/params/MAC), layout, sample the search spaces',
+  summary: 'architecture notation: check, cost (FLOPs/params/MAC), layout, search spaces (space, sample)',
   help: HELP,
   async main(argv) {
     const [sub, ...rest] = argv;
@@ -192,8 +234,10 @@ export const command: Command = {
         return layoutCmd(rest);
       case 'sample':
         return sampleCmd(rest);
+      case 'space':
+        return spaceCmd(rest);
       default:
-        throw new UserError(`smnas arch: ${sub === undefined ? 'missing sub-command' : `unknown sub-command '${sub}'`}; one of check, cost, layout, sample (see 'smnas arch --help')`);
+        throw new UserError(`smnas arch: ${sub === undefined ? 'missing sub-command' : `unknown sub-command '${sub}'`}; one of check, cost, layout, sample, space (see 'smnas arch --help')`);
     }
   },
 };

@@ -68,6 +68,16 @@ describe('smnas arch', () => {
     expect(layout.head).toEqual({ kind: '2fc', roiSize: 7, fcWidth: 1024, numClasses: 3 });
   });
 
+  test('space prints the exact size and the choices', async () => {
+    const one = JSON.parse((await run(arch, ['space', '--stage', 'one', '--profile', 'paper', '--json'])).out);
+    expect(one.size).toBe(4788);
+    expect(one.space.stage).toBe('one');
+    const human = (await run(arch, ['space', '--stage', 'two', '--from', '512x512/resnet18/none/rpn/2fc'])).out;
+    expect(human).toMatch(/^stage two \(paper\) around 512x512\/resnet18\/none\/rpn\/2fc: \d+ architectures/);
+    expect(human).toMatch(/block basicblock, bases 48\/56\/64\/72, 4\.\.12 blocks, exactly 3 doublings/);
+    expect(await userError(arch, ['space', '--stage', 'two', '--from', '512x512/resnet18/none/rpn/2fc', '--min-blocks', '2'])).toMatch(/block range 2\.\.12 is empty or below 4/);
+  });
+
   test('bad input: one line naming the flag and the part', async () => {
     expect(await userError(arch, ['cost', '--backbone', 'resnet5', '--input', '224x224'])).toMatch(/^--backbone: backbone 'resnet5': unknown backbone/);
     expect(await userError(arch, ['cost', '--arch', '512x512/resnet18/none/none/2fc'])).toMatch(/^--arch: rpn 'none' with head '2fc'/);
