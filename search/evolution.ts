@@ -18,11 +18,14 @@
  * Pure: no Node APIs. Deterministic given the inputs and the Rng state.
  */
 import { detectorCost } from './cost';
-import { type Arch, type EncodedBackbone, backboneEncoding, canonicalArch, formatArch, isLegalArch, parseArch } from './notation';
+import { type Arch, type EncodedBackbone, backboneEncoding, canonicalArch, canonicalString, formatArch, isLegalArch, parseArch } from './notation';
 import { crowdingDistance, nonDominatedSort } from './pareto';
 import { type EvaluatedPoint, containmentShape, popVerdict } from './pruning';
 import type { Rng } from './rng';
-import { type SearchSpace, type StageOneSpace, type StageTwoSpace, outsideSpace, sampleArch, spaceSize } from './space';
+import { type SearchSpace, type StageOneSpace, type StageTwoSpace, enumerateArchs, outsideSpace, sampleArch, spaceSize } from './space';
+
+/** spaces up to this size are listed exhaustively when random sampling stops finding new members */
+const ENUMERATE_LIMIT = 50000;
 
 /** One finished evaluation (plain data). */
 export interface Evaluated {
@@ -250,7 +253,15 @@ export function selectParent(evaluated: readonly Evaluated[], rng: Rng, front = 
 export function proposeCandidates(input: ProposeInput): ProposeResult {
   const { space, evaluated, rng, count } = input;
   const maxAttempts = input.maxAttempts ?? 50;
-  const taken = new Set<string>([...evaluated.map((e) => e.arch), ...(input.pending ?? [])]);
+  // canonical strings, so e.g. a pending 'basicblock_64_11-21-21-21' also blocks 'resnet18'
+  const canon = (id: string) => {
+    try {
+      return canonicalString(id);
+    } catch {
+      return id; // not a notation: it cannot collide with a proposal anyway
+    }
+  };
+  const taken = new Set<string>([...evaluated.map((e) => canon(e.arch)), ...(input.pending ?? []).map(canon)]);
   const result: ProposeResult = { proposals: [], pruned: [], rejected: { illegal: 0, outsideSpace: 0, duplicate: 0 }, exhausted: false };
   const size = spaceSize(space);
   const initial = input.initialPopulation ?? count;
@@ -292,6 +303,8 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
 
   /** every architecture of the space is taken (checked only when it could be: taken may hold other spaces' entries) */
   const spaceFull = () => taken.size >= size && [...taken].filter((id) => outsideSpace(space, parseArch(id)) === undefined).length >= size;
+  /** the unevaluated members of a small space, listed once when sampling stops finding them */
+  let leftovers: Arch[] | undefined;
   while (result.proposals.length < count) {
     if (spaceFull()) {
       result.exhausted = true;
@@ -316,6 +329,14 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
     for (let attempt = 0; attempt < maxAttempts * 20 && !proposal; attempt++) {
       const id = accept(sampleArch(space, rng));
       if (id) proposal = { arch: id, origin: 'random' };
+    }
+    // a small space nearly used up: rejection sampling may miss the last members, so list them
+    if (!proposal && size <= ENUMERATE_LIMIT) {
+      leftovers ??= rng.shuffle([...enumerateArchs(space)].filter((a) => !taken.has(formatArch(a))));
+      while (!proposal && leftovers.length) {
+        const id = accept(leftovers.pop()!);
+        if (id) proposal = { arch: id, origin: 'random' };
+      }
     }
     if (!proposal) {
       result.exhausted = true;

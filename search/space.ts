@@ -301,3 +301,49 @@ export function outsideSpace(space: SearchSpace, arch: Arch): string | undefined
 export function inSpace(space: SearchSpace, a: Arch): boolean {
   return outsideSpace(space, a) === undefined;
 }
+
+// ---------------------------------------------------------------------------------------------
+// enumeration (small spaces: exhaustive search, tests, and finding the last unevaluated members)
+
+/** All codes with L blocks over 4 non-empty stages and exactly `doublings` '2's. */
+function* codesOf(L: number, doublings: number): Generator<string[]> {
+  for (let a = 1; a < L; a++)
+    for (let b = a + 1; b < L; b++)
+      for (let c = b + 1; c < L; c++)
+        for (const pos of combinations(L, doublings)) {
+          const set = new Set(pos);
+          const chars = Array.from({ length: L }, (_, i) => (set.has(i) ? '2' : '1')).join('');
+          yield [chars.slice(0, a), chars.slice(a, b), chars.slice(b, c), chars.slice(c)];
+        }
+}
+
+function* combinations(n: number, k: number, start = 0, acc: number[] = []): Generator<number[]> {
+  if (acc.length === k) {
+    yield [...acc];
+    return;
+  }
+  for (let i = start; i <= n - (k - acc.length); i++) {
+    acc.push(i);
+    yield* combinations(n, k, i + 1, acc);
+    acc.pop();
+  }
+}
+
+/** Every architecture of the space, each once, in a fixed order (canonical JSON forms). */
+export function* enumerateArchs(space: SearchSpace): Generator<Arch> {
+  if (space.stage === 'one') {
+    for (const input of space.inputs)
+      for (const backbone of space.backbones)
+        for (const neck of space.necks) for (const rh of space.rpnHeads) yield canonicalArch({ input, backbone, neck, rpn: rh.rpn, head: rh.head });
+    return;
+  }
+  const t = space.template;
+  const channels = t.neck.kind === 'fpn' ? space.fpnChannels : [undefined];
+  for (let L = space.minBlocks; L <= space.maxBlocks; L++)
+    for (const stages of codesOf(L, space.doublings))
+      for (const base of space.bases)
+        for (const c of channels) {
+          const neck: Arch['neck'] = t.neck.kind === 'fpn' ? { ...t.neck, channels: c! } : t.neck;
+          yield canonicalArch({ ...t, backbone: { kind: 'encoded', block: space.block, base, stages }, neck });
+        }
+}

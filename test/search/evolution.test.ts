@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { detectorCost } from '../../search/cost';
 import { type Evaluated, STAGE_ONE_MUTATIONS, STAGE_TWO_MUTATIONS, flopsPruningCost, mutate, proposeCandidates, selectCandidates, selectParent } from '../../search/evolution';
 import { type Arch, formatArch, isLegalArch, parseArch } from '../../search/notation';
+import { nonDominatedSort } from '../../search/pareto';
 import { Rng } from '../../search/rng';
-import { type StageTwoSpace, getSearchSpaces, outsideSpace, sampleArch, sampleArchs, stageTwoSpaceFrom } from '../../search/space';
+import { type StageTwoSpace, enumerateArchs, getSearchSpaces, outsideSpace, sampleArch, sampleArchs, stageTwoSpaceFrom } from '../../search/space';
 
 const profileArb = fc.constantFrom('paper' as const, 'toy' as const);
 
@@ -93,8 +94,30 @@ describe('proposeCandidates', () => {
     // 4 codes x 1 base x no FPN = 4 architectures
     const all = sampleArchs(tiny, new Rng(1), 10).map(formatArch);
     expect(all.length).toBe(4);
-    const r = proposeCandidates({ space: tiny, evaluated: [{ arch: all[0], cost: 1, score: 1 }], pending: [all[1]], rng: new Rng(2), count: 5 });
+    // a pending entry in a non-canonical spelling (the encoding of a named model) still counts
+    const spaced = all[1].replace('/resnet18/', '/basicblock_64_11-21-21-21/');
+    const r = proposeCandidates({ space: tiny, evaluated: [{ arch: all[0], cost: 1, score: 1 }], pending: [spaced], rng: new Rng(2), count: 5 });
     expect(r.proposals.map((p) => p.arch).sort()).toEqual([all[2], all[3]].sort());
+    expect(r.exhausted).toBe(true);
+  });
+
+  test('the last unevaluated members of a space are found (listed, not left to chance)', () => {
+    // 1960 architectures (8 blocks, 3 doublings, base 64) with resnet18 among them
+    const space: StageTwoSpace = { ...stageTwoSpaceFrom(parseArch('512x512/resnet18/none/rpn/2fc'), { profile: 'paper' }), minBlocks: 8, maxBlocks: 8, bases: [64] };
+    const all = [...enumerateArchs(space)].map(formatArch);
+    expect(all.length).toBe(1960);
+    expect(all).toContain('512x512/resnet18/none/rpn/2fc');
+    const left = new Set([all[7], all[1000], all[1959]].filter((a) => !a.includes('/resnet18/')));
+    const evaluated = all.filter((a) => !left.has(a) && !a.includes('/resnet18/')).map((arch) => ({ arch, cost: 1, score: 0 }));
+    const r = proposeCandidates({
+      space,
+      evaluated,
+      pending: ['512x512/basicblock_64_11-21-21-21/none/rpn/2fc'], // resnet18, spelled as its encoding
+      rng: new Rng(8),
+      count: 10,
+      initialPopulation: 1e9,
+    });
+    expect(new Set(r.proposals.map((p) => p.arch))).toEqual(left);
     expect(r.exhausted).toBe(true);
   });
 
@@ -127,16 +150,17 @@ describe('Partial Order Pruning in proposals', () => {
     // the whole small space, with a score monotone under containment (sum of weighted widths, concave)
     const base = stageTwoSpaceFrom(parseArch('64x64/basicblock_16_11-21-21-21/fpn(P2-P4,c=32)/rpn/2fc'), { profile: 'toy' });
     const space: StageTwoSpace = { ...base, minBlocks: 4, maxBlocks: 6, bases: [8, 12], fpnChannels: [16, 32] };
-    const all = sampleArchs(space, new Rng(0), 10000).map(formatArch);
+    const all = [...enumerateArchs(space)].map(formatArch);
     expect(all.length).toBe(976);
     const cost = flopsPruningCost({ numClasses: 3, fcWidth: 32, rois: 10 });
+    const parsed = all.map((id) => parseArch(id));
+    const costs = parsed.map(cost);
     let prunedTotal = 0;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 1e9 }), fc.integer({ min: 5, max: 120 }), (seed, nEval) => {
         const rng = new Rng(seed);
         const w = Array.from({ length: 4 * 8 }, () => 0.5 + rng.next());
-        const truth = (id: string) => {
-          const a = parseArch(id);
+        const truth = (a: Arch) => {
           const e = a.backbone.kind === 'encoded' ? a.backbone : undefined;
           let s = a.neck.kind === 'fpn' ? a.neck.channels / 8 : 0;
           let planes = e!.base;
@@ -146,10 +170,9 @@ describe('Partial Order Pruning in proposals', () => {
           }));
           return Math.sqrt(s);
         };
-        const points = all.map((id) => ({ arch: id, cost: cost(parseArch(id)), score: truth(id) }));
-        const front = new Set(
-          points.filter((p) => !points.some((q) => q.cost <= p.cost && q.score >= p.score && (q.cost < p.cost || q.score > p.score))).map((p) => p.arch),
-        );
+        const points = all.map((id, i) => ({ arch: id, cost: costs[i], score: truth(parsed[i]) }));
+        // the true front of the whole space (the sort is checked against brute force in pareto.test.ts)
+        const front = new Set(nonDominatedSort(points).fronts[0].map((i) => all[i]));
         const evaluated = rng.shuffle([...points]).slice(0, nEval);
         const r = proposeCandidates({ space, evaluated, rng, count: 40, initialPopulation: 0, pruningCost: cost });
         for (const p of r.pruned) expect(front.has(p.arch)).toBe(false);

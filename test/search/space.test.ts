@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { formatArch, isLegalArch, parseArch } from '../../search/notation';
 import { Rng } from '../../search/rng';
-import { type StageTwoSpace, getSearchSpaces, outsideSpace, sampleArch, sampleArchs, spaceSize, stageTwoCodeCount, stageTwoSpaceFrom } from '../../search/space';
+import { type StageTwoSpace, enumerateArchs, getSearchSpaces, outsideSpace, sampleArch, sampleArchs, spaceSize, stageTwoCodeCount, stageTwoSpaceFrom } from '../../search/space';
 
 /** all codes over 4 non-empty stages with L in [lo, hi] blocks and exactly d '2's, by brute force */
 function bruteCodes(lo: number, hi: number, d: number): string[] {
@@ -84,6 +84,19 @@ describe('search spaces', () => {
     const chi2 = [...counts.values()].reduce((s, o) => s + (o - 200) ** 2 / 200, 0);
     // df = n - 1; mean df, sd sqrt(2 df): allow 5 sd
     expect(chi2).toBeLessThan(n - 1 + 5 * Math.sqrt(2 * (n - 1)));
+  });
+
+  test('enumerateArchs lists every member exactly once (size = count)', () => {
+    for (const space of [
+      getSearchSpaces('toy').stageOne,
+      { ...stageTwoSpaceFrom(parseArch('64x64/basicblock_16_11-21-21-21/fpn(P2-P4,c=32)/rpn/2fc'), { profile: 'toy' }), minBlocks: 4, maxBlocks: 7 },
+      { ...stageTwoSpaceFrom(parseArch('64x64/bottleneck_16_11-21-21-21/none/rpn/2fc'), { profile: 'toy' }), minBlocks: 5, maxBlocks: 6 },
+    ]) {
+      const all = [...enumerateArchs(space)].map(formatArch);
+      expect(all.length).toBe(spaceSize(space));
+      expect(new Set(all).size).toBe(all.length);
+      for (const s of all.slice(0, 500)) expect(outsideSpace(space, parseArch(s))).toBeUndefined();
+    }
   });
 
   test('outsideSpace explains why', () => {
