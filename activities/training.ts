@@ -142,6 +142,14 @@ function lastLine(text: string): string {
   return lines.length ? lines[lines.length - 1].slice(0, 500) : '';
 }
 
+function hasCheckpoints(outDir: string): boolean {
+  try {
+    return fs.readdirSync(path.join(outDir, 'checkpoints')).length > 0;
+  } catch {
+    return false;
+  }
+}
+
 /** UserErrors of the job builders are configuration errors: never retried. */
 function nonRetryableConfig<T>(what: string, fn: () => T): T {
   try {
@@ -171,8 +179,10 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
     const outDir = store(req.artifactRoot).runDir(req.key);
     const prior = priorHeartbeat(ctx.info.heartbeatDetails);
-    // resume when an earlier attempt reported a checkpoint (or left any in outDir): never start over
-    const resume = prior?.checkpoint != null || (attempt > 1 && fs.existsSync(path.join(outDir, 'checkpoints')));
+    // Resume when an earlier attempt reported a checkpoint, or left any in outDir: the folder is
+    // keyed by arch + recipe + data + purpose + init, so its checkpoints belong to this very
+    // training, also when a campaign was terminated and started again (attempt 1, no details).
+    const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
     return withDevice(pool, async (device) => {
       const job = nonRetryableConfig(`trainDetector ${req.arch}`, () =>
         buildDetectionJob({

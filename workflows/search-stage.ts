@@ -16,6 +16,7 @@
  * as new with its compact state (evaluated points, failed archs, the Rng state, budgets used).
  */
 import {
+  CancellationScope,
   condition,
   continueAsNew,
   executeChild,
@@ -214,58 +215,69 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       });
   };
 
-  while (true) {
-    // wait until we may start one, or must drain / finish
-    await condition(
-      () =>
-        (running.size === 0 && (budgetReason() !== null || needContinueAsNew())) ||
-        (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency && scheduleReady()),
-    );
-    if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
-      await condition(allHandlersFinished);
-      st.paused = ctl.paused;
-      st.stopRequested = ctl.stopRequested;
-      st.runs++;
-      await continueAsNew<typeof searchStage>({ ...input, carried: st });
-    }
-    const reason = budgetReason();
-    if (reason !== null) {
-      if (running.size === 0) {
-        const result: SearchStageResult = {
-          stage: input.stage,
-          candidate: input.candidate ?? null,
-          evaluated: st.evaluated,
-          front: paretoFront(st.evaluated),
-          failed: st.failed,
-          gpuSeconds: st.gpuSeconds,
-          stopped: reason !== 'budget' && reason !== 'space-exhausted',
-          stopReason: reason,
-        };
-        await sendReport();
-        return result;
+  try {
+    return await mainLoop();
+  } catch (e) {
+    // cancelled: let the running evaluations finish *their* cancellation (their trainers stopped)
+    // before this stage closes; otherwise closing would terminate them abruptly
+    if (isCancellation(e)) await CancellationScope.nonCancellable(() => condition(() => running.size === 0));
+    throw e;
+  }
+
+  async function mainLoop(): Promise<SearchStageResult> {
+    while (true) {
+      // wait until we may start one, or must drain / finish
+      await condition(
+        () =>
+          (running.size === 0 && (budgetReason() !== null || needContinueAsNew())) ||
+          (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency && scheduleReady()),
+      );
+      if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
+        await condition(allHandlersFinished);
+        st.paused = ctl.paused;
+        st.stopRequested = ctl.stopRequested;
+        st.runs++;
+        await continueAsNew<typeof searchStage>({ ...input, carried: st });
       }
-      continue;
+      const reason = budgetReason();
+      if (reason !== null) {
+        if (running.size === 0) {
+          const result: SearchStageResult = {
+            stage: input.stage,
+            candidate: input.candidate ?? null,
+            evaluated: st.evaluated,
+            front: paretoFront(st.evaluated),
+            failed: st.failed,
+            gpuSeconds: st.gpuSeconds,
+            stopped: reason !== 'budget' && reason !== 'space-exhausted',
+            stopReason: reason,
+          };
+          await sendReport();
+          return result;
+        }
+        continue;
+      }
+      // propose evaluation j from the finished prefix 0..j-concurrency (see the header: timing-independent)
+      const j = st.started.length;
+      const visible = st.started.slice(0, Math.max(0, j - input.concurrency + 1));
+      const visibleSet = new Set(visible);
+      const p = propose({
+        space,
+        evaluated: visible.map((a) => finished.get(a)).filter((e): e is EvalPoint => e != null),
+        pending: [...st.started.filter((a) => !visibleSet.has(a)), ...visible.filter((a) => finished.get(a) === null)],
+        rng: st.rng,
+        count: 1,
+        population: input.population,
+        numClasses: input.data.numClasses,
+      });
+      st.rng = p.rng;
+      for (const pr of p.pruned) log.info('pruned by partial order', pr);
+      if (p.archs.length === 0) {
+        // nothing left to propose: finish with what was evaluated once the running ones are done
+        spaceExhausted = true;
+        continue;
+      }
+      for (const a of p.archs) startEvaluation(a);
     }
-    // propose evaluation j from the finished prefix 0..j-concurrency (see the header: timing-independent)
-    const j = st.started.length;
-    const visible = st.started.slice(0, Math.max(0, j - input.concurrency + 1));
-    const visibleSet = new Set(visible);
-    const p = propose({
-      space,
-      evaluated: visible.map((a) => finished.get(a)).filter((e): e is EvalPoint => e != null),
-      pending: [...st.started.filter((a) => !visibleSet.has(a)), ...visible.filter((a) => finished.get(a) === null)],
-      rng: st.rng,
-      count: 1,
-      population: input.population,
-      numClasses: input.data.numClasses,
-    });
-    st.rng = p.rng;
-    for (const pr of p.pruned) log.info('pruned by partial order', pr);
-    if (p.archs.length === 0) {
-      // nothing left to propose: finish with what was evaluated once the running ones are done
-      spaceExhausted = true;
-      continue;
-    }
-    for (const a of p.archs) startEvaluation(a);
   }
 }

@@ -3,7 +3,7 @@
  * loop the training stages share. A paused stage finishes its running evaluations and starts
  * none; a stopped stage keeps what finished and returns. Pure workflow code.
  */
-import { condition, isCancellation, setHandler } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 import { pauseSignal, resumeSignal, stopStageSignal } from './api';
 
 export interface StageControl {
@@ -42,7 +42,13 @@ export async function runBounded<I, O>(
   let running = 0;
   const inFlight: Promise<void>[] = [];
   for (let i = 0; i < items.length; i++) {
-    await condition(() => ctl.stopRequested || (!ctl.paused && running < concurrency));
+    try {
+      await condition(() => ctl.stopRequested || (!ctl.paused && running < concurrency));
+    } catch (e) {
+      // cancelled while waiting: the trainings in flight finish their own cancellation first
+      if (isCancellation(e)) await CancellationScope.nonCancellable(() => Promise.allSettled(inFlight));
+      throw e;
+    }
     if (ctl.stopRequested) break;
     running++;
     inFlight.push(

@@ -129,6 +129,30 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
     });
   });
 
+  test('cancelling a campaign cancels its stage and evaluation children and their running trainings', async () => {
+    const gpu = new MockGpu(60_000); // trainings that would run a minute
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const c = { ...campaign(tq, { artifactRoot: path.join(work, 'store-cancel') }), timeouts: { trainingHours: 1, heartbeatSeconds: 2, maxAttempts: 3 } };
+      const h = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: `smnas-${c.id}`, args: [c] });
+      await until(async () => gpu.running === 2);
+      await h.cancel();
+      const err = await h.result().catch((e) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect(err.cause?.name).toBe('CancelledFailure');
+      await until(async () => gpu.cancelled.length === 2 && gpu.running === 0);
+      const stage = await client.workflow.getHandle(`smnas-${c.id}/structural`).describe();
+      expect(stage.status.name).toBe('CANCELLED');
+      let evals: string[] = [];
+      await until(async () => {
+        evals = [];
+        for await (const w of client.workflow.list({ query: `WorkflowType = 'evaluateArchitecture' AND SmnasCampaign = '${c.id}'` })) evals.push(w.status.name);
+        return evals.length === 2 && evals.every((s) => s !== 'RUNNING'); // visibility lags a moment
+      }, 10_000);
+      expect(evals).toEqual(['CANCELLED', 'CANCELLED']);
+    });
+  });
+
   test('an invalid campaign fails at once, non-retryably, naming the field', async () => {
     const tq = uniqueId('tq');
     await withTestWorker(workerOpts(new MockGpu(), tq), async ({ client }) => {

@@ -4,6 +4,8 @@
  * deterministically from the architecture string. They record every call so tests can check stage
  * order, budgets and reuse. The control activities in these tests are the real ones.
  */
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import type { BenchRequest, PretrainOutcome, PretrainRequest, TrainOutcome, TrainRequest } from '../../activities/types';
 
@@ -25,15 +27,24 @@ export class MockGpu {
   calls: MockCall[] = [];
   running = 0;
   maxRunning = 0;
+  /** activities that saw their cancellation (the way a real training would stop its trainer) */
+  cancelled: string[] = [];
   constructor(readonly delayMs = 30) {}
 
   private async busy<T>(fn: () => T): Promise<T> {
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 100);
     try {
-      await new Promise((r) => setTimeout(r, this.delayMs));
+      ctx.heartbeat();
+      await ctx.sleep(this.delayMs); // rejects when the activity is cancelled
       return fn();
+    } catch (e) {
+      if (e instanceof CancelledFailure || ctx.cancellationSignal.aborted) this.cancelled.push(ctx.info.activityType);
+      throw e;
     } finally {
+      clearInterval(beat);
       this.running--;
     }
   }
