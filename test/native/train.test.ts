@@ -1,0 +1,99 @@
+/**
+ * Integration tests of the native trainer on generated shapes data: durability (SIGKILL + resume
+ * gives byte-identical weights and detections; SIGTERM checkpoints and exits 5 within seconds),
+ * divergence reporting, and short training runs that must learn (lower bounds with margin; the
+ * full-length quality runs are bench/ scripts, results in BENCHMARKS.md).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildDetectionJob } from '../../protocol/job-builder';
+import { getDetectionRecipe } from '../../protocol/recipes';
+import { TrainerExit, type TrainerMessage } from '../../protocol/trainer-messages';
+import { evaluatorArgv, requireTrainer, resultOf, runTrainer, shapesDataset, startTrainer, tmpDir } from './helpers/trainer';
+
+const SMALL = '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc';
+
+function smallJob(outDir: string, overrides: { maxIterations?: number; everyIterations?: number; lr?: number } = {}) {
+  const recipe = getDetectionRecipe('toy-stage-two');
+  recipe.maxIterations = overrides.maxIterations ?? 12;
+  recipe.batchSize = 4;
+  if (overrides.lr !== undefined) recipe.optimizer.lr = overrides.lr;
+  return buildDetectionJob({
+    command: 'train',
+    arch: SMALL,
+    recipe,
+    numClasses: 4,
+    dataRoot: shapesDataset(48, 16),
+    outDir,
+    seed: 7,
+    threads: 1,
+    evaluator: evaluatorArgv(),
+    checkpoint: { everyIterations: overrides.everyIterations ?? 4, everySeconds: 0, keep: 2 },
+  });
+}
+
+describe('durability', () => {
+  beforeAll(() => requireTrainer());
+
+  it('SIGKILL after a checkpoint, then resume: same weights, detections and metrics as an uninterrupted run', async () => {
+    const a = smallJob(tmpDir('uninterrupted'));
+    const ra = await runTrainer(a);
+    expect(ra.invalid).toEqual([]);
+    expect(ra.code).toBe(0);
+
+    const b = smallJob(tmpDir('killed'));
+    let killedAt = -1;
+    const first = startTrainer(b, (m, child) => {
+      if (m.type === 'checkpoint' && m.iteration === 8 && killedAt < 0) {
+        killedAt = m.iteration;
+        child.kill('SIGKILL');
+      }
+    });
+    const rb1 = await first.done;
+    expect(rb1.signal).toBe('SIGKILL');
+    expect(killedAt).toBe(8);
+    // a partial checkpoint left by a crash must be skipped with a warning, never loaded
+    fs.writeFileSync(path.join(b.outDir, 'checkpoints', 'ckpt-11.pt'), 'truncated');
+    const resumed = { ...b, resume: true };
+    const rb2 = await runTrainer(resumed);
+    expect(rb2.code).toBe(0);
+    expect(rb2.stderr).toMatch(/skipping unreadable checkpoint .*ckpt-11\.pt/);
+    const started = rb2.messages.find((m) => m.type === 'started') as Extract<TrainerMessage, { type: 'started' }>;
+    expect(started.resumedFrom).toMatchObject({ iteration: 8 });
+
+    expect(fs.readFileSync(path.join(b.outDir, 'weights')).equals(fs.readFileSync(path.join(a.outDir, 'weights')))).toBe(true);
+    expect(fs.readFileSync(path.join(b.outDir, 'detections_val.json'), 'utf8')).toBe(fs.readFileSync(path.join(a.outDir, 'detections_val.json'), 'utf8'));
+    expect(resultOf(rb2).metrics).toEqual(resultOf(ra).metrics);
+    const metrics = JSON.parse(fs.readFileSync(path.join(b.outDir, 'metrics.json'), 'utf8'));
+    expect(Object.keys(metrics.stats).sort()).toEqual(['AP', 'AP50', 'AP75', 'APl', 'APm', 'APs', 'AR1', 'AR10', 'AR100', 'ARl', 'ARm', 'ARs']);
+  });
+
+  it('SIGTERM writes a checkpoint and exits 5 within seconds', async () => {
+    const job = smallJob(tmpDir('sigterm'), { maxIterations: 400, everyIterations: 0 });
+    let sentAt = 0;
+    const run = startTrainer(job, (m, child) => {
+      if (m.type === 'progress' && m.iteration === 3 && !sentAt) {
+        sentAt = Date.now();
+        child.kill('SIGTERM');
+      }
+    });
+    const r = await run.done;
+    const elapsed = Date.now() - sentAt;
+    expect(r.code).toBe(TrainerExit.interrupted);
+    expect(elapsed).toBeLessThan(15000);
+    const ckpt = r.messages.find((m) => m.type === 'checkpoint');
+    expect(ckpt).toBeDefined();
+    expect(fs.existsSync((ckpt as { path: string }).path)).toBe(true);
+    expect(r.messages[r.messages.length - 1]).toMatchObject({ type: 'error', kind: 'interrupted' });
+  });
+
+  it('reports a NaN loss as a diverged result with exit 4', async () => {
+    const job = smallJob(tmpDir('diverge'), { maxIterations: 30, lr: 1e6 });
+    job.recipe.optimizer.clipGradNorm = 0;
+    job.recipe.schedule = { kind: 'cosine', minLr: 1e6, warmupIterations: 0, warmupRatio: 1 };
+    const r = await runTrainer(job);
+    expect(r.code).toBe(TrainerExit.diverged);
+    expect(resultOf(r)).toMatchObject({ kind: 'diverged' });
+    expect(resultOf(r).message).toMatch(/non-finite loss .* at iteration \d+/);
+  });
+});
