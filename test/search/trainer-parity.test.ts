@@ -40,7 +40,7 @@ maybe('cost model == smnas-trainer describe, module by module', () => {
   const rng = new Rng(2024);
   const toy = getSearchSpaces('toy');
   const sampled: string[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     const a = sampleArch(toy.stageOne, rng);
     sampled.push(formatArch(a), formatArch(sampleArch(stageTwoSpaceFrom(a, { profile: 'toy' }), rng)));
   }
