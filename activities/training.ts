@@ -192,7 +192,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
           device,
           threads: deps.threads ?? 0,
           resume,
-          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint },
+          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
           arch: req.arch,
           recipe,
           numClasses: req.data.numClasses,
@@ -284,7 +284,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       const job = nonRetryableConfig(`pretrain ${req.arch}`, () =>
         buildClassificationJob({
           command: 'classify-train', outDir, seed: req.seed, device, threads: deps.threads ?? 0,
-          resume: prior?.checkpoint != null, checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint },
+          resume: prior?.checkpoint != null, checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
           arch: req.arch, recipe, dataRoot: req.dataRoot,
         }),
       );

@@ -94,6 +94,9 @@ export type EvaluationRecord = z.infer<typeof EvaluationRecordSchema>;
 export const LookupResultSchema = z.object({ key: z.string(), recipeHash: z.string(), record: EvaluationRecordSchema.nullable() });
 export type LookupResult = z.infer<typeof LookupResultSchema>;
 
+/** the campaign's checkpoint policy (absent: the worker's default) */
+export const CheckpointEverySchema = z.object({ everySeconds: z.number().nonnegative(), everyIterations: z.number().int().nonnegative() });
+
 export const TrainRequestSchema = z.object({
   campaignId: z.string(),
   key: z.string(),
@@ -105,6 +108,7 @@ export const TrainRequestSchema = z.object({
   initWeights: z.string().optional(),
   initKind: z.enum(['backbone', 'detector']).optional(),
   artifactRoot: z.string().optional(),
+  checkpoint: CheckpointEverySchema.optional(),
 });
 export type TrainRequest = z.infer<typeof TrainRequestSchema>;
 
@@ -128,6 +132,7 @@ export const PretrainRequestSchema = z.object({
   fingerprint: z.string(),
   seed: z.number().int().nonnegative(),
   artifactRoot: z.string().optional(),
+  checkpoint: CheckpointEverySchema.optional(),
 });
 export type PretrainRequest = z.infer<typeof PretrainRequestSchema>;
 

@@ -135,6 +135,13 @@ export const CampaignSchema = z.object({
       maxAttempts: z.number().int().positive().default(3),
     })
     .default({ trainingHours: 48, heartbeatSeconds: 120, maxAttempts: 3 }),
+  /** how often trainings checkpoint (a retried or resumed training continues from the newest one) */
+  checkpoints: z
+    .object({
+      everySeconds: z.number().nonnegative().default(300),
+      everyIterations: z.number().int().nonnegative().default(0),
+    })
+    .default({ everySeconds: 300, everyIterations: 0 }),
 });
 export type Campaign = z.infer<typeof CampaignSchema>;
 /** What a user may write: everything with a profile default may be left out. */
@@ -162,6 +169,7 @@ export function campaignDefaults(profile: Profile): Defaults {
       budgets: { maxConcurrentTrainings: 8, continueAsNewEvery: 500 },
       queues: { control: CONTROL_QUEUE, gpu: GPU_QUEUE },
       timeouts: { trainingHours: 48, heartbeatSeconds: 180, maxAttempts: 3 },
+      checkpoints: { everySeconds: 600, everyIterations: 0 },
     };
   }
   return {
@@ -181,6 +189,7 @@ export function campaignDefaults(profile: Profile): Defaults {
     budgets: { maxConcurrentTrainings: 2, continueAsNewEvery: 200 },
     queues: { control: CONTROL_QUEUE, gpu: GPU_QUEUE },
     timeouts: { trainingHours: 2, heartbeatSeconds: 60, maxAttempts: 3 },
+    checkpoints: { everySeconds: 10, everyIterations: 0 },
   };
 }
 

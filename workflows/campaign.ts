@@ -319,7 +319,8 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
           args: [{
             campaignId: c.id, archs: finalArchs, recipe: c.stages.pretrain.recipe,
             classification: { root: data.classification!.root, fingerprint: data.classification!.fingerprint },
-            seed: c.seed, concurrency: c.budgets.maxConcurrentTrainings, queues: c.queues, timeouts: c.timeouts, artifactRoot: c.artifactRoot,
+            seed: c.seed, concurrency: c.budgets.maxConcurrentTrainings, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints,
+            artifactRoot: c.artifactRoot,
           }],
         }),
       );

@@ -23,6 +23,8 @@ export interface EvaluationInput {
   bench: Campaign['bench'];
   queues: Campaign['queues'];
   timeouts: Campaign['timeouts'];
+  /** absent in histories recorded before checkpoints were a campaign setting */
+  checkpoints?: Campaign['checkpoints'];
   artifactRoot?: string;
   initWeights?: string;
   initKind?: 'backbone' | 'detector';
@@ -86,6 +88,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     initWeights: input.initWeights,
     initKind: input.initKind,
     artifactRoot: input.artifactRoot,
+    checkpoint: input.checkpoints,
   }]);
   const wantFlops = input.cost === 'flops' || input.cost === 'both';
   const wantLatency = (input.cost === 'latency' || input.cost === 'both') && train.kind === 'ok';

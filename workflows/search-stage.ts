@@ -56,7 +56,7 @@ export interface SearchStageInput {
   continueAsNewEvery: number;
   /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
   parentWorkflowId: string | null;
-  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'artifactRoot'>;
+  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
   /** carried across continue-as-new */
   carried?: SearchStageState;
 }
@@ -89,7 +89,7 @@ export interface SearchStageResult {
 const REPORT_EVERY_MS = 2000;
 
 export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] {
-  return { latencyDevice: c.latencyDevice, bench: c.bench, queues: c.queues, timeouts: c.timeouts, artifactRoot: c.artifactRoot };
+  return { latencyDevice: c.latencyDevice, bench: c.bench, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints, artifactRoot: c.artifactRoot };
 }
 
 export async function searchStage(input: SearchStageInput): Promise<SearchStageResult> {

@@ -48,6 +48,7 @@ export interface PretrainStageInput {
   concurrency: number;
   queues: Campaign['queues'];
   timeouts: Campaign['timeouts'];
+  checkpoints?: Campaign['checkpoints'];
   artifactRoot?: string;
 }
 
@@ -66,7 +67,7 @@ export async function pretrainStage(input: PretrainStageInput): Promise<Record<s
     try {
       return await gpu.pretrainBackbone.executeWithOptions({ summary: `pretrain backbone of ${arch}` }, [{
         campaignId: input.campaignId, arch, recipe: input.recipe, dataRoot: input.classification.root,
-        fingerprint: input.classification.fingerprint, seed: input.seed, artifactRoot: input.artifactRoot,
+        fingerprint: input.classification.fingerprint, seed: input.seed, artifactRoot: input.artifactRoot, checkpoint: input.checkpoints,
       }]);
     } finally {
       run.running.splice(run.running.indexOf(arch), 1);
