@@ -35,7 +35,7 @@ export function renderProgress(p: Progress, nowMs = p.updatedAt): string[] {
   const elapsed = Math.max(0, (nowMs - p.startedAt) / 1000);
   const head =
     `campaign ${p.campaignId} (${p.profile})  phase: ${p.phase}${p.paused ? ' [PAUSED]' : ''}  ` +
-    `evaluated: ${p.evaluated}  best mAP: ${fmtMap(p.bestMap).trim()}  elapsed: ${p.startedAt > 0 ? fmtSeconds(elapsed) : '-'}`;
+    `evaluated: ${p.evaluated}  best mAP%: ${fmtMap(p.bestMap).trim()}  elapsed: ${p.startedAt > 0 ? fmtSeconds(elapsed) : '-'}`;
   const lines = [head];
   for (const s of STAGES) lines.push(stageLine(s, p.stages[s]));
   const running = STAGES.flatMap((s) => (p.stages[s]?.runningArchs ?? []).map((a) => `    ${s}: ${a}`));
@@ -43,7 +43,7 @@ export function renderProgress(p: Progress, nowMs = p.updatedAt): string[] {
   const bands = p.bestMapByCostBand.filter((b) => b.bestMap !== null);
   if (bands.length) {
     lines.push('  best mAP per cost band:');
-    for (const b of bands) lines.push(`    ${b.stage.padEnd(10)} ${b.band.padEnd(4)} cost ${b.costFrom.toFixed(2)}..${b.costTo.toFixed(2)}  mAP ${fmtMap(b.bestMap).trim()}  ${b.arch ?? ''}`);
+    for (const b of bands) lines.push(`    ${b.stage.padEnd(10)} ${b.band.padEnd(4)} cost ${b.costFrom.toFixed(2)}..${b.costTo.toFixed(2)}  mAP% ${fmtMap(b.bestMap).trim()}  ${b.arch ?? ''}`);
   }
   if (p.error) lines.push(`  error: ${p.error}`);
   return lines;

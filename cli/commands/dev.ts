@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { bool, int, parseFlags, printJson, str, type Command } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { log } from '../../common/log';
-import { SMNAS_CLI, STATE_DIR } from '../../common/paths';
+import { PROJECT_ROOT, SMNAS_CLI, STATE_DIR } from '../../common/paths';
 import {
   liveDevProcesses,
   logDir,
@@ -98,9 +98,18 @@ function settings(argv: string[]): { sub?: string; s: DevSettings } {
   };
 }
 
-/** The bin/smnas argv of a worker child. */
+/**
+ * argv that runs this CLI for a child: the compiled entry point with this node when we run from
+ * dist/ (no second rebuild check, and the pid is node's own), else bin/smnas.
+ */
+function cliArgv(): string[] {
+  const compiled = path.join(PROJECT_ROOT, 'dist', 'cli', 'smnas.js');
+  return __filename.endsWith('.js') && fs.existsSync(compiled) ? [process.execPath, compiled] : SMNAS_CLI;
+}
+
+/** The argv of a worker child. */
 function workerArgv(queue: 'control' | 'gpu', s: DevSettings, address: string): string[] {
-  return [...SMNAS_CLI, 'worker', '--queue', queue, '--address', address, ...(queue === 'gpu' && s.gpus !== undefined ? ['--gpus', s.gpus] : [])];
+  return [...cliArgv(), 'worker', '--queue', queue, '--address', address, ...(queue === 'gpu' && s.gpus !== undefined ? ['--gpus', s.gpus] : [])];
 }
 
 /** Waits until a poller with this identity prefix serves the queue (the worker is really up). */
@@ -178,6 +187,14 @@ async function startStack(s: DevSettings): Promise<{ report: StackReport; starte
     }
   }
 
+  // a server an earlier `dev --detach` of this state folder started: we know its Web UI port
+  let reusedUi: string | null = null;
+  const serverRec = readPidRecord(s.stateDir, 'temporal');
+  if (reusedServer && serverRec && serverRec.address === address && liveDevProcesses(s.stateDir).some((p) => p.name === 'temporal')) {
+    const i = serverRec.argv.indexOf('--ui-port');
+    if (i >= 0) reusedUi = `http://localhost:${serverRec.argv[i + 1]}`;
+  }
+
   if (reusedServer && searchAttributes.length > 0) {
     const { Connection } = await import('@temporalio/client');
     const conn = await Connection.connect({ address });
@@ -230,7 +247,7 @@ async function startStack(s: DevSettings): Promise<{ report: StackReport; starte
 
   const report: StackReport = {
     address,
-    ui: reusedServer ? null : s.uiPort === null ? null : `http://localhost:${s.uiPort}`,
+    ui: reusedServer ? reusedUi : s.uiPort === null ? null : `http://localhost:${s.uiPort}`,
     stateDir: s.stateDir,
     database: reusedServer ? null : database,
     reusedServer,

@@ -190,10 +190,11 @@ async function watch(client: Client, id: string, intervalMs: number, json: boole
   }
 }
 
+/** The part of smnasSearch's result this command prints (workflows/campaign.ts). */
 interface CampaignResultView {
   finalTable?: FinalRowView[];
-  reportDir?: string;
-  report?: { dir?: string };
+  fronts?: Fronts;
+  artifactDir?: string;
 }
 
 async function printOutcome(client: Client, id: string, status: string, json: boolean): Promise<number> {
@@ -211,7 +212,8 @@ async function printOutcome(client: Client, id: string, status: string, json: bo
     return 1;
   }
   const result = (await h.result()) as CampaignResultView;
-  const fronts = await queryFronts(h, id).catch(() => undefined);
+  const parsedFronts = FrontsSchema.safeParse(result?.fronts);
+  const fronts = parsedFronts.success ? parsedFronts.data : await queryFronts(h, id).catch(() => undefined);
   if (json) {
     printJson({ campaignId: id, status, fronts, result });
     return 0;
@@ -219,8 +221,7 @@ async function printOutcome(client: Client, id: string, status: string, json: bo
   const out: string[] = [`campaign ${id}: COMPLETED`];
   if (fronts) out.push('', 'Pareto fronts:', ...renderFronts(fronts));
   if (result?.finalTable?.length) out.push('', 'final models (pretrain top-1, final mAP, cost, transfer mAP):', ...renderFinalTable(result.finalTable));
-  const dir = result?.reportDir ?? result?.report?.dir;
-  if (dir) out.push('', `report and results: ${dir}`);
+  if (result?.artifactDir) out.push('', `report and results: ${result.artifactDir}`);
   process.stdout.write(out.join('\n') + '\n');
   return 0;
 }
