@@ -167,6 +167,7 @@ int train(const Job& job, const torch::Device& dev) {
   double emitWindowStart = t0;
   const int64_t emitEvery = std::max<int64_t>(1, total / 300);
   std::string lastCheckpointPath;
+  double backwardMs = 0;
 
   while (pos.iteration < total) {
     const int64_t epoch = pos.epoch;
@@ -200,7 +201,9 @@ int train(const Job& job, const torch::Device& dev) {
         return kDiverged;
       }
       opt->zero_grad();
+      auto tb = std::chrono::steady_clock::now();
       loss.backward();
+      backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();
       if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), r.optimizer.clipGradNorm);
       opt->step();
       pos.iteration++;
@@ -234,6 +237,7 @@ int train(const Job& job, const torch::Device& dev) {
     }
   }
   const double trainSeconds = wallSeconds() - t0;
+  if (std::getenv("SMNAS_PROFILE")) logInfo("[profile] backward " + std::to_string(backwardMs) + " ms of " + std::to_string(trainSeconds * 1000));
   std::string weights = (fs::path(job.outDir) / "weights").string();
   torch::save(model, weights + ".tmp");
   fs::rename(weights + ".tmp", weights);

@@ -23,9 +23,11 @@ torch::Tensor gridAnchors(int stride, int height, int width, const std::vector<d
                           const torch::Device& device);
 
 // Greedy NMS; returns kept indices ordered by decreasing score. Suppresses IoU > threshold.
-torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iouThreshold);
+// maxKeep >= 0 stops after that many kept boxes (= full NMS truncated to maxKeep).
+torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iouThreshold, int64_t maxKeep = -1);
 // NMS within groups (class or level ids), via the coordinate-offset trick.
-torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& groups, double iouThreshold);
+torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& groups, double iouThreshold,
+                         int64_t maxKeep = -1);
 
 // RoIAlign (aligned=true like mmcv) with a fixed sampling grid per bin.
 // feature [B,C,H,W]; rois [K,5] (batch index, x1, y1, x2, y2) in image pixels.

@@ -93,6 +93,10 @@ TEST(Ops, NmsMatchesNaiveGreedy) {
   }
   ASSERT_EQ(keep.numel(), static_cast<int64_t>(expected.size()));
   for (size_t k = 0; k < expected.size(); ++k) EXPECT_EQ(keep[k].item<int64_t>(), expected[k]);
+  // stopping at maxKeep gives the first maxKeep boxes of the full NMS
+  auto first5 = nms(boxes, scores, 0.5, 5);
+  ASSERT_EQ(first5.numel(), 5);
+  EXPECT_TRUE(first5.equal(keep.slice(0, 0, 5)));
   // batched: boxes of different groups never suppress each other
   auto dup = torch::cat({boxes.slice(0, 0, 1), boxes.slice(0, 0, 1)});
   EXPECT_EQ(batchedNms(dup, torch::tensor({0.9f, 0.8f}), torch::tensor({0L, 1L}), 0.5).numel(), 2);
