@@ -251,7 +251,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     );
     gpuSecondsUsed += s1.gpuSeconds;
     fronts.structural = s1.front;
-    stages.structural = { ...stages.structural, evaluated: s1.evaluated.length, failed: s1.failed.length, gpuSeconds: s1.gpuSeconds };
+    stages.structural = { ...stages.structural, evaluated: s1.evaluatedCount, failed: s1.failedCount, reused: s1.reusedCount, gpuSeconds: s1.gpuSeconds };
     finish('structural', s1.stopped ? 'stopped' : 'done');
     if (s1.front.length === 0) throw ApplicationFailure.nonRetryable('stage one (structural) finished without any scored architecture', 'EmptyStage');
 
@@ -294,13 +294,15 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     }
     stages.modular = {
       ...stages.modular,
-      evaluated: s2.reduce((n, r) => n + r.evaluated.length, 0),
-      failed: s2.reduce((n, r) => n + r.failed.length, 0),
+      evaluated: s2.reduce((n, r) => n + r.evaluatedCount, 0),
+      failed: s2.reduce((n, r) => n + r.failedCount, 0),
+      reused: s2.reduce((n, r) => n + r.reusedCount, 0),
       gpuSeconds: s2.reduce((n, r) => n + r.gpuSeconds, 0),
     };
     finish('modular', s2.some((r) => r.stopped) ? 'stopped' : 'done');
-    // finalists: the stage-two models spread over the combined front's FLOPs range (E0..)
-    const combined = paretoFront(s2.flatMap((r) => r.evaluated));
+    // finalists: the stage-two models spread over the combined front's FLOPs range (E0..); the
+    // front of the union of all stage-two evaluations is the front of the union of their fronts
+    const combined = paretoFront(s2.flatMap((r) => r.front));
     candidates.finalists = await executeChild(candidateSelection, {
       ...childOpts(stageWorkflowId(c.id, 'finalists'), `Select ${c.stages.modular.finalists} finalists from the stage-two fronts`),
       args: [{ front: combined, k: c.stages.modular.finalists }],

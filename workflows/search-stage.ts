@@ -58,10 +58,28 @@ export interface SearchStageInput {
   parentWorkflowId: string | null;
   template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
   /** carried across continue-as-new */
-  carried?: SearchStageState;
+  carried?: SearchStageCarry;
 }
 
-export interface SearchStageState {
+/**
+ * What a stage carries across continue-as-new, compact (a continue-as-new input is one payload,
+ * 2 MB by default: about 100 bytes per evaluation, so ~20k evaluations per stage): the start order,
+ * one [mAP, cost, reused] tuple per started architecture (null = failed), and the store keys of the
+ * current front only (a point that is dominated once stays dominated, so no other key is needed).
+ */
+export interface SearchStageCarry {
+  rng: RngState;
+  started: string[];
+  outcomes: ([number | null, number, 0 | 1] | null)[];
+  frontKeys: Record<string, string>;
+  gpuSeconds: number;
+  paused: boolean;
+  stopRequested: boolean;
+  runs: number;
+}
+
+/** in-run state */
+interface SearchStageState {
   rng: RngState;
   /** every started architecture, in start order (the schedule the proposals are made from) */
   started: string[];
@@ -69,17 +87,51 @@ export interface SearchStageState {
   failed: string[];
   gpuSeconds: number;
   reused: number;
-  paused: boolean;
-  stopRequested: boolean;
   runs: number;
 }
 
+function unpack(c: SearchStageCarry, costKind: EvalPoint['costKind']): SearchStageState {
+  const evaluated: EvalPoint[] = [];
+  const failed: string[] = [];
+  let reused = 0;
+  c.started.forEach((arch, i) => {
+    const o = c.outcomes[i];
+    if (o === null || o === undefined) failed.push(arch);
+    else {
+      evaluated.push({ arch, mAP: o[0], cost: o[1], costKind, key: c.frontKeys[arch] ?? '', reused: o[2] === 1 });
+      reused += o[2];
+    }
+  });
+  return { rng: c.rng, started: c.started, evaluated, failed, gpuSeconds: c.gpuSeconds, reused, runs: c.runs };
+}
+
+function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boolean }): SearchStageCarry {
+  const byArch = new Map(st.evaluated.map((e) => [e.arch, e]));
+  return {
+    rng: st.rng,
+    started: st.started,
+    outcomes: st.started.map((a) => {
+      const e = byArch.get(a);
+      return e ? [e.mAP, e.cost, e.reused ? 1 : 0] : null;
+    }),
+    frontKeys: Object.fromEntries(paretoFront(st.evaluated).map((p) => [p.arch, p.key])),
+    gpuSeconds: st.gpuSeconds,
+    paused: ctl.paused,
+    stopRequested: ctl.stopRequested,
+    runs: st.runs + 1,
+  };
+}
+
+/** What a stage returns to the campaign: counts and the front (never the full list: it can be long). */
 export interface SearchStageResult {
   stage: 'structural' | 'modular';
   candidate: string | null;
-  evaluated: EvalPoint[];
+  evaluatedCount: number;
+  failedCount: number;
+  reusedCount: number;
+  /** runs of this stage workflow (1 + continue-as-new count) */
+  runs: number;
   front: EvalPoint[];
-  failed: string[];
   gpuSeconds: number;
   stopped: boolean;
   stopReason: 'budget' | 'stopped' | 'deadline' | 'gpu-budget' | 'space-exhausted';
@@ -96,18 +148,10 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   const costKind = input.stage === 'structural' ? 'latencyMs' : 'gflops';
   const scope = input.stage === 'modular' ? input.candidate : undefined;
   const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! });
-  const st: SearchStageState = input.carried ?? {
-    rng: initialRngState(input.seed),
-    started: [],
-    evaluated: [],
-    failed: [],
-    gpuSeconds: 0,
-    reused: 0,
-    paused: false,
-    stopRequested: false,
-    runs: 0,
-  };
-  const ctl = installStageControl(input.stage, { paused: st.paused, stopRequested: st.stopRequested });
+  const st: SearchStageState = input.carried
+    ? unpack(input.carried, costKind)
+    : { rng: initialRngState(input.seed), started: [], evaluated: [], failed: [], gpuSeconds: 0, reused: 0, runs: 1 };
+  const ctl = installStageControl(input.stage, { paused: input.carried?.paused, stopRequested: input.carried?.stopRequested });
   const running = new Set<string>();
   let startedThisRun = 0;
   // finished (scored, diverged or failed) architectures, and how far the start order is finished
@@ -234,10 +278,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       );
       if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
         await condition(allHandlersFinished);
-        st.paused = ctl.paused;
-        st.stopRequested = ctl.stopRequested;
-        st.runs++;
-        await continueAsNew<typeof searchStage>({ ...input, carried: st });
+        await continueAsNew<typeof searchStage>({ ...input, carried: pack(st, ctl) });
       }
       const reason = budgetReason();
       if (reason !== null) {
@@ -245,9 +286,11 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
           const result: SearchStageResult = {
             stage: input.stage,
             candidate: input.candidate ?? null,
-            evaluated: st.evaluated,
+            evaluatedCount: st.evaluated.length,
+            failedCount: st.failed.length,
+            reusedCount: st.reused,
+            runs: st.runs,
             front: paretoFront(st.evaluated),
-            failed: st.failed,
             gpuSeconds: st.gpuSeconds,
             stopped: reason !== 'budget' && reason !== 'space-exhausted',
             stopReason: reason,
