@@ -61,7 +61,7 @@ export function startTrainer(job: { command: string; outDir: string }, onMessage
   return { child, done };
 }
 
-export function runTrainer(job: { command: string; outDir: string }): Promise<TrainerRun> {
+export function runTrainer<T extends { command: string; outDir: string }>(job: T): Promise<TrainerRun> {
   return startTrainer(job).done;
 }
 
