@@ -276,6 +276,7 @@ async function supervise(s: DevSettings, started: { name: DevProcessName; pid: n
   await new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {
       log.info({ signal: sig }, 'stopping what dev started');
+      clearInterval(timer);
       resolve();
     };
     process.once('SIGINT', onSignal);
@@ -288,8 +289,7 @@ async function supervise(s: DevSettings, started: { name: DevProcessName; pid: n
         clearInterval(timer);
         resolve();
       }
-    }, 1000);
-    timer.unref();
+    }, 1000); // not unref'd: this timer is what keeps a foreground `dev` alive until Ctrl-C
   });
   for (const name of ['worker-gpu', 'worker-control', 'temporal'] as DevProcessName[]) {
     const p = started.find((x) => x.name === name);

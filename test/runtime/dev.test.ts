@@ -72,6 +72,38 @@ test('dev starts a persistent server when none answers, and dev stop stops it', 
   }
 });
 
+test('foreground dev stays up until Ctrl-C, then stops the server it started', async () => {
+  const port = await freePort();
+  const state = tmpState();
+  const others = process.listeners('SIGINT');
+  process.removeAllListeners('SIGINT'); // only dev's handler may see the simulated Ctrl-C
+  let out = '';
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += chunk.toString();
+    return true;
+  });
+  try {
+    const running = dev.main(['--port', String(port), '--headless', '--no-workers', '--state', state]);
+    let settled = false;
+    running.finally(() => (settled = true)).catch(() => undefined);
+    while (!readPidRecord(state, 'temporal') || !(await temporalHealthy(`127.0.0.1:${port}`))) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(settled).toBe(false); // still supervising
+    const pid = readPidRecord(state, 'temporal')!.pid;
+    process.emit('SIGINT', 'SIGINT');
+    expect(await running).toBe(0);
+    expect(pidAlive(pid)).toBe(false);
+    expect(readPidRecord(state, 'temporal')).toBeUndefined();
+    expect(out).toMatch(/Ctrl-C stops what this command started/);
+  } finally {
+    spy.mockRestore();
+    for (const l of others) process.on('SIGINT', l as NodeJS.SignalsListener);
+    const rec = readPidRecord(state, 'temporal');
+    if (rec && pidAlive(rec.pid)) process.kill(-rec.pid, 'SIGKILL');
+    fs.rmSync(state, { recursive: true, force: true });
+  }
+});
+
 describe('argument errors are one-line user errors', () => {
   const commands = { dev, worker };
   test.each([
