@@ -64,6 +64,12 @@ describe('durability', () => {
     expect(fs.readFileSync(path.join(b.outDir, 'weights')).equals(fs.readFileSync(path.join(a.outDir, 'weights')))).toBe(true);
     expect(fs.readFileSync(path.join(b.outDir, 'detections_val.json'), 'utf8')).toBe(fs.readFileSync(path.join(a.outDir, 'detections_val.json'), 'utf8'));
     expect(resultOf(rb2).metrics).toEqual(resultOf(ra).metrics);
+    // `eval` of the final weights reproduces the end-of-training evaluation
+    const evalJob = { ...a, command: 'eval', initWeights: path.join(a.outDir, 'weights'), initKind: 'detector', outDir: tmpDir('eval') };
+    const re = await runTrainer(evalJob);
+    expect(re.code).toBe(0);
+    expect(resultOf(re).metrics).toEqual(resultOf(ra).metrics);
+    expect(fs.readFileSync(path.join(evalJob.outDir, 'detections_val.json'), 'utf8')).toBe(fs.readFileSync(path.join(a.outDir, 'detections_val.json'), 'utf8'));
     const metrics = JSON.parse(fs.readFileSync(path.join(b.outDir, 'metrics.json'), 'utf8'));
     expect(Object.keys(metrics.stats).sort()).toEqual(['AP', 'AP50', 'AP75', 'APl', 'APm', 'APs', 'AR1', 'AR10', 'AR100', 'ARl', 'ARm', 'ARs']);
   });
