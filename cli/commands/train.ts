@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bool, int, parseFlags, printJson, requireStr, str, type Command } from '../../common/cli';
 import { UserError } from '../../common/errors';
-import { SMNAS_CLI } from '../../common/paths';
+import { PROJECT_ROOT } from '../../common/paths';
 import { buildDetectionJob } from '../../protocol/job-builder';
 import { NormSchema } from '../../protocol/recipe';
 import { resolveDetectionRecipe } from '../../protocol/recipe-file';
@@ -106,7 +106,9 @@ examples:
       resume: bool(flags, 'resume'),
       initWeights: str(flags, 'init') ? path.resolve(str(flags, 'init')!) : undefined,
       initKind,
-      evaluator: [...SMNAS_CLI, 'eval'],
+      // the compiled CLI this command runs from (bin/smnas would first rebuild dist/ and fail on any
+      // unrelated TypeScript error)
+      evaluator: [process.execPath, path.join(PROJECT_ROOT, 'dist', 'cli', 'smnas.js'), 'eval'],
       checkpoint: { everySeconds: 120, keep: 2 },
     });
     const outcome = await runTrainerJob(job, { label: 'train', quiet: false });
