@@ -113,22 +113,32 @@ export class ArtifactStore {
   }
 
   /**
-   * Append one line to a campaign's results log. The log is rewritten atomically (read, add,
-   * rename) and keyed lines are replaced, not duplicated, so a retried record activity cannot
-   * log an evaluation twice.
+   * Append one line to a campaign's results log (O_APPEND, one write per line, so concurrent
+   * workers never interleave and the cost stays constant however long the log grows). A marker
+   * per (campaign, key) keeps a retried record activity from logging an evaluation twice; if a
+   * worker dies between the append and the marker, the retry appends the line again, so readers
+   * take the last line per key (readResultsLog).
    */
   appendResultLine(campaignId: string, key: string, line: object): void {
+    const dir = this.campaignDir(campaignId);
+    const marker = path.join(dir, 'logged', key);
+    if (fs.existsSync(marker)) return;
+    fs.mkdirSync(path.dirname(marker), { recursive: true });
+    fs.appendFileSync(path.join(dir, 'results.jsonl'), JSON.stringify({ key, ...line }) + '\n');
+    fs.writeFileSync(marker, '');
+  }
+
+  /** The results log of a campaign, one entry per key (the last line wins). */
+  readResultsLog<T extends { key: string }>(campaignId: string): T[] {
     const file = path.join(this.campaignDir(campaignId), 'results.jsonl');
-    let lines: string[] = [];
-    try {
-      lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
-    } catch {
-      /* first line */
+    if (!fs.existsSync(file)) return [];
+    const byKey = new Map<string, T>();
+    for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
+      if (!l.trim()) continue;
+      const entry = JSON.parse(l) as T;
+      byKey.delete(entry.key); // keep first-seen order of the last occurrence
+      byKey.set(entry.key, entry);
     }
-    const keyed = JSON.stringify({ key, ...line });
-    const idx = lines.findIndex((l) => l.includes(`"key":"${key}"`));
-    if (idx >= 0) lines[idx] = keyed;
-    else lines.push(keyed);
-    writeFileAtomic(file, lines.join('\n') + '\n');
+    return [...byKey.values()];
   }
 }

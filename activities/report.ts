@@ -3,7 +3,6 @@
  * Pareto plots (mAP vs latency for stage one, vs GFLOPs for stage two, front highlighted) as files
  * in the campaign's artifact folder. All points come from the campaign's results log.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ActivityDeps } from './index';
 import { ArtifactStore, writeFileAtomic } from './artifact-store';
@@ -57,19 +56,10 @@ interface LogLine {
   gflops: number | null;
 }
 
-function readResults(file: string): LogLine[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as LogLine);
-}
-
 const fmt = (v: number | null | undefined, digits = 3) => (v === null || v === undefined ? '-' : v.toFixed(digits));
 
-export function makeReportActivities(deps: ActivityDeps, _store: (root?: string) => ArtifactStore) {
-  async function writeReport(input: ReportInput): Promise<ReportOutput> {
+export function makeReportActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore) {
+  async function writeReport(input: ReportInput & { artifactRoot?: string }): Promise<ReportOutput> {
     const r = ReportInputSchema.parse(input);
     const dir = r.campaignDir;
     const files: string[] = [];
@@ -81,7 +71,7 @@ export function makeReportActivities(deps: ActivityDeps, _store: (root?: string)
     put('candidates.json', JSON.stringify({ selected: r.selected }, null, 1) + '\n');
     put('final.json', JSON.stringify(r.finalTable, null, 1) + '\n');
 
-    const results = readResults(path.join(dir, 'results.jsonl'));
+    const results = store(input.artifactRoot).readResultsLog<LogLine>(r.campaignId);
     const frontKeys = new Set([...r.structuralFront.map((p) => p.key), ...Object.values(r.modularFronts).flat().map((p) => p.key)]);
     const s1 = results.filter((l) => l.stage === 'structural' && l.mAP !== null && l.latencyMs !== null);
     const s2 = results.filter((l) => l.stage === 'modular' && l.mAP !== null && l.gflops !== null);

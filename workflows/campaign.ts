@@ -395,6 +395,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     await control.writeReport({
       campaignId: c.id,
       campaignDir: data.campaignDir,
+      artifactRoot: c.artifactRoot,
       structuralFront: fronts.structural.map(strip),
       modularFronts: Object.fromEntries(Object.entries(fronts.modular).map(([k2, v]) => [k2, v.map(strip)])),
       selected: candidates.selected.map((p) => p.arch),

@@ -5,7 +5,7 @@
  * (store + results log) and hand the parent a small summary. Its workflow id is derived from the
  * campaign id, stage and canonical string (workflows/ids.ts), so it is never started twice.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlActivities, GpuActivities } from '../activities';
 import type { DatasetRef, EvaluationRecord } from '../activities/types';
 import type { Campaign } from '../protocol/campaign';
@@ -44,9 +44,11 @@ export interface EvaluationSummary {
 }
 
 function activities(input: EvaluationInput) {
-  const control = proxyActivities<ControlActivities>({
-    taskQueue: input.queues.control,
-    startToCloseTimeout: '10 minutes',
+  // The store look-up, the record and the cost model take milliseconds: local activities (run by
+  // the control worker that runs this workflow, no task-queue round trip) keep the orchestration
+  // overhead per evaluation small. They are still recorded in history and retried.
+  const control = proxyLocalActivities<ControlActivities>({
+    startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidRecipe', 'InvalidArch', 'MissingCostModel'] },
   });
   const gpu = proxyActivities<GpuActivities>({
