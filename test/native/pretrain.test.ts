@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildClassificationJob, buildDetectionJob } from '../../protocol/job-builder';
 import { getClassificationRecipe, getDetectionRecipe } from '../../protocol/recipes';
-import { classFolders, evaluatorArgv, requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
+import { classFolders, evaluatorArgv, requireTrainer, resultOf, runTrainer, shapesDataset, startTrainer, tmpDir } from './helpers/trainer';
 
 const ARCH = '128x128/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc';
 
@@ -68,5 +68,26 @@ describe('backbone pretraining', () => {
     const r = await runTrainer(job);
     expect(r.code).toBe(2);
     expect(r.messages.find((m) => m.type === 'error')).toMatchObject({ kind: 'invalid_job', field: 'initWeights' });
+  }, 300_000);
+
+  it('classify-train killed after a checkpoint and resumed writes the same backbone weights', async () => {
+    const job = (outDir: string) =>
+      buildClassificationJob({
+        command: 'classify-train', arch: ARCH, recipe: { ...getClassificationRecipe('toy-pretrain'), batchSize: 16, maxIterations: 9 },
+        dataRoot: classFolders(100, 20), outDir, seed: 5, threads: 1, checkpoint: { everyIterations: 3, everySeconds: 0, keep: 2 },
+      });
+    const a = job(tmpDir('cls-a'));
+    expect((await runTrainer(a)).code).toBe(0);
+    const b = job(tmpDir('cls-b'));
+    const first = startTrainer(b, (m, child) => {
+      if (m.type === 'checkpoint' && m.iteration === 6) child.kill('SIGKILL');
+    });
+    expect((await first.done).signal).toBe('SIGKILL');
+    const resumed = { ...b, resume: true };
+    const r = await runTrainer(resumed);
+    expect(r.code).toBe(0);
+    expect(r.messages.find((m) => m.type === 'started')).toMatchObject({ resumedFrom: { iteration: 6 } });
+    const wa = fs.readFileSync(path.join(a.outDir, 'backbone_weights'));
+    expect(fs.readFileSync(path.join(b.outDir, 'backbone_weights')).equals(wa)).toBe(true);
   }, 300_000);
 });
