@@ -8,6 +8,8 @@
  * production cluster alike. Shutdown on SIGINT/SIGTERM is the SDK runtime's (graceful drain).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CONTROL_QUEUE, GPU_QUEUE } from '../protocol/campaign';
@@ -71,14 +73,21 @@ export function planWorker(
   };
 }
 
-/** `smnas-trainer --version`, first line; 'missing' / 'unknown' when it cannot tell. */
+/**
+ * What trainer this worker runs: `smnas-trainer --version` when the binary answers it, else a
+ * content hash of the binary (`sha256:<12 hex>`, as precise as a version for telling workers
+ * apart); 'missing' when there is no binary.
+ */
 export function trainerVersion(bin = TRAINER_BIN): string {
+  if (!fs.existsSync(bin)) return 'missing';
   try {
     const out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
-    return out.trim().split('\n')[0].replace(/\s+/g, '_') || 'unknown';
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unknown';
+    const first = out.trim().split('\n')[0];
+    if (first && !first.startsWith('{')) return first.replace(/\s+/g, '_');
+  } catch {
+    // no --version in this build: fall through to the content hash
   }
+  return `sha256:${createHash('sha256').update(fs.readFileSync(bin)).digest('hex').slice(0, 12)}`;
 }
 
 let runtimeInstalled = false;

@@ -89,3 +89,18 @@ describe('worker plans', () => {
     expect(planWorker({ queue: 'control', taskQueue: 'c2' }, host).taskQueue).toBe('c2');
   });
 });
+
+describe('trainer version in the identity', () => {
+  test('--version when the binary answers it, else a content hash, else missing', () => {
+    const { trainerVersion } = require('../../worker/create-worker') as typeof import('../../worker/create-worker');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-tv-'));
+    const withVersion = path.join(dir, 'v');
+    fs.writeFileSync(withVersion, '#!/bin/sh\necho "smnas-trainer 1.2.3 (libtorch 1.13)"\n', { mode: 0o755 });
+    expect(trainerVersion(withVersion)).toBe('smnas-trainer_1.2.3_(libtorch_1.13)');
+    const without = path.join(dir, 'n');
+    fs.writeFileSync(without, '#!/bin/sh\necho \'{"type":"error"}\'; exit 2\n', { mode: 0o755 });
+    expect(trainerVersion(without)).toMatch(/^sha256:[0-9a-f]{12}$/);
+    expect(trainerVersion(path.join(dir, 'absent'))).toBe('missing');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
