@@ -5,11 +5,13 @@
  * and a GPU-seconds budget stop it from starting more. Pause finishes running evaluations and
  * starts none; stop-stage keeps what finished and returns.
  *
- * Decisions are reproducible whatever the timing: evaluation j (in start order) is proposed from
- * the results of evaluations 0..j-concurrency only (all of which must have finished), with the
- * others counted as pending. So a campaign started again with the same seed proposes the same
- * architectures in the same order (and then reuses them all from the artifact store), and pauses,
- * worker crashes or continue-as-new never change what is searched.
+ * Decisions are reproducible whatever the timing: proposals come in batches of `concurrency`
+ * architectures, and a batch is proposed from the results of every evaluation started before the
+ * previous batch (all of which must have finished), the others counting as pending. So a campaign
+ * started again with the same seed proposes the same architectures in the same order (and then
+ * reuses them all from the artifact store), and pauses, worker crashes or continue-as-new never
+ * change what is searched. One search-library call per batch (not per evaluation) keeps the
+ * workflow's per-task work small in long stages.
  *
  * History stays bounded: after `continueAsNewEvery` evaluations, or when Temporal suggests it, the
  * stage stops starting evaluations, drains the running ones (and pending signals), and continues
@@ -70,6 +72,10 @@ export interface SearchStageInput {
 export interface SearchStageCarry {
   rng: RngState;
   started: string[];
+  /** proposed, not yet started (the rest of the current batch) */
+  queue: string[];
+  /** start index of the latest batch: the next batch sees everything started before it */
+  batchStart: number;
   outcomes: ([number | null, number, 0 | 1] | null)[];
   frontKeys: Record<string, string>;
   gpuSeconds: number;
@@ -83,6 +89,8 @@ interface SearchStageState {
   rng: RngState;
   /** every started architecture, in start order (the schedule the proposals are made from) */
   started: string[];
+  queue: string[];
+  batchStart: number;
   evaluated: EvalPoint[];
   failed: string[];
   gpuSeconds: number;
@@ -102,7 +110,7 @@ function unpack(c: SearchStageCarry, costKind: EvalPoint['costKind']): SearchSta
       reused += o[2];
     }
   });
-  return { rng: c.rng, started: c.started, evaluated, failed, gpuSeconds: c.gpuSeconds, reused, runs: c.runs };
+  return { rng: c.rng, started: c.started, queue: c.queue, batchStart: c.batchStart, evaluated, failed, gpuSeconds: c.gpuSeconds, reused, runs: c.runs };
 }
 
 function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boolean }): SearchStageCarry {
@@ -110,6 +118,8 @@ function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boole
   return {
     rng: st.rng,
     started: st.started,
+    queue: st.queue,
+    batchStart: st.batchStart,
     outcomes: st.started.map((a) => {
       const e = byArch.get(a);
       return e ? [e.mAP, e.cost, e.reused ? 1 : 0] : null;
@@ -150,7 +160,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! });
   const st: SearchStageState = input.carried
     ? unpack(input.carried, costKind)
-    : { rng: initialRngState(input.seed), started: [], evaluated: [], failed: [], gpuSeconds: 0, reused: 0, runs: 1 };
+    : { rng: initialRngState(input.seed), started: [], queue: [], batchStart: 0, evaluated: [], failed: [], gpuSeconds: 0, reused: 0, runs: 1 };
   const ctl = installStageControl(input.stage, { paused: input.carried?.paused, stopRequested: input.carried?.stopRequested });
   const running = new Set<string>();
   let startedThisRun = 0;
@@ -160,8 +170,8 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   const advance = () => {
     while (doneUpTo < st.started.length && finished.has(st.started[doneUpTo])) doneUpTo++;
   };
-  /** evaluation j may be proposed once evaluations 0..j-concurrency have finished */
-  const scheduleReady = () => doneUpTo >= st.started.length - input.concurrency + 1;
+  /** an evaluation can start: one is queued, or the next batch may be proposed (everything before the previous batch finished) */
+  const canStartNext = () => st.queue.length > 0 || doneUpTo >= st.batchStart;
   let spaceExhausted = false;
 
   const progress = (): StageProgress => ({
@@ -195,10 +205,14 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
     if (wait <= 0) void sendReport();
     else {
       reportScheduled = true;
-      void sleep(wait).then(async () => {
-        reportScheduled = false;
-        await sendReport();
-      });
+      // a cancelled stage rejects this timer: ignore it (an unhandled rejection would fail the workflow task)
+      sleep(wait).then(
+        async () => {
+          reportScheduled = false;
+          await sendReport();
+        },
+        () => undefined,
+      );
     }
   };
 
@@ -274,7 +288,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       await condition(
         () =>
           (running.size === 0 && (budgetReason() !== null || needContinueAsNew())) ||
-          (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency && scheduleReady()),
+          (!ctl.paused && budgetReason() === null && !needContinueAsNew() && running.size < input.concurrency && canStartNext()),
       );
       if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
         await condition(allHandlersFinished);
@@ -300,27 +314,32 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
         }
         continue;
       }
-      // propose evaluation j from the finished prefix 0..j-concurrency (see the header: timing-independent)
-      const j = st.started.length;
-      const visible = st.started.slice(0, Math.max(0, j - input.concurrency + 1));
+      const next = st.queue.shift();
+      if (next !== undefined) {
+        startEvaluation(next);
+        continue;
+      }
+      // propose the next batch from everything started before the previous batch (see the header)
+      const visible = st.started.slice(0, st.batchStart);
       const visibleSet = new Set(visible);
       const p = propose({
         space,
         evaluated: visible.map((a) => finished.get(a)).filter((e): e is EvalPoint => e != null),
         pending: [...st.started.filter((a) => !visibleSet.has(a)), ...visible.filter((a) => finished.get(a) === null)],
         rng: st.rng,
-        count: 1,
+        count: Math.min(input.concurrency, input.maxEvaluations - st.started.length),
         population: input.population,
         numClasses: input.data.numClasses,
       });
       st.rng = p.rng;
+      st.batchStart = st.started.length;
       for (const pr of p.pruned) log.info('pruned by partial order', pr);
       if (p.archs.length === 0) {
         // nothing left to propose: finish with what was evaluated once the running ones are done
         spaceExhausted = true;
         continue;
       }
-      for (const a of p.archs) startEvaluation(a);
+      st.queue = p.archs;
     }
   }
 }
