@@ -65,16 +65,66 @@ void checkClasses(const Job& job, const CocoDataset& ds) {
                                          std::to_string(job.numClasses));
 }
 
+// Copies every saved tensor into `m` whose name and shape match; names of those that do not are
+// collected in `mismatched`. torch::load would instead swap a differently shaped tensor in
+// silently (set_data), which surfaces much later as "Target N is out of bounds".
+void loadMatching(torch::nn::Module& m, torch::serialize::InputArchive& ar, const std::string& prefix,
+                  std::vector<std::string>& mismatched) {
+  torch::NoGradGuard noGrad;
+  auto copyIfFits = [&](const std::string& key, torch::Tensor& dst, bool isBuffer) {
+    torch::Tensor src;
+    if (!ar.try_read(key, src, isBuffer) || src.sizes() != dst.sizes()) {
+      mismatched.push_back(prefix + key);
+      return;
+    }
+    dst.copy_(src);
+  };
+  for (auto& p : m.named_parameters(/*recurse=*/false)) copyIfFits(p.key(), p.value(), false);
+  for (auto& b : m.named_buffers(/*recurse=*/false)) copyIfFits(b.key(), b.value(), true);
+  for (auto& c : m.named_children()) {
+    torch::serialize::InputArchive sub;
+    if (!ar.try_read(c.key(), sub)) {
+      for (auto& p : c.value()->named_parameters()) mismatched.push_back(prefix + c.key() + "." + p.key());
+      continue;
+    }
+    loadMatching(*c.value(), sub, prefix + c.key() + ".", mismatched);
+  }
+}
+
+// A class-dependent predictor: the last cls / reg layer of an R-CNN stage or of the retina head.
+// Only these may differ between the source and the target model (transfer to a dataset with
+// another number of classes); they keep their fresh initialisation, as in mmdetection's transfer.
+bool isClassPredictor(const std::string& name) {
+  if (name.rfind("head.", 0) != 0) return false;
+  return name.find(".cls.") != std::string::npos || name.find(".reg.") != std::string::npos ||
+         name.rfind("head.cls.", 0) == 0 || name.rfind("head.reg.", 0) == 0;
+}
+
 void loadInitWeights(const Job& job, Detector& model) {
   if (job.initWeights.empty()) return;
   if (!fs::exists(job.initWeights)) throw JobError("initWeights", "file " + job.initWeights + " does not exist");
+  std::vector<std::string> mismatched;
   try {
-    if (job.initKind == "backbone") torch::load(model->backbone, job.initWeights);
-    else torch::load(model, job.initWeights);
+    torch::serialize::InputArchive ar;
+    ar.load_from(job.initWeights);
+    if (job.initKind == "backbone") loadMatching(*model->backbone, ar, "backbone.", mismatched);
+    else loadMatching(*model, ar, "", mismatched);
   } catch (const std::exception& e) {
     std::string msg = e.what();
-    throw JobError("initWeights", job.initWeights + " does not fit this " + job.initKind + " (norm or layout differ): " + msg.substr(0, msg.find('\n')));
+    throw JobError("initWeights", job.initWeights + " is not a weights file written by smnas-trainer: " + msg.substr(0, msg.find('\n')));
   }
+  std::vector<std::string> reinitialised;
+  for (const auto& name : mismatched) {
+    if (job.initKind == "detector" && isClassPredictor(name)) {
+      reinitialised.push_back(name);
+      continue;
+    }
+    throw JobError("initWeights", job.initWeights + " does not fit this " + job.initKind + " (norm or layout differ): " + name +
+                                      " is missing or has another shape");
+  }
+  if (!reinitialised.empty())
+    logInfo("the class predictors differ in shape (another number of classes): " + std::to_string(reinitialised.size()) +
+            " tensors keep their fresh initialisation");
   logInfo("initialised the " + job.initKind + " from " + job.initWeights);
 }
 
