@@ -134,7 +134,8 @@ function synthesizeToyData(c: Campaign): boolean {
   }
   if (c.data.classification) {
     make(c.data.classification.root, (out) =>
-      writeSynthClassification({ out, train: Math.max(4, Math.ceil(s.trainImages / 4)), val: Math.max(2, Math.ceil(s.valImages / 4)), size: Math.min(64, s.imageSize), classes: Math.max(2, s.classes), seed: s.seed + 4 }),
+      // per class; enough that toy pretraining (batch 32) gets ~10 iterations an epoch and learns
+      writeSynthClassification({ out, train: Math.max(100, s.trainImages), val: Math.max(20, s.valImages), size: Math.min(64, s.imageSize), classes: Math.max(2, s.classes), seed: s.seed + 4 }),
     );
   }
   return generated;
