@@ -355,17 +355,20 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
  * K architectures of the Pareto front spread over its cost range (the paper's C0..C5): for
  * K evenly spaced target costs from the cheapest to the most expensive front member, the nearest
  * not-yet-chosen member (ties: the cheaper, then the higher score). Returned by cost ascending.
+ * K = 1 has no range to spread over: it is the most accurate front member (the cheapest end of a
+ * front is often a model that barely learned, which would make a poor single finalist).
  */
 export function selectCandidates(evaluated: readonly Evaluated[], k = 6): Evaluated[] {
   if (!(Number.isInteger(k) && k > 0)) throw new RangeError(`selectCandidates: k must be a positive integer, got ${k}`);
   const { fronts } = nonDominatedSort(evaluated);
   const front = (fronts[0] ?? []).map((i) => evaluated[i]);
   if (front.length <= k) return front;
+  if (k === 1) return [front.reduce((best, e) => (e.score > best.score ? e : best))];
   const lo = front[0].cost;
   const hi = front[front.length - 1].cost;
   const chosen = new Set<number>();
   for (let t = 0; t < k; t++) {
-    const target = k === 1 ? lo : lo + ((hi - lo) * t) / (k - 1);
+    const target = lo + ((hi - lo) * t) / (k - 1);
     let best = -1;
     for (let i = 0; i < front.length; i++) {
       if (chosen.has(i)) continue;

@@ -143,6 +143,16 @@ describe('selectCandidates', () => {
     expect(k.map((e) => e.arch)).toEqual(['f0', 'f13', 'f18', 'f22', 'f26', 'f29']);
     expect(selectCandidates(evaluated.slice(0, 3), 6).length).toBe(3);
   });
+
+  test('K = 1 is the most accurate front member, not the cheapest', () => {
+    const evaluated: Evaluated[] = [
+      { arch: 'cheap-untrained', cost: 1, score: 0 },
+      { arch: 'mid', cost: 5, score: 0.3 },
+      { arch: 'best', cost: 9, score: 0.5 },
+      { arch: 'dominated', cost: 10, score: 0.4 },
+    ];
+    expect(selectCandidates(evaluated, 1).map((e) => e.arch)).toEqual(['best']);
+  });
 });
 
 describe('Partial Order Pruning in proposals', () => {
