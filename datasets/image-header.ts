@@ -40,14 +40,27 @@ export function parseImageHeader(buf: Buffer): ImageHeader | string {
   return 'not a PNG or JPEG file';
 }
 
+/** The problem text for a file that cannot be opened. */
+function openFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})`;
+}
+
+/**
+ * Whether a larger read may still find the header: only a JPEG whose frame header lies past the
+ * bytes read (EXIF/ICC blocks), while the file had more to give, up to 4 MB.
+ */
+function needsMoreBytes(r: ImageHeader | string, bytesRead: number, size: number): boolean {
+  return typeof r === 'string' && bytesRead >= size && size < 4 << 20 && r.startsWith('JPEG header truncated');
+}
+
 /** Read just enough of the file to find its size. */
 export function readImageHeader(file: string): ImageHeader | string {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})`;
+    return openFailure(e);
   }
   try {
     // most headers fit in 4 KB; JPEG EXIF/ICC blocks can push the frame header further
@@ -56,9 +69,7 @@ export function readImageHeader(file: string): ImageHeader | string {
       const buf = Buffer.alloc(size);
       const n = fs.readSync(fd, buf, 0, size, 0);
       const r = parseImageHeader(buf.subarray(0, n));
-      if (typeof r !== 'string' || n < size || size >= 4 << 20 || !r.startsWith('JPEG header truncated')) {
-        return n === 0 ? 'empty file' : r;
-      }
+      if (!needsMoreBytes(r, n, size)) return n === 0 ? 'empty file' : r;
       size *= 16;
     }
   } catch (e) {
@@ -75,8 +86,7 @@ export async function readImageHeaderAsync(file: string): Promise<ImageHeader | 
   try {
     fh = await fs.promises.open(file, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})`;
+    return openFailure(e);
   }
   try {
     let size = 4096;
@@ -85,7 +95,7 @@ export async function readImageHeaderAsync(file: string): Promise<ImageHeader | 
       const { bytesRead: n } = await fh.read(buf, 0, size, 0);
       if (n === 0) return 'empty file';
       const r = parseImageHeader(buf.subarray(0, n));
-      if (typeof r !== 'string' || n < size || size >= 4 << 20 || !r.startsWith('JPEG header truncated')) return r;
+      if (!needsMoreBytes(r, n, size)) return r;
       size *= 16;
     }
   } catch (e) {
