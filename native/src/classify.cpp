@@ -120,12 +120,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
       loss.backward();
       if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), r.optimizer.clipGradNorm);
       opt->step();
-      pos.iteration++;
-      pos.batchInEpoch = first + k + 1;
-      if (pos.batchInEpoch >= ipe) {
-        pos.epoch++;
-        pos.batchInEpoch = 0;
-      }
+      pos.stepDone(first + k, ipe);
       seen += b.images.size(0);
       sinceEmit += b.images.size(0);
       const double now = wallSeconds();

@@ -256,12 +256,7 @@ int train(const Job& job, const torch::Device& dev) {
       backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();
       if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), r.optimizer.clipGradNorm);
       opt->step();
-      pos.iteration++;
-      pos.batchInEpoch = first + k + 1;
-      if (pos.batchInEpoch >= ipe) {
-        pos.epoch++;
-        pos.batchInEpoch = 0;
-      }
+      pos.stepDone(first + k, ipe);
       imagesSeen += b.images.size(0);
       imagesSinceEmit += b.images.size(0);
       const double now = wallSeconds();

@@ -30,6 +30,18 @@ struct TrainPosition {
   int64_t iteration = 0;  // completed iterations
   int64_t epoch = 0;      // epoch of the next iteration
   int64_t batchInEpoch = 0;
+
+  // One optimiser step done: batch `batchIndex` (0-based within the epoch) finished; rolls over
+  // to the next epoch after the last of `itersPerEpoch` batches. Shared by every training loop so
+  // checkpoints record the same position semantics.
+  void stepDone(int64_t batchIndex, int64_t itersPerEpoch) {
+    iteration++;
+    batchInEpoch = batchIndex + 1;
+    if (batchInEpoch >= itersPerEpoch) {
+      epoch++;
+      batchInEpoch = 0;
+    }
+  }
 };
 
 // Writes <outDir>/checkpoints/ckpt-<iteration>.pt atomically (tmp + rename), keeps the newest `keep`,
