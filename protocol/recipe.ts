@@ -38,6 +38,13 @@ export const OptimizerSchema = z.object({
   clipGradNorm: z.number().nonnegative().default(0),
 });
 
+/**
+ * Autocast of the training forward pass (absent = 'off'): 'bf16' (CPU or CUDA) or 'fp16' (CUDA
+ * only, with dynamic loss scaling). Losses, box coding, RoIAlign and NMS stay in fp32.
+ */
+export const MixedPrecisionSchema = z.enum(['off', 'bf16', 'fp16']);
+export type MixedPrecision = z.infer<typeof MixedPrecisionSchema>;
+
 export const DetectionRecipeSchema = z.object({
   name: z.string().min(1),
   norm: NormSchema,
@@ -75,6 +82,7 @@ export const DetectionRecipeSchema = z.object({
   workers: z.number().int().nonnegative().default(2),
   /** optional hard cap on iterations (short test runs); the schedule is computed for this length */
   maxIterations: z.number().int().positive().optional(),
+  mixedPrecision: MixedPrecisionSchema.optional(),
 });
 export type DetectionRecipe = z.infer<typeof DetectionRecipeSchema>;
 
@@ -89,5 +97,6 @@ export const ClassificationRecipeSchema = z.object({
   schedule: ScheduleSchema,
   workers: z.number().int().nonnegative().default(2),
   maxIterations: z.number().int().positive().optional(),
+  mixedPrecision: MixedPrecisionSchema.optional(),
 });
 export type ClassificationRecipe = z.infer<typeof ClassificationRecipeSchema>;

@@ -73,7 +73,10 @@ export const BenchFiguresSchema = z.object({
   p10Ms: z.number(),
   p90Ms: z.number(),
   stdMs: z.number(),
+  /** CPU: peak RSS of the process; CUDA: the caching allocator's peak allocated bytes of the timed forwards */
   peakMemoryMB: z.number(),
+  /** what was timed: 'noise' (a fixed random image) or the path of the dataset image */
+  input: z.string().optional(),
 });
 export type BenchFigures = z.infer<typeof BenchFiguresSchema>;
 

@@ -14,6 +14,8 @@ export const command: Command = {
 
   --arch          canonical architecture
   --device        cpu | cuda:<i> (default cpu); CUDA timings are synchronised
+  --data DIR      time on the first validation image of this COCO-form dataset (resized like
+                  evaluation) instead of a fixed noise image
   --classes K     number of classes of the head (default 80)
   --recipe        recipe whose test settings (proposals, NMS) apply (default paper-stage-one)
   --weights F     detector weights (default: random initialisation; latency does not depend on them
@@ -33,6 +35,7 @@ examples:
       arch: { type: 'string' },
       device: { type: 'string' },
       classes: { type: 'string' },
+      data: { type: 'string' },
       recipe: { type: 'string' },
       weights: { type: 'string' },
       warmup: { type: 'string' },
@@ -49,6 +52,7 @@ examples:
       arch,
       recipe,
       numClasses,
+      dataRoot: str(flags, 'data') ? path.resolve(str(flags, 'data')!) : undefined,
       outDir: path.join(os.tmpdir(), `smnas-bench-${process.pid}-${safeName(arch)}`),
       device: str(flags, 'device') ?? 'cpu',
       threads: int(cmd, flags, 'threads', 0),

@@ -5,7 +5,7 @@ import { bool, int, parseFlags, printJson, requireStr, str, type Command } from 
 import { UserError } from '../../common/errors';
 import { PROJECT_ROOT } from '../../common/paths';
 import { buildDetectionJob } from '../../protocol/job-builder';
-import { NormSchema } from '../../protocol/recipe';
+import { MixedPrecisionSchema, NormSchema } from '../../protocol/recipe';
 import { resolveDetectionRecipe } from '../../protocol/recipe-file';
 import { COCO_STAT_NAMES } from '../../protocol/trainer-messages';
 import { failureOf, runTrainerJob } from '../trainer-run';
@@ -38,6 +38,7 @@ export const command: Command = {
   --norm         bn | gn | gn+ws (overrides the recipe)
   --epochs N     (overrides the recipe)
   --max-iterations N   stop after N iterations (the schedule is computed for that length)
+  --mixed-precision off|bf16|fp16   autocast of the training forward pass (fp16: CUDA only)
   --out <dir>    output dir (default runs/<arch>); holds weights, detections_val.json, metrics.json,
                  checkpoints/ and the job file
   --resume       continue from the newest valid checkpoint in <out>/checkpoints
@@ -64,6 +65,7 @@ examples:
       norm: { type: 'string' },
       epochs: { type: 'string' },
       'max-iterations': { type: 'string' },
+      'mixed-precision': { type: 'string' },
       out: { type: 'string' },
       resume: { type: 'boolean' },
       init: { type: 'string' },
@@ -89,6 +91,12 @@ examples:
     }
     const maxIt = int(cmd, flags, 'max-iterations');
     if (maxIt !== undefined) recipe.maxIterations = maxIt;
+    const mp = str(flags, 'mixed-precision');
+    if (mp !== undefined) {
+      const m = MixedPrecisionSchema.safeParse(mp);
+      if (!m.success) throw new UserError(`${cmd}: --mixed-precision must be off, bf16 or fp16, got '${mp}'`);
+      recipe.mixedPrecision = m.data;
+    }
     const initKind = str(flags, 'init-kind') ?? 'backbone';
     if (initKind !== 'backbone' && initKind !== 'detector') throw new UserError(`${cmd}: --init-kind must be backbone or detector`);
     const numClasses = datasetClassCount(data);

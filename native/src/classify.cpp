@@ -4,6 +4,7 @@
 // 'backbone') and <outDir>/weights (the whole classifier, for classify-eval).
 #include <filesystem>
 
+#include "autocast.hpp"
 #include "commands.hpp"
 #include "data.hpp"
 #include "model.hpp"
@@ -93,6 +94,12 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
   double lastCkpt = t0, lastEmit = 0, windowStart = t0;
   int64_t seen = 0, sinceEmit = 0;
   const int64_t emitEvery = std::max<int64_t>(1, total / 200);
+  at::ScalarType amp = at::kFloat;
+  const bool useAmp = autocastDtypeFor(r.mixedPrecision, amp);
+  if (useAmp) logInfo("mixed precision: " + r.mixedPrecision + " autocast of the forward pass (loss in fp32)");
+  LossScaler scaler(useAmp && amp == at::kHalf);
+  const auto params = model->parameters();
+  resetPeakMemory(dev);
   while (pos.iteration < total) {
     const int64_t epoch = pos.epoch, first = pos.batchInEpoch;
     auto order = epochOrder(N, job.seed, epoch);
@@ -110,16 +117,25 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
       torch::manual_seed(mixSeed(job.seed, 0x5A5A, pos.iteration));
       const double lr = learningRate(r, pos.iteration, total, ipe);
       setLr(*opt, lr);
-      auto loss = torch::nn::functional::cross_entropy(model(b.images), b.labels);
+      torch::Tensor logits;
+      {
+        AutocastGuard autocast(dev.type(), amp, useAmp);
+        logits = model(b.images);
+      }
+      auto loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), b.labels);
       if (!allFinite(loss)) {
         std::string msg = "non-finite loss at iteration " + std::to_string(pos.iteration + 1);
         emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", msg}});
         return kDiverged;
       }
       opt->zero_grad();
-      loss.backward();
-      if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), r.optimizer.clipGradNorm);
-      opt->step();
+      scaler.scale(loss).backward();
+      const bool gradsFinite = scaler.unscale(params);  // fp16: inf/NaN gradients skip this step
+      if (gradsFinite) {
+        if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(params, r.optimizer.clipGradNorm);
+        opt->step();
+      }
+      scaler.update(gradsFinite);
       pos.stepDone(first + k, ipe);
       seen += b.images.size(0);
       sinceEmit += b.images.size(0);
@@ -154,7 +170,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
   writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(), nlohmann::json({{"split", job.valSplit}, {"top1", top1}, {"top5", top5}}).dump(2) + "\n");
   emit({{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"weights", bbWeights},
-        {"metrics", {{"top1", top1}, {"top5", top5}}}, {"imagesPerSec", seen / std::max(1e-9, trainSeconds)}, {"peakMemoryMB", peakRssMB()}});
+        {"metrics", {{"top1", top1}, {"top5", top5}}}, {"imagesPerSec", seen / std::max(1e-9, trainSeconds)}, {"peakMemoryMB", peakMemoryMB(dev)}});
   return kOk;
 }
 

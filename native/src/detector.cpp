@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "autocast.hpp"
 #include "commands.hpp"
 #include "data.hpp"
 #include "model.hpp"
@@ -211,6 +212,12 @@ int train(const Job& job, const torch::Device& dev) {
   logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " +
           std::to_string(r.batchSize));
 
+  at::ScalarType amp = at::kFloat;
+  const bool useAmp = autocastDtypeFor(r.mixedPrecision, amp);
+  if (useAmp) logInfo("mixed precision: " + r.mixedPrecision + " autocast of the forward pass (losses, box coding and NMS in fp32)");
+  LossScaler scaler(useAmp && amp == at::kHalf);
+  const auto params = model->parameters();
+  resetPeakMemory(dev);
   const double t0 = wallSeconds();
   double lastCkpt = t0, lastEmit = 0;
   int64_t imagesSeen = 0, imagesSinceEmit = 0;
@@ -238,9 +245,13 @@ int train(const Job& job, const torch::Device& dev) {
       torch::manual_seed(mixSeed(job.seed, 0x5A5A, pos.iteration));
       const double lr = learningRate(r, pos.iteration, total, ipe);
       setLr(*opt, lr);
-      auto losses = model->losses(b.images, b.boxes, b.labels, b.sizes);
+      std::map<std::string, torch::Tensor> losses;
       torch::Tensor loss = torch::zeros({}, b.images.options());
-      for (auto& [name, v] : losses) loss = loss + v;
+      {
+        AutocastGuard autocast(dev.type(), amp, useAmp);
+        losses = model->losses(b.images, b.boxes, b.labels, b.sizes);
+        for (auto& [name, v] : losses) loss = loss + v.to(torch::kFloat);
+      }
       if (!allFinite(loss)) {
         std::string which;
         for (auto& [name, v] : losses)
@@ -252,10 +263,14 @@ int train(const Job& job, const torch::Device& dev) {
       }
       opt->zero_grad();
       auto tb = std::chrono::steady_clock::now();
-      loss.backward();
+      scaler.scale(loss).backward();
       backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();
-      if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), r.optimizer.clipGradNorm);
-      opt->step();
+      const bool gradsFinite = scaler.unscale(params);  // fp16: inf/NaN gradients skip this step
+      if (gradsFinite) {
+        if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(params, r.optimizer.clipGradNorm);
+        opt->step();
+      }
+      scaler.update(gradsFinite);
       pos.stepDone(first + k, ipe);
       imagesSeen += b.images.size(0);
       imagesSinceEmit += b.images.size(0);
@@ -289,9 +304,10 @@ int train(const Job& job, const torch::Device& dev) {
   saveCheckpoint(job, *model, *opt, pos);  // the final position: a resumed finished run only re-evaluates
   nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"weights", weights},
                            {"imagesPerSec", imagesSeen / std::max(1e-9, trainSeconds)}};
+  if (scaler.enabled) logInfo("fp16 loss scale " + std::to_string(scaler.factor) + ", " + std::to_string(scaler.skippedSteps) + " steps skipped");
   evaluateSplit(job, model, dev, result);
   result["wallSeconds"] = wallSeconds() - t0;
-  result["peakMemoryMB"] = peakRssMB();
+  result["peakMemoryMB"] = peakMemoryMB(dev);  // CPU: peak RSS; CUDA: allocator peak since the training loop started
   emit(result);
   return kOk;
 }
@@ -305,9 +321,10 @@ int evalCmd(const Job& job, const torch::Device& dev) {
   emitStarted(job, nullptr);
   const double t0 = wallSeconds();
   nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}};
+  resetPeakMemory(dev);
   evaluateSplit(job, model, dev, result);
   result["wallSeconds"] = wallSeconds() - t0;
-  result["peakMemoryMB"] = peakRssMB();
+  result["peakMemoryMB"] = peakMemoryMB(dev);
   emit(result);
   return kOk;
 }
@@ -331,14 +348,31 @@ int bench(const Job& job, const torch::Device& dev) {
   const double t0 = wallSeconds();
   torch::manual_seed(job.seed);
   const int W = job.layout.width, H = job.layout.height;
-  auto image = ((torch::rand({1, 3, H, W}) * 255 - 120) / 58).to(dev);  // a fixed noise image at the input size
-  std::vector<std::pair<int, int>> sizes{{W, H}};
+  torch::Tensor image;
+  std::vector<std::pair<int, int>> sizes;
+  std::string input = "noise";
+  if (job.hasData) {
+    // the first image of the validation split, resized, normalised and padded exactly as evaluation does
+    CocoDataset val = loadCoco(job.dataRoot, job.valSplit);
+    if (val.images.empty()) throw BadData(val.annotationFile, val.annotationFile + " has no images to benchmark on");
+    std::vector<PreparedImage> one;
+    one.push_back(prepareDetection(val, 0, W, H, 1, 1, false, job.seed, 0, false));
+    input = val.imageDir + "/" + val.images[0].file;
+    Batch b = makeBatch(std::move(one), W, H, dev);
+    image = b.images;
+    sizes = b.sizes;
+  } else {
+    image = ((torch::rand({1, 3, H, W}) * 255 - 120) / 58).to(dev);  // a fixed noise image at the input size
+    sizes = {{W, H}};
+  }
+  logInfo("bench input: " + input + " (" + std::to_string(image.size(3)) + "x" + std::to_string(image.size(2)) + ")");
   const bool cuda = dev.is_cuda();
   auto sync = [&] {
     if (cuda) torch::cuda::synchronize(dev.index());
   };
   for (int i = 0; i < job.benchWarmup; ++i) model->detect(image, sizes);
   sync();
+  resetPeakMemory(dev);  // CUDA: the peak of the timed forwards alone
   std::vector<double> ms;
   for (int i = 0; i < job.benchIterations; ++i) {
     auto s = std::chrono::steady_clock::now();
@@ -353,8 +387,8 @@ int bench(const Job& job, const torch::Device& dev) {
   double stdv = ms.size() > 1 ? std::sqrt(var / (ms.size() - 1)) : 0;
   nlohmann::json figures = {{"device", job.device}, {"warmup", job.benchWarmup}, {"iterations", job.benchIterations},
                             {"medianMs", percentile(ms, 0.5)}, {"meanMs", mean}, {"p10Ms", percentile(ms, 0.1)},
-                            {"p90Ms", percentile(ms, 0.9)}, {"stdMs", stdv}, {"peakMemoryMB", peakRssMB()}};
-  emit({{"type", "result"}, {"kind", "ok"}, {"command", "bench"}, {"wallSeconds", wallSeconds() - t0}, {"bench", figures}, {"peakMemoryMB", peakRssMB()}});
+                            {"p90Ms", percentile(ms, 0.9)}, {"stdMs", stdv}, {"peakMemoryMB", peakMemoryMB(dev)}, {"input", input}};
+  emit({{"type", "result"}, {"kind", "ok"}, {"command", "bench"}, {"wallSeconds", wallSeconds() - t0}, {"bench", figures}, {"peakMemoryMB", peakMemoryMB(dev)}});
   return kOk;
 }
 

@@ -197,6 +197,7 @@ void parseRecipeCommon(const Field& f, Recipe& r) {
   r.schedule = parseSchedule(f.at("schedule"));
   r.workers = f.has("workers") ? f.at("workers").integer(0, 64) : 2;
   r.maxIterations = f.has("maxIterations") ? f.at("maxIterations").integer(1) : 0;
+  r.mixedPrecision = f.has("mixedPrecision") ? f.at("mixedPrecision").oneOf({"off", "bf16", "fp16"}) : "off";
 }
 
 Recipe parseDetectionRecipe(const Field& f) {
@@ -287,6 +288,9 @@ Job parseJob(const std::string& text) {
       if (b.has("iterations")) job.benchIterations = b.at("iterations").integer(1);
     }
   }
+  // CPU autocast computes in bf16 only; fp16 training needs CUDA (and its loss scaling)
+  if (job.device == "cpu" && job.recipe.mixedPrecision == "fp16")
+    root.at("recipe").at("mixedPrecision").fail("fp16 needs a CUDA device; CPU autocast supports 'bf16'");
   if (root.has("initWeights")) job.initWeights = root.at("initWeights").str();
   bool needsData = job.classification || job.command == "train" || job.command == "eval";
   if (root.has("data")) {

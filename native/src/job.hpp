@@ -73,6 +73,7 @@ struct Recipe {
   std::string name, norm;  // bn | gn | gn+ws
   int epochs, batchSize, workers;
   int64_t maxIterations = 0;  // 0 = none
+  std::string mixedPrecision = "off";  // off | bf16 | fp16: autocast of the training forward pass
   Optimizer optimizer;
   Schedule schedule;
   // detection

@@ -41,7 +41,12 @@ NormImpl::NormImpl(const std::string& kind, int channels) {
   else gn = register_module("gn", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groupNormGroups(channels), channels)));
 }
 
-torch::Tensor NormImpl::forward(const torch::Tensor& x) { return bn ? bn->forward(x) : gn->forward(x); }
+torch::Tensor NormImpl::forward(const torch::Tensor& x) {
+  if (bn) return bn->forward(x);
+  // Under autocast the input is bf16/fp16: GroupNorm runs in fp32 (CUDA autocast's fp32 list does
+  // the same; libtorch 1.13's CPU kernel rejects a bf16 input with fp32 affine parameters).
+  return gn->forward(x.scalar_type() == gn->weight.scalar_type() ? x : x.to(gn->weight.scalar_type()));
+}
 
 BlockImpl::BlockImpl(const BlockLayout& b, const std::string& kind, const std::string& norm) {
   const bool ws = norm == "gn+ws";
@@ -135,7 +140,8 @@ RpnHeadImpl::RpnHeadImpl(int C, int A) {
 
 std::pair<torch::Tensor, torch::Tensor> RpnHeadImpl::forward(const torch::Tensor& x) {
   auto y = torch::relu(conv(x));
-  return {cls(y), reg(y)};
+  // outputs in fp32 under autocast: anchors, decoding, NMS and losses stay in full precision
+  return {cls(y).to(torch::kFloat), reg(y).to(torch::kFloat)};
 }
 
 BoxHeadImpl::BoxHeadImpl(int C, int roi, int W, int K, bool agnostic) {
@@ -156,7 +162,7 @@ BoxHeadImpl::BoxHeadImpl(int C, int roi, int W, int K, bool agnostic) {
 std::pair<torch::Tensor, torch::Tensor> BoxHeadImpl::forward(const torch::Tensor& rois) {
   auto y = torch::relu(fc1(rois.flatten(1)));
   y = torch::relu(fc2(y));
-  return {cls(y), reg(y)};
+  return {cls(y).to(torch::kFloat), reg(y).to(torch::kFloat)};  // fp32 under autocast (losses, decoding)
 }
 
 RetinaHeadImpl::RetinaHeadImpl(int inC, int C, int stacked, int A, int K) {
@@ -178,7 +184,7 @@ std::pair<torch::Tensor, torch::Tensor> RetinaHeadImpl::forward(const torch::Ten
   auto c = x, r = x;
   for (auto& m : *clsConvs) c = torch::relu(m->as<ConvImpl>()->forward(c));
   for (auto& m : *regConvs) r = torch::relu(m->as<ConvImpl>()->forward(r));
-  return {cls(c), reg(r)};
+  return {cls(c).to(torch::kFloat), reg(r).to(torch::kFloat)};  // fp32 under autocast (focal loss, decoding)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,17 +295,18 @@ std::vector<torch::Tensor> DetectorImpl::proposals(const std::vector<Level>& lev
 
 torch::Tensor DetectorImpl::extractRois(const std::vector<Level>& levels, const torch::Tensor& rois) {
   const int S = layout.head.roiSize;
-  if (levels.size() == 1) return roiAlign(levels[0].x, rois, S, 1.0 / levels[0].stride);
+  // RoIAlign samples in fp32 (features are bf16/fp16 under autocast; the box head casts back)
+  if (levels.size() == 1) return roiAlign(levels[0].x.to(torch::kFloat), rois, S, 1.0 / levels[0].stride);
   // RoI levels are the FPN levels up to P4 (strides 4..32, mmdet's featmap_strides); finest scale 56
   int pmin = levels.front().p, pmax = std::min(4, levels.back().p);
   auto w = rois.select(1, 3) - rois.select(1, 1), h = rois.select(1, 4) - rois.select(1, 2);
   auto target = (torch::floor(torch::log2(torch::sqrt((w * h).clamp_min(1e-6)) / 56.0 + 1e-6)) + 1).clamp(pmin, pmax).to(torch::kLong);
-  auto out = torch::zeros({rois.size(0), levels[0].x.size(1), S, S}, levels[0].x.options());
+  auto out = torch::zeros({rois.size(0), levels[0].x.size(1), S, S}, levels[0].x.options().dtype(torch::kFloat));
   for (const auto& l : levels) {
     if (l.p > pmax) break;
     auto idx = (target == l.p).nonzero().squeeze(1);
     if (idx.numel() == 0) continue;
-    out = out.index_copy(0, idx, roiAlign(l.x, rois.index_select(0, idx), S, 1.0 / l.stride));
+    out = out.index_copy(0, idx, roiAlign(l.x.to(torch::kFloat), rois.index_select(0, idx), S, 1.0 / l.stride));
   }
   return out;
 }
@@ -417,7 +424,8 @@ std::map<std::string, torch::Tensor> DetectorImpl::losses(const torch::Tensor& i
     auto Y = torch::cat(labels);
     auto [c, r] = head[t]->as<BoxHeadImpl>()->forward(extractRois(levels, R));
     const double w = cascade ? std::pow(0.5, t) : 1.0;  // mmdet stage_loss_weights [1, 0.5, 0.25]
-    const std::string p = cascade ? "s" + std::to_string(t) + "_" : "";
+    std::string p;  // appended piecewise: GCC 12 -O2 -std=c++20 warns falsely (-Wstringop-overflow) on "s" + to_string(t)
+    if (cascade) p.append("s").append(std::to_string(t)).append("_");
     L[p + "cls"] = F::cross_entropy(c, Y) * w;
     if (!posIdx.empty()) {
       auto pi = torch::cat(posIdx), pl = torch::cat(posLabels);

@@ -13,6 +13,16 @@
 
 #include "protocol.hpp"
 
+// The CUDA caching allocator's statistics: only where Torch was found with CUDA (CMake defines
+// SMNAS_WITH_CUDA) and its c10/cuda headers plus the CUDA runtime headers are there. Debian's
+// CPU libtorch ships c10/cuda headers but no cuda_runtime_api.h, so both are checked.
+#if defined(SMNAS_WITH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define SMNAS_CUDA_MEMORY_STATS 1
+#else
+#define SMNAS_CUDA_MEMORY_STATS 0
+#endif
+
 namespace fs = std::filesystem;
 
 namespace smnas {
@@ -192,6 +202,56 @@ nlohmann::json runEvaluator(const std::vector<std::string>& argv, const std::str
   }
   if (found.is_null()) throw std::runtime_error("evaluator '" + args[0] + "' printed no {\"stats\": ...} line");
   return found;
+}
+
+bool peakMemoryIsDevice(const torch::Device& dev) { return SMNAS_CUDA_MEMORY_STATS && dev.is_cuda(); }
+
+double peakMemoryMB(const torch::Device& dev) {
+#if SMNAS_CUDA_MEMORY_STATS
+  if (dev.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index());
+    // index 0 = StatType::AGGREGATE (all pools) in 1.13 and 2.x alike
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
+  }
+#endif
+  (void)dev;
+  return peakRssMB();
+}
+
+void resetPeakMemory(const torch::Device& dev) {
+#if SMNAS_CUDA_MEMORY_STATS
+  if (dev.is_cuda()) {
+    torch::cuda::synchronize(dev.index());
+    c10::cuda::CUDACachingAllocator::resetPeakStats(dev.index());
+  }
+#endif
+  (void)dev;
+}
+
+bool LossScaler::unscale(const std::vector<torch::Tensor>& params) {
+  if (!enabled) return true;
+  torch::NoGradGuard ng;
+  bool finite = true;
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    p.mutable_grad().div_(factor);
+    norms.push_back(p.grad().abs().max().to(torch::kFloat).reshape({1}));
+  }
+  if (!norms.empty()) finite = allFinite(torch::cat(norms));
+  return finite;
+}
+
+void LossScaler::update(bool finite) {
+  if (!enabled) return;
+  if (!finite) {
+    factor *= 0.5;
+    goodSteps = 0;
+    skippedSteps++;
+  } else if (++goodSteps >= 2000) {
+    factor *= 2.0;
+    goodSteps = 0;
+  }
 }
 
 void writeFileAtomic(const std::string& path, const std::string& content) {

@@ -54,6 +54,28 @@ bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim
 // Runs the job's evaluator argv + --gt/--dets/--json and returns its {"stats": {...}} line.
 nlohmann::json runEvaluator(const std::vector<std::string>& argv, const std::string& gt, const std::string& dets);
 
+// Peak memory in MB: on a CUDA device the caching allocator's peak of allocated bytes
+// (torch.cuda.max_memory_allocated) since the last resetPeakMemory(dev); on CPU (or a build
+// without CUDA headers) the process's peak RSS (resetPeakMemory is then a no-op).
+double peakMemoryMB(const torch::Device& dev);
+void resetPeakMemory(const torch::Device& dev);
+// True when peakMemoryMB(dev) reads the CUDA allocator (for the message's meaning).
+bool peakMemoryIsDevice(const torch::Device& dev);
+
+// fp16 training without a C++ GradScaler: dynamic loss scaling with torch.cuda.amp.GradScaler's
+// defaults (initial scale 2^16, x2 after 2000 finite steps, x0.5 and the step skipped when a
+// gradient is inf/NaN). Disabled: every call is a pass-through.
+struct LossScaler {
+  explicit LossScaler(bool on) : enabled(on) {}
+  torch::Tensor scale(const torch::Tensor& loss) const { return enabled ? loss * factor : loss; }
+  // Divides the gradients by the scale; false when one is not finite (then skip opt.step()).
+  bool unscale(const std::vector<torch::Tensor>& params);
+  void update(bool finite);
+  bool enabled;
+  double factor = 65536.0;
+  int64_t goodSteps = 0, skippedSteps = 0;
+};
+
 void writeFileAtomic(const std::string& path, const std::string& content);
 bool allFinite(const torch::Tensor& t);
 

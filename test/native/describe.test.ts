@@ -73,6 +73,8 @@ describe('smnas-trainer job validation', () => {
     ['a missing data section', (j) => delete j.data, 'data'],
     ['a class count that disagrees with the head', (j) => (j.numClasses = 9), 'layout.head.numClasses'],
     ['a string where a number belongs', (j) => (j.seed = 'one'), 'seed'],
+    ['fp16 mixed precision on the CPU', (j) => (j.recipe.mixedPrecision = 'fp16'), 'recipe.mixedPrecision'],
+    ['an unknown mixed precision', (j) => (j.recipe.mixedPrecision = 'fp8'), 'recipe.mixedPrecision'],
   ];
 
   it.each(cases)('rejects %s with exit 2 naming the field', async (_name, mutate, field) => {
