@@ -100,32 +100,64 @@ torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores
   return nms(shifted, scores, thr, maxKeep);
 }
 
-torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double scale, int s) {
+torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double scale, int samplingRatio) {
   const int64_t K = rois.size(0), C = feature.size(1), H = feature.size(2), W = feature.size(3);
-  auto out = torch::zeros({K, C, outSize, outSize}, feature.options());
-  if (K == 0) return out;
-  const int n = outSize * s;
-  auto r = rois.detach();
-  auto x1 = r.select(1, 1) * scale - 0.5, y1 = r.select(1, 2) * scale - 0.5;
+  const int64_t S = outSize, S2 = S * S;
+  if (K == 0) return torch::zeros({0, C, S, S}, feature.options());
+  auto r = rois.detach().to(torch::kFloat);
+  auto x1 = r.select(1, 1) * scale - 0.5, y1 = r.select(1, 2) * scale - 0.5;  // aligned: half-pixel offset
   auto x2 = r.select(1, 3) * scale - 0.5, y2 = r.select(1, 4) * scale - 0.5;
-  auto t = (torch::arange(n, rois.options()) + 0.5) / n;  // sample offsets in [0,1]
-  auto xs = x1.unsqueeze(1) + (x2 - x1).unsqueeze(1) * t.unsqueeze(0);  // [K,n]
-  auto ys = y1.unsqueeze(1) + (y2 - y1).unsqueeze(1) * t.unsqueeze(0);
-  auto gx = xs.unsqueeze(1).expand({K, n, n}), gy = ys.unsqueeze(2).expand({K, n, n});
-  auto valid = ((gx >= -1) & (gx <= W) & (gy >= -1) & (gy <= H)).to(feature.dtype()).unsqueeze(1);  // [K,1,n,n]
-  auto grid = torch::stack({(gx + 0.5) * 2.0 / W - 1.0, (gy + 0.5) * 2.0 / H - 1.0}, 3);  // [K,n,n,2]
-  auto bidx = r.select(1, 0).to(torch::kLong);
-  auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false);
-  for (int64_t b = 0; b < feature.size(0); ++b) {
-    auto idx = (bidx == b).nonzero().squeeze(1);
-    if (idx.numel() == 0) continue;
-    const int64_t k = idx.numel();
-    auto g = grid.index_select(0, idx).reshape({1, k * n, n, 2});
-    auto sampled = F::grid_sample(feature.slice(0, b, b + 1), g, opts);  // [1,C,k*n,n]
-    sampled = sampled.view({C, k, n, n}).permute({1, 0, 2, 3}) * valid.index_select(0, idx);
-    out.index_copy_(0, idx, F::avg_pool2d(sampled, F::AvgPool2dFuncOptions(s).stride(s)));
+  auto binW = (x2 - x1) / S, binH = (y2 - y1) / S;  // aligned: no clamp to >= 1
+  auto lopts = torch::TensorOptions().dtype(torch::kLong).device(rois.device());
+  // samples per bin side: the fixed ratio, or mmcv/torchvision's adaptive ceil(roi / pooled) (>= 0;
+  // a RoI with 0 samples pools to 0 like their kernels)
+  torch::Tensor gh, gw;
+  if (samplingRatio > 0) {
+    gh = torch::full({K}, samplingRatio, lopts);
+    gw = gh;
+  } else {
+    gh = torch::ceil(binH).clamp_min(0).to(torch::kLong);
+    gw = torch::ceil(binW).clamp_min(0).to(torch::kLong);
   }
-  return out;
+  // Every sample of every RoI in one flat list: RoI k has S*S*gh*gw samples, enumerated as
+  // (bin row, sample row, bin col, sample col). One grid_sample per batch image reads them all; an
+  // index_add sums them into their bins with weight 1/(gh*gw), so RoIs with different grids cost
+  // exactly their own samples.
+  auto counts = S2 * gh * gw;  // [K]
+  const int64_t N = counts.sum().item<int64_t>();
+  if (N == 0) return torch::zeros({K, C, S, S}, feature.options());
+  auto roiOf = torch::repeat_interleave(torch::arange(K, lopts), counts);  // [N]
+  auto offsets = counts.cumsum(0) - counts;
+  auto local = torch::arange(N, lopts) - offsets.index_select(0, roiOf);
+  auto ghN = gh.index_select(0, roiOf), gwN = gw.index_select(0, roiOf);
+  auto ix = local.remainder(gwN);
+  auto t = local.div(gwN, "floor");
+  auto px = t.remainder(S);
+  t = t.div(S, "floor");
+  auto iy = t.remainder(ghN);
+  auto py = t.div(ghN, "floor");
+  auto bwN = binW.index_select(0, roiOf), bhN = binH.index_select(0, roiOf);
+  auto xs = x1.index_select(0, roiOf) + px.to(torch::kFloat) * bwN + (ix.to(torch::kFloat) + 0.5) * bwN / gwN.to(torch::kFloat);
+  auto ys = y1.index_select(0, roiOf) + py.to(torch::kFloat) * bhN + (iy.to(torch::kFloat) + 0.5) * bhN / ghN.to(torch::kFloat);
+  // samples beyond one pixel outside the map contribute 0; inside, border padding = the kernels' clamping
+  auto valid = (xs >= -1) & (xs <= W) & (ys >= -1) & (ys <= H);
+  auto weight = valid.to(torch::kFloat) / (ghN * gwN).to(torch::kFloat);
+  auto bin = roiOf * S2 + py * S + px;
+  auto grid = torch::stack({(xs + 0.5) * 2.0 / W - 1.0, (ys + 0.5) * 2.0 / H - 1.0}, 1).to(feature.dtype());  // [N,2]
+  auto batchOf = r.select(1, 0).to(torch::kLong).index_select(0, roiOf);
+  auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false);
+  auto out = torch::zeros({C, K * S2}, feature.options());
+  const int64_t B = feature.size(0);
+  for (int64_t b = 0; b < B; ++b) {
+    auto sel = B == 1 ? torch::Tensor() : (batchOf == b).nonzero().squeeze(1);
+    if (sel.defined() && sel.numel() == 0) continue;
+    auto g = sel.defined() ? grid.index_select(0, sel) : grid;
+    auto w = sel.defined() ? weight.index_select(0, sel) : weight;
+    auto bi = sel.defined() ? bin.index_select(0, sel) : bin;
+    auto sampled = F::grid_sample(feature.slice(0, b, b + 1), g.view({1, 1, -1, 2}), opts).view({C, -1});  // [C,Nb]
+    out = out.index_add(1, bi, sampled * w.to(feature.dtype()).unsqueeze(0));
+  }
+  return out.view({C, K, S, S}).permute({1, 0, 2, 3}).contiguous();
 }
 
 torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negThr, double minPosIou, bool lowQuality) {

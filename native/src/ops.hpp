@@ -29,10 +29,11 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
 torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& groups, double iouThreshold,
                          int64_t maxKeep = -1);
 
-// RoIAlign (aligned=true like mmcv) with a fixed sampling grid per bin.
+// RoIAlign (aligned=true like mmcv/torchvision). samplingRatio > 0: that many samples per bin side;
+// 0 (default, mmdet's setting): adaptive ceil(roi_h / outSize) x ceil(roi_w / outSize) per RoI.
 // feature [B,C,H,W]; rois [K,5] (batch index, x1, y1, x2, y2) in image pixels.
 torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
-                       int samplingRatio = 2);
+                       int samplingRatio = 0);
 
 // Max-IoU assignment: iou [N candidates, G gts] -> per candidate: gt index, -1 negative, -2 ignored.
 // Positive if max IoU >= posThr; negative if < negThr; with lowQuality, each gt's best candidates

@@ -103,34 +103,92 @@ TEST(Ops, NmsMatchesNaiveGreedy) {
   EXPECT_EQ(batchedNms(dup, torch::tensor({0.9f, 0.8f}), torch::tensor({1L, 1L}), 0.5).numel(), 1);
 }
 
-TEST(Ops, RoiAlignMatchesScalarReference) {
-  torch::manual_seed(4);
-  const int H = 12, W = 15, S = 7, s = 2;
-  auto feat = torch::randn({2, 3, H, W});
-  const double scale = 1.0 / 8;
-  auto boxes = randomBoxes(30, 130);  // some boxes partly outside the map
-  auto rois = torch::cat({(torch::rand({30, 1}) * 2).floor(), boxes}, 1);
-  auto out = roiAlign(feat, rois, S, scale, s);
+// Largest difference between roiAlign and torchvision's kernel written out with scalars
+// (aligned=True; samplingRatio 0 = adaptive ceil(roi / pooled) samples per bin side, as mmcv).
+static double roiAlignMaxDiff(const torch::Tensor& feat, const torch::Tensor& rois, int S, double scale, int samplingRatio) {
+  const int H = static_cast<int>(feat.size(2)), W = static_cast<int>(feat.size(3));
+  auto out = roiAlign(feat, rois, S, scale, samplingRatio);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{rois.size(0), feat.size(1), S, S}));
   double maxDiff = 0;
-  for (int k = 0; k < 30; ++k) {
+  for (int k = 0; k < rois.size(0); ++k) {
     int b = static_cast<int>(rois[k][0].item<float>());
     double x1 = rois[k][1].item<float>() * scale - 0.5, y1 = rois[k][2].item<float>() * scale - 0.5;
     double x2 = rois[k][3].item<float>() * scale - 0.5, y2 = rois[k][4].item<float>() * scale - 0.5;
     double bw = (x2 - x1) / S, bh = (y2 - y1) / S;
-    for (int c = 0; c < 3; ++c) {
+    const int gy = samplingRatio > 0 ? samplingRatio : static_cast<int>(std::ceil(bh));
+    const int gx = samplingRatio > 0 ? samplingRatio : static_cast<int>(std::ceil(bw));
+    const double count = std::max(gy * gx, 1);
+    for (int c = 0; c < feat.size(1); ++c) {
       auto f = feat[b][c].contiguous();
       auto acc = f.accessor<float, 2>();
       for (int py = 0; py < S; ++py)
         for (int px = 0; px < S; ++px) {
           double sum = 0;
-          for (int iy = 0; iy < s; ++iy)
-            for (int ix = 0; ix < s; ++ix)
-              sum += bilinear(acc, H, W, y1 + py * bh + (iy + 0.5) * bh / s, x1 + px * bw + (ix + 0.5) * bw / s);
-          maxDiff = std::max(maxDiff, std::abs(sum / (s * s) - out[k][c][py][px].item<double>()));
+          for (int iy = 0; iy < gy; ++iy)
+            for (int ix = 0; ix < gx; ++ix)
+              sum += bilinear(acc, H, W, y1 + py * bh + (iy + 0.5) * bh / gy, x1 + px * bw + (ix + 0.5) * bw / gx);
+          maxDiff = std::max(maxDiff, std::abs(sum / count - out[k][c][py][px].item<double>()));
         }
     }
   }
-  EXPECT_LT(maxDiff, 1e-4);
+  return maxDiff;
+}
+
+TEST(Ops, RoiAlignMatchesScalarReference) {
+  torch::manual_seed(4);
+  const int H = 12, W = 15, S = 7;
+  auto feat = torch::randn({2, 3, H, W});
+  const double scale = 1.0 / 8;
+  auto boxes = randomBoxes(30, 130);  // some boxes partly outside the map
+  auto rois = torch::cat({(torch::rand({30, 1}) * 2).floor(), boxes}, 1);
+  EXPECT_LT(roiAlignMaxDiff(feat, rois, S, scale, 2), 1e-4);  // fixed 2x2 grid
+}
+
+TEST(Ops, RoiAlignAdaptiveSamplingMatchesScalarReference) {
+  torch::manual_seed(5);
+  const int H = 40, W = 36, S = 7;
+  auto feat = torch::randn({3, 2, H, W});
+  const double scale = 1.0 / 4;
+  // RoIs from tiny to larger than the map (feature-space sizes ~0.5..45, so 1..7 samples per bin
+  // side, different in x and y), some partly outside, spread over the batch
+  std::vector<torch::Tensor> parts;
+  for (double maxSide : {4.0, 30.0, 90.0, 180.0}) {
+    auto xy = torch::rand({12, 2}) * 150 - 10;
+    auto wh = torch::rand({12, 2}) * maxSide + 0.5;
+    parts.push_back(torch::cat({(torch::rand({12, 1}) * 3).floor(), xy, xy + wh}, 1));
+  }
+  // a degenerate RoI (zero width: no samples in x) pools to 0 like the reference kernels
+  parts.push_back(torch::tensor({{1.f, 20.f, 20.f, 20.f, 60.f}}));
+  auto rois = torch::cat(parts);
+  EXPECT_LT(roiAlignMaxDiff(feat, rois, S, scale, 0), 1e-4);
+  auto out = roiAlign(feat, rois, S, scale);
+  EXPECT_EQ(out[rois.size(0) - 1].abs().max().item<float>(), 0.f);
+  // the grids really differ (1 up to >= 5 samples per bin side)
+  auto side = ((rois.select(1, 3) - rois.select(1, 1)) * scale / S).ceil();
+  EXPECT_GE(side.max().item<float>(), 5.f);
+  EXPECT_LE(side.min().item<float>(), 1.f);
+  // one batch image: same result as the multi-image path
+  auto one = rois.index_select(0, (rois.select(1, 0) == 2).nonzero().squeeze(1));
+  auto single = roiAlign(feat.slice(0, 2, 3), torch::cat({torch::zeros({one.size(0), 1}), one.slice(1, 1, 5)}, 1), S, scale);
+  EXPECT_LT((single - roiAlign(feat, one, S, scale)).abs().max().item<float>(), 1e-5);
+}
+
+TEST(Ops, RoiAlignGradientMatchesFiniteDifference) {
+  torch::manual_seed(6);
+  auto feat = torch::randn({1, 1, 10, 10}, torch::requires_grad());
+  auto rois = torch::tensor({{0.f, 3.f, 5.f, 30.f, 38.f}, {0.f, -4.f, 10.f, 12.f, 20.f}});
+  auto w = torch::randn({2, 1, 7, 7});
+  (roiAlign(feat, rois, 7, 0.25) * w).sum().backward();
+  auto g = feat.grad();
+  torch::NoGradGuard ng;
+  const double eps = 1e-2;
+  for (auto [y, x] : std::vector<std::pair<int, int>>{{2, 2}, {4, 6}, {7, 1}, {5, 5}}) {
+    auto fp = feat.detach().clone(), fm = feat.detach().clone();
+    fp[0][0][y][x] += eps;
+    fm[0][0][y][x] -= eps;
+    double num = ((roiAlign(fp, rois, 7, 0.25) * w).sum().item<double>() - (roiAlign(fm, rois, 7, 0.25) * w).sum().item<double>()) / (2 * eps);
+    EXPECT_NEAR(g[0][0][y][x].item<double>(), num, 1e-3) << y << "," << x;
+  }
 }
 
 TEST(Ops, MaxIouAssignerAndSampler) {
