@@ -16,7 +16,7 @@ import { resolveBackbone } from './layout-resolve';
 import { type Arch, canonicalArch } from './notation';
 import { dominates, type Point } from './pareto';
 
-interface Shape {
+export interface Shape {
   /** everything that must be equal, as one string */
   kindKey: string;
   fpnChannels: number;
@@ -64,8 +64,8 @@ export interface PruneVerdict {
 }
 
 /** Apply the pruning rule to candidate `a` of cost `cost` against the evaluated set. */
-export function popVerdict(a: Arch, cost: number, evaluated: readonly EvaluatedPoint[], shapes?: Shape[]): PruneVerdict {
-  const sa = containmentShape(a);
+export function popVerdict(a: Arch, cost: number, evaluated: readonly EvaluatedPoint[], shapes?: Shape[], shapeOfA?: Shape): PruneVerdict {
+  const sa = shapeOfA ?? containmentShape(a);
   let bound: PruneVerdict['bound'];
   evaluated.forEach((e, i) => {
     if ((!bound || e.score < bound.score) && isContainedIn(sa, shapes ? shapes[i] : e.arch)) bound = { score: e.score, containedIn: e.id };

@@ -100,7 +100,12 @@ export const StageReportSchema = z.object({
   /** for modular search: the candidate this child searches around */
   candidate: z.string().optional(),
   progress: StageProgressSchema,
-  front: z.array(EvalPointSchema),
+  /**
+   * The stage's current front; null in a signal when it did not change since the previous one
+   * (every signal is stored in the campaign's history: a front of ~30 points is ~6 KB, and
+   * sending it with each of 10k evaluation reports would pass Temporal's 50 MB history limit).
+   */
+  front: z.array(EvalPointSchema).nullable(),
 });
 export type StageReport = z.infer<typeof StageReportSchema>;
 

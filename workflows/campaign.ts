@@ -175,7 +175,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
   setHandler(stageReportSignal, (r) => {
     if (r.stage === 'modular' && r.candidate) {
       modularProgress[r.candidate] = r.progress;
-      fronts.modular[r.candidate] = r.front;
+      if (r.front) fronts.modular[r.candidate] = r.front; // null: unchanged
       const all = Object.values(modularProgress);
       stages.modular = {
         ...stages.modular,
@@ -188,7 +188,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
       };
     } else if (r.stage === 'structural') {
       stages.structural = { ...r.progress, status: 'running' };
-      fronts.structural = r.front;
+      if (r.front) fronts.structural = r.front;
     }
     show();
   });
@@ -199,6 +199,9 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     taskQueue: c.queues.control,
     staticSummary: summary,
     typedSearchAttributes: [{ key: SmnasCampaign, value: c.id }],
+    // a stage's task can be a replay of its whole run (a worker restarted or evicted it): give it
+    // more than the default 10 s, so a loaded worker finishes it instead of retrying it
+    workflowTaskTimeout: '60 seconds' as const,
   });
   async function runStage<T>(id: string, run: () => Promise<T>): Promise<T> {
     activeChildren.add(id);

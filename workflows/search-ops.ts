@@ -14,8 +14,9 @@ export function initialRngState(seed: number): RngState {
 
 export type SpaceRef = { stage: 'structural' } | { stage: 'modular'; candidate: string };
 
-export function spaceOf(profile: 'toy' | 'paper', ref: SpaceRef): search.SearchSpace {
-  if (ref.stage === 'structural') return search.getSearchSpaces(profile).stageOne;
+/** `toyRevision`: which revision of the toy stage-one space (see search.ToySpaceRevision); the stage picks it with patched() */
+export function spaceOf(profile: 'toy' | 'paper', ref: SpaceRef, toyRevision?: search.ToySpaceRevision): search.SearchSpace {
+  if (ref.stage === 'structural') return search.getSearchSpaces(profile, { toyRevision }).stageOne;
   return search.stageTwoSpaceFrom(search.parseArch(ref.candidate), { profile });
 }
 
@@ -46,6 +47,8 @@ export function propose(o: {
   population: number;
   /** stage two: object classes of the dataset, for the FLOPs the pruning compares */
   numClasses: number;
+  /** caches kept between the calls of one stage run (see search.ProposeMemo); pure speed-up */
+  memo?: search.ProposeMemo;
 }): Proposal {
   const rng = new search.Rng(o.rng);
   const evaluated = o.evaluated.filter((p) => p.mAP !== null).map((p) => ({ arch: p.arch, cost: p.cost, score: p.mAP as number }));
@@ -58,7 +61,7 @@ export function propose(o: {
           return (a: search.Arch) => flops(a) / 1e9; // the stage's cost unit is GFLOPs
         })()
       : undefined;
-  const r = search.proposeCandidates({ space: o.space, evaluated, rng, count: o.count, pending, initialPopulation: o.population, pruningCost });
+  const r = search.proposeCandidates({ space: o.space, evaluated, rng, count: o.count, pending, initialPopulation: o.population, pruningCost, memo: o.memo });
   return {
     archs: r.proposals.map((p) => p.arch),
     pruned: r.pruned.map((p) => ({ arch: p.arch, reason: `contained in ${p.bound.containedIn} (mAP <= ${p.bound.score.toFixed(4)}), dominated by ${p.dominatedBy} at ${p.cost.toFixed(3)}` })),

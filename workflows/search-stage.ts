@@ -25,6 +25,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setHandler,
   sleep,
   workflowInfo,
@@ -32,7 +33,7 @@ import {
 } from '@temporalio/workflow';
 import type { DatasetRef } from '../activities/types';
 import type { Campaign } from '../protocol/campaign';
-import type { RngState } from '../search';
+import { ProposeMemo, type RngState, type ToySpaceRevision } from '../search';
 import { SmnasArch, SmnasCampaign, SmnasStage, stageProgressQuery, stageReportSignal, type EvalPoint, type StageProgress, type StageReport } from './api';
 import { evaluateArchitecture, type EvaluationInput, type EvaluationSummary } from './evaluation';
 import { evaluationWorkflowId } from './ids';
@@ -56,6 +57,8 @@ export interface SearchStageInput {
   /** training seconds this stage may use; null = unlimited */
   gpuSecondsBudget: number | null;
   continueAsNewEvery: number;
+  /** continue as new when the run's history reaches this many events (default STAGE_HISTORY_EVENTS) */
+  maxHistoryEvents?: number;
   /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
   parentWorkflowId: string | null;
   template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
@@ -82,6 +85,8 @@ export interface SearchStageCarry {
   paused: boolean;
   stopRequested: boolean;
   runs: number;
+  /** the toy stage-one space revision this stage started with (absent in carries of older versions: 1) */
+  toyRevision?: ToySpaceRevision;
 }
 
 /** in-run state */
@@ -113,7 +118,7 @@ function unpack(c: SearchStageCarry, costKind: EvalPoint['costKind']): SearchSta
   return { rng: c.rng, started: c.started, queue: c.queue, batchStart: c.batchStart, evaluated, failed, gpuSeconds: c.gpuSeconds, reused, runs: c.runs };
 }
 
-function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boolean }): SearchStageCarry {
+function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boolean }, toyRevision: ToySpaceRevision): SearchStageCarry {
   const byArch = new Map(st.evaluated.map((e) => [e.arch, e]));
   return {
     rng: st.rng,
@@ -129,6 +134,7 @@ function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boole
     paused: ctl.paused,
     stopRequested: ctl.stopRequested,
     runs: st.runs + 1,
+    toyRevision,
   };
 }
 
@@ -147,8 +153,21 @@ export interface SearchStageResult {
   stopReason: 'budget' | 'stopped' | 'deadline' | 'gpu-budget' | 'space-exhausted';
 }
 
+/** patch id: the toy stage-one space's revision 2 (search/space.ts, ToySpaceRevision) */
+export const TOY_SPACE_REVISION_2 = 'toy-stage-one-space-revision-2';
+
+/** patch id: a stage also continues as new when its run's history reaches STAGE_HISTORY_EVENTS */
+export const STAGE_HISTORY_CAP = 'stage-history-cap';
+/**
+ * Events after which a stage run drains and continues as new (~280 evaluations at ~5 events
+ * each). A worker that lost the stage from its cache replays the whole run in one workflow task;
+ * at 2,700 events (500 evaluations) that took 8-24 s on a loaded 2-core worker, past the 10 s
+ * task timeout, and each retry replayed again (BENCHMARKS.md "Orchestration").
+ */
+export const STAGE_HISTORY_EVENTS = 1500;
+
 /** how often (workflow ms) a stage reports progress to the campaign at most */
-const REPORT_EVERY_MS = 2000;
+const REPORT_EVERY_MS = 5000;
 
 export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] {
   return { latencyDevice: c.latencyDevice, bench: c.bench, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints, artifactRoot: c.artifactRoot };
@@ -157,13 +176,23 @@ export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] 
 export async function searchStage(input: SearchStageInput): Promise<SearchStageResult> {
   const costKind = input.stage === 'structural' ? 'latencyMs' : 'gflops';
   const scope = input.stage === 'modular' ? input.candidate : undefined;
-  const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! });
+  // toy stage one: FPN from P1/P2 only since revision 2; stages started before keep revision 1 so
+  // they replay, and a stage keeps its revision across continue-as-new (older carries: 1)
+  const toyRevision: ToySpaceRevision = input.carried
+    ? (input.carried.toyRevision ?? 1)
+    : input.stage === 'structural' && input.space === 'toy' && !patched(TOY_SPACE_REVISION_2)
+      ? 1
+      : 2;
+  const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! }, toyRevision);
   const st: SearchStageState = input.carried
     ? unpack(input.carried, costKind)
     : { rng: initialRngState(input.seed), started: [], queue: [], batchStart: 0, evaluated: [], failed: [], gpuSeconds: 0, reused: 0, runs: 1 };
   const ctl = installStageControl(input.stage, { paused: input.carried?.paused, stopRequested: input.carried?.stopRequested });
   const running = new Set<string>();
   let startedThisRun = 0;
+  // parsed forms, shapes and pruning costs of the architectures this run has seen: the search
+  // step then costs O(batch x evaluated) comparisons instead of re-parsing every architecture
+  const memo = new ProposeMemo();
   // finished (scored, diverged or failed) architectures, and how far the start order is finished
   const finished = new Map<string, EvalPoint | null>([...st.evaluated.map((e) => [e.arch, e] as const), ...st.failed.map((a) => [a, null] as const)]);
   let doneUpTo = st.started.length; // index of the first started evaluation that has not finished
@@ -186,6 +215,15 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   });
   const report = (): StageReport => ({ stage: input.stage, candidate: input.candidate, progress: progress(), front: paretoFront(st.evaluated) });
   setHandler(stageProgressQuery, report);
+  // the front goes to the campaign only when it changed (see StageReportSchema)
+  let lastFrontSent = '';
+  const reportForCampaign = (): StageReport => {
+    const r = report();
+    const sig = (r.front ?? []).map((p) => `${p.arch}|${p.mAP}|${p.cost}`).join('\n');
+    if (sig === lastFrontSent) return { ...r, front: null };
+    lastFrontSent = sig;
+    return r;
+  };
 
   // throttled progress reports to the campaign workflow (small signals, a few per minute at most)
   let lastReport = 0;
@@ -194,7 +232,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
     if (!input.parentWorkflowId) return;
     lastReport = Date.now();
     try {
-      await getExternalWorkflowHandle(input.parentWorkflowId).signal(stageReportSignal, report());
+      await getExternalWorkflowHandle(input.parentWorkflowId).signal(stageReportSignal, reportForCampaign());
     } catch (e) {
       log.warn('progress report to the campaign failed', { error: String(e) });
     }
@@ -224,7 +262,9 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
     if (spaceExhausted) return 'space-exhausted';
     return null;
   };
-  const needContinueAsNew = () => startedThisRun >= input.continueAsNewEvery || workflowInfo().continueAsNewSuggested;
+  const capHistory = patched(STAGE_HISTORY_CAP);
+  const needContinueAsNew = () =>
+    startedThisRun >= input.continueAsNewEvery || workflowInfo().continueAsNewSuggested || (capHistory && workflowInfo().historyLength >= (input.maxHistoryEvents ?? STAGE_HISTORY_EVENTS));
 
   const startEvaluation = (arch: string) => {
     running.add(arch);
@@ -292,7 +332,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       );
       if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof searchStage>({ ...input, carried: pack(st, ctl) });
+        await continueAsNew<typeof searchStage>({ ...input, carried: pack(st, ctl, toyRevision) });
       }
       const reason = budgetReason();
       if (reason !== null) {
@@ -330,6 +370,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
         count: Math.min(input.concurrency, input.maxEvaluations - st.started.length),
         population: input.population,
         numClasses: input.data.numClasses,
+        memo,
       });
       st.rng = p.rng;
       st.batchStart = st.started.length;

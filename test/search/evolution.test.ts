@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { detectorCost } from '../../search/cost';
-import { type Evaluated, STAGE_ONE_MUTATIONS, STAGE_TWO_MUTATIONS, flopsPruningCost, mutate, proposeCandidates, selectCandidates, selectParent } from '../../search/evolution';
+import { type Evaluated, ProposeMemo, STAGE_ONE_MUTATIONS, STAGE_TWO_MUTATIONS, flopsPruningCost, mutate, proposeCandidates, selectCandidates, selectParent } from '../../search/evolution';
 import { type Arch, formatArch, isLegalArch, parseArch } from '../../search/notation';
 import { nonDominatedSort } from '../../search/pareto';
 import { Rng } from '../../search/rng';
@@ -192,5 +192,34 @@ describe('Partial Order Pruning in proposals', () => {
     );
     // the property is not vacuous: pruning did happen
     expect(prunedTotal).toBeGreaterThan(0);
+  });
+});
+
+describe('ProposeMemo (the caches a search stage keeps between batches)', () => {
+  test('proposals, pruning and the Rng stream are identical with and without the memo', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e9 }), profileArb, fc.integer({ min: 1, max: 12 }), (seed, profile, batch) => {
+        const candidate = sampleArch(getSearchSpaces(profile).stageOne, new Rng(seed));
+        const space = stageTwoSpaceFrom(candidate, { profile });
+        const cost = flopsPruningCost({ numClasses: 3, fcWidth: getSearchSpaces(profile).fcWidth });
+        // score: any deterministic function of the string, so pruning and selection both happen
+        const score = (id: string) => ([...id].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7) % 1000) / 1000;
+        const run = (memo?: ProposeMemo) => {
+          const rng = new Rng(seed);
+          const evaluated: Evaluated[] = [];
+          const out: unknown[] = [];
+          for (let b = 0; b < 8; b++) {
+            const r = proposeCandidates({ space, evaluated, rng, count: batch, initialPopulation: 6, pruningCost: cost, memo });
+            out.push(r, rng.state());
+            for (const p of r.proposals) evaluated.push({ arch: p.arch, cost: cost(parseArch(p.arch)), score: score(p.arch) });
+          }
+          return out;
+        };
+        const memo = new ProposeMemo();
+        expect(run(memo)).toEqual(run());
+        expect(memo.parsed.size).toBeGreaterThan(0); // the memo was really used
+      }),
+      { numRuns: 25 },
+    );
   });
 });

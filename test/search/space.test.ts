@@ -22,7 +22,10 @@ function bruteCodes(lo: number, hi: number, d: number): string[] {
 describe('search spaces', () => {
   test('stage one sizes: 7 backbones x 19 necks x 9 rpn/head pairs x 4 inputs (paper); toy without mbblock/ga-rpn', () => {
     expect(spaceSize(getSearchSpaces('paper').stageOne)).toBe(7 * 19 * 9 * 4);
-    expect(spaceSize(getSearchSpaces('toy').stageOne)).toBe(6 * 19 * 5 * 4);
+    // revision 2 (current): FPN from P1 (to P1..P6) or P2 (to P2..P6) only; revision 1: all 19 necks
+    expect(spaceSize(getSearchSpaces('toy').stageOne)).toBe(6 * 11 * 5 * 4);
+    expect(spaceSize(getSearchSpaces('toy', { toyRevision: 1 }).stageOne)).toBe(6 * 19 * 5 * 4);
+    for (const n of getSearchSpaces('toy').stageOne.necks) expect(n.kind === 'fpn' && n.from <= 2).toBe(true);
   });
 
   test('stage-two code count equals brute-force enumeration', () => {

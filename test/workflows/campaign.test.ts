@@ -261,6 +261,27 @@ describe('searchStage controls', () => {
     });
   });
 
+  test('continues as new when its run history reaches maxHistoryEvents, whatever continueAsNewEvery says', async () => {
+    const gpu = new MockGpu(5);
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const input = stageInput(tq, { maxEvaluations: 10, population: 3, continueAsNewEvery: 1000, maxHistoryEvents: 40, seed: 9 });
+      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('cap'), args: [input] });
+      const r: any = await h.result();
+      expect(r.evaluatedCount).toBe(10);
+      expect(r.runs).toBeGreaterThan(1);
+      // each run stopped starting evaluations at the cap and drained: no run grew far past it
+      const lengths: number[] = [];
+      await until(async () => {
+        lengths.length = 0;
+        for await (const w of client.workflow.list({ query: `WorkflowId = '${h.workflowId}'` })) lengths.push(w.historyLength);
+        return lengths.length >= r.runs;
+      }, 60_000);
+      expect(lengths.length).toBe(r.runs);
+      for (const n of lengths) expect(n).toBeLessThan(40 + 20 * input.concurrency);
+    });
+  });
+
   test('GPU-hour and wall-clock budgets stop the stage from starting more evaluations', async () => {
     const gpu = new MockGpu(50); // each mocked training reports 1 GPU second
     const tq = uniqueId('tq');
