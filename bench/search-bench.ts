@@ -8,8 +8,12 @@
  *    and from a pre-resolved layout, on paper stage-two architectures.
  * 3. Sampling throughput: stage-two uniform sampler vs a naive rejection sampler (random codes
  *    until one is in the space) on the same space.
+ * 4. A stage-two search stage's search steps: batches of 12 proposals (with Partial Order
+ *    Pruning) up to ~2,460 evaluations, with the ProposeMemo a stage keeps between batches vs
+ *    without it (the same proposals, checked).
  */
 import { detectorCost, layoutCost } from '../search/cost';
+import { type Evaluated, ProposeMemo, flopsPruningCost, proposeCandidates } from '../search/evolution';
 import { resolveLayout } from '../search/layout-resolve';
 import { formatArch, parseArch } from '../search/notation';
 import { nonDominatedSort, type Point } from '../search/pareto';
@@ -141,6 +145,31 @@ const log = (...r: string[]) => {
   const rateOurs = (n / ours.ms) * 1000;
   const rateRef = (nRef / ref.ms) * 1000;
   log('stage-two sampling', `${rateOurs.toFixed(0)} samples/s`, `naive rejection sampler ${rateRef.toFixed(0)} samples/s (${(tries / nRef).toFixed(0)} tries/sample)`, `${(rateOurs / rateRef).toFixed(1)}x`);
+}
+
+// 4. search steps of a long stage-two stage
+{
+  const space = stageTwoSpaceFrom(parseArch('1080x720/resnext101_32x4d/none/ga-rpn/cascade(n=4)'), { profile: 'paper' });
+  const pruningCost = flopsPruningCost({ numClasses: 80, fcWidth: 1024 });
+  const batches = quick ? 60 : 205;
+  const score = (id: string) => ([...id].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7) % 1000) / 2000; // any fixed function of the string
+  const stage = (memo?: ProposeMemo) => {
+    const rng = new Rng(4);
+    const evaluated: Evaluated[] = [];
+    const ids: string[] = [];
+    for (let b = 0; b < batches; b++) {
+      const r = proposeCandidates({ space, evaluated, rng, count: 12, initialPopulation: 50, pruningCost, memo });
+      for (const p of r.proposals) {
+        ids.push(p.arch);
+        evaluated.push({ arch: p.arch, cost: pruningCost(parseArch(p.arch)) / 1e9, score: score(p.arch) });
+      }
+    }
+    return ids;
+  };
+  const withMemo = best(1, () => stage(new ProposeMemo()));
+  const without = best(1, () => stage());
+  if (withMemo.value.join() !== without.value.join()) throw new Error('ProposeMemo changed the proposals');
+  log(`stage-two search steps (${batches} batches of 12, up to ${withMemo.value.length} evaluated)`, `${withMemo.ms.toFixed(0)} ms with ProposeMemo`, `${without.ms.toFixed(0)} ms without`, `${(without.ms / withMemo.ms).toFixed(1)}x`);
 }
 
 process.stdout.write('| benchmark | result | reference (same run) | ratio |\n|---|---|---|---|\n' + rows.map((r) => `| ${r.join(' | ')} |`).join('\n') + '\n');
