@@ -107,7 +107,8 @@ describe('durability', () => {
 /**
  * Short from-scratch runs on 200 generated 128x128 images that must learn. Lower bounds leave about
  * half the measured value as margin (measured on the shared 2-core VM, 1 thread, seed 3):
- * 2fc AP50 0.49 (3 epochs), cascade(n=3) 0.54 (3 epochs), retina 0.07 (6 epochs, lr 0.005).
+ * 2fc AP50 0.49 (3 epochs), cascade(n=3) 0.54 (3 epochs), retina 0.44 (6 epochs; seeds 4 and 5:
+ * 0.43, 0.54). Before the retina tower had its GroupNorm it reached 0.05-0.07 in 6 epochs.
  */
 describe('short training runs learn', () => {
   const BASE = '128x128/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)';
@@ -143,7 +144,7 @@ describe('short training runs learn', () => {
     expect(await ap50(learnJob('rpn/cascade(n=3)', 3))).toBeGreaterThanOrEqual(0.25);
   }, 600_000);
 
-  it('retina (focal loss, no RPN) learns: AP50 >= 0.03 in 6 epochs', async () => {
-    expect(await ap50(learnJob('none/retina', 6, 0.005))).toBeGreaterThanOrEqual(0.03);
+  it('retina (focal loss, no RPN) learns: AP50 >= 0.2 in 6 epochs', async () => {
+    expect(await ap50(learnJob('none/retina', 6))).toBeGreaterThanOrEqual(0.2);
   }, 600_000);
 });
