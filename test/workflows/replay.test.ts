@@ -4,8 +4,13 @@
  * make running campaigns non-deterministic fails here; such changes need `patched()`.
  *
  * Replay runs in a plain node child process (see replay-histories.js for why). The fixtures were recorded with MOCKED GPU activities (test/workflows/mock-gpu.ts) and the real
- * control activities. Re-record (only for intended, versioned changes) with
- *   SMNAS_RECORD_FIXTURES=1 npx jest test/workflows/replay.test.ts
+ * control activities. Sets, all replayed:
+ *   - toy-campaign: recorded before the `patched()` changes of session 2 (toy space revision 1,
+ *     no stage history cap, full fronts in every stage report): old campaigns must still replay;
+ *   - toy-campaign-v2: recorded after them (the patch markers are in its histories).
+ * Never re-record a set to make a failing replay pass: version the change with `patched()`, and
+ * record a new set for the new code path with
+ *   SMNAS_RECORD_FIXTURES=<new set name> npx jest test/workflows/replay.test.ts
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,9 +28,10 @@ import { MockGpu } from './mock-gpu';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
 const NAMES = ['campaign', 'structural-stage', 'evaluation'] as const;
-const fixture = (n: string) => path.join(FIXTURES, `toy-campaign-${n}.history.json`);
+const SETS = ['toy-campaign', 'toy-campaign-v2'];
+const fixture = (set: string, n: string) => path.join(FIXTURES, `${set}-${n}.history.json`);
 
-async function record(): Promise<void> {
+async function record(set: string): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-rec-'));
   writeSynthDetection({ out: path.join(work, 'coco'), format: 'coco', train: 4, val: 2, size: 64, classes: 2, seed: 3 });
   const tq = uniqueId('rec');
@@ -49,7 +55,7 @@ async function record(): Promise<void> {
     for (const n of NAMES) {
       // the CLI's JSON form of a history (what `temporal workflow show --output json` gives users)
       const json = execFileSync(TEMPORAL_BIN, ['workflow', 'show', '--address', process.env.SMNAS_TEST_TEMPORAL_ADDRESS!, '--workflow-id', ids[n], '--output', 'json']);
-      fs.writeFileSync(fixture(n), json);
+      fs.writeFileSync(fixture(set, n), json);
     }
   });
   fs.rmSync(work, { recursive: true, force: true });
@@ -58,15 +64,18 @@ async function record(): Promise<void> {
 afterAll(closeTestClients);
 
 test('recorded toy campaign histories replay against the current workflow code', async () => {
-  if (process.env.SMNAS_RECORD_FIXTURES === '1') await record();
+  const recordSet = process.env.SMNAS_RECORD_FIXTURES;
+  if (recordSet) await record(recordSet);
+  const sets = recordSet && !SETS.includes(recordSet) ? [...SETS, recordSet] : SETS;
   const bundle = await getWorkflowBundle();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-replay-'));
   const bundleFile = path.join(dir, 'bundle.js');
   fs.writeFileSync(bundleFile, bundle.code);
   try {
     // throws (exit 1) on a DeterminismViolationError or any other replay failure
-    const out = execFileSync(process.execPath, [path.join(__dirname, 'replay-histories.js'), bundleFile, ...NAMES.map(fixture)], { encoding: 'utf8' });
-    for (const n of NAMES) expect(out).toMatch(new RegExp(`replayed toy-campaign-${n}.history.json: \\d+ events`));
+    const files = sets.flatMap((set) => NAMES.map((n) => fixture(set, n)));
+    const out = execFileSync(process.execPath, [path.join(__dirname, 'replay-histories.js'), bundleFile, ...files], { encoding: 'utf8' });
+    for (const f of files) expect(out).toMatch(new RegExp(`replayed ${path.basename(f)}: \\d+ events`));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
