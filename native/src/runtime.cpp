@@ -21,6 +21,9 @@
 #define SMNAS_CUDA_MEMORY_STATS 1
 #else
 #define SMNAS_CUDA_MEMORY_STATS 0
+#if defined(SMNAS_WITH_CUDA)
+#warning "Torch has CUDA but c10/cuda or CUDA runtime headers are missing: peakMemoryMB on CUDA falls back to the process RSS"
+#endif
 #endif
 
 namespace fs = std::filesystem;
