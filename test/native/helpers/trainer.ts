@@ -22,8 +22,14 @@ export interface TrainerRun {
   stderr: string;
 }
 
+/** folders made by tmpDir in this test file, removed after its last test (CI machines keep /tmp) */
+const madeDirs: string[] = [];
+if (typeof afterAll === 'function') afterAll(() => madeDirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `smnas-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `smnas-${prefix}-`));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** Starts the trainer on a job object; `onMessage` may kill the child. */
