@@ -1,9 +1,13 @@
-// Backbone output shapes and parameter bookkeeping for each block kind and norm.
+// Backbone output shapes and parameter bookkeeping for each block kind and norm; autocast (bf16) and fp16 loss scaling.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <limits>
+
 #include "autocast.hpp"
 #include "model.hpp"
+#include "runtime.hpp"
 
 using namespace smnas;
 
@@ -155,4 +159,30 @@ TEST(Model, Bf16AutocastTrainingStaysFiniteAndLearns) {
     }
     EXPECT_LT(last, first) << head << ": loss did not decrease under bf16 autocast";
   }
+}
+
+// fp16 dynamic loss scaling (recipe.mixedPrecision 'fp16', CUDA only; the arithmetic is checked on
+// the CPU): gradients are unscaled, an inf gradient skips the step and halves the scale, 2000
+// finite steps double it; disabled, it changes nothing.
+TEST(Runtime, LossScalerUnscalesSkipsAndAdapts) {
+  auto p = torch::ones({3}, torch::requires_grad());
+  LossScaler s(true);
+  ASSERT_EQ(s.factor, 65536.0);
+  (s.scale((p * torch::tensor({1.f, 2.f, 3.f})).sum())).backward();
+  EXPECT_TRUE(s.unscale({p}));
+  EXPECT_TRUE(torch::allclose(p.grad(), torch::tensor({1.f, 2.f, 3.f})));
+  s.update(true);
+  EXPECT_EQ(s.factor, 65536.0);
+  p.mutable_grad().fill_(std::numeric_limits<float>::infinity());
+  EXPECT_FALSE(s.unscale({p}));
+  s.update(false);
+  EXPECT_EQ(s.factor, 32768.0);
+  EXPECT_EQ(s.skippedSteps, 1);
+  for (int i = 0; i < 2000; ++i) s.update(true);
+  EXPECT_EQ(s.factor, 65536.0);
+  LossScaler off(false);
+  auto l = torch::tensor(2.f);
+  EXPECT_TRUE(off.scale(l).equal(l));
+  p.mutable_grad().fill_(std::nanf(""));
+  EXPECT_TRUE(off.unscale({p}));  // disabled: no check, no change
 }

@@ -4,9 +4,9 @@
  * computed in fp32). And `bench` with a dataset times a real validation image, not noise.
  */
 import * as path from 'node:path';
-import { buildDetectionJob } from '../../protocol/job-builder';
-import { getDetectionRecipe } from '../../protocol/recipes';
-import { requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
+import { buildClassificationJob, buildDetectionJob } from '../../protocol/job-builder';
+import { getClassificationRecipe, getDetectionRecipe } from '../../protocol/recipes';
+import { classFolders, requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
 
 const SMALL = '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc';
 
@@ -31,6 +31,19 @@ describe('mixed precision and bench input', () => {
       for (const v of Object.values(m.losses)) expect(Number.isFinite(v)).toBe(true);
     }
     expect(resultOf(run)).toMatchObject({ kind: 'ok', command: 'train' });
+  });
+
+  it('classify-train with bf16 autocast: finite losses, ok result', async () => {
+    const recipe = { ...getClassificationRecipe('toy-pretrain'), epochs: 1, maxIterations: 6, mixedPrecision: 'bf16' as const };
+    const job = buildClassificationJob({ command: 'classify-train', arch: SMALL, recipe, dataRoot: classFolders(100, 20), outDir: tmpDir('bf16-cls'), seed: 3, threads: 1 });
+    const run = await runTrainer(job);
+    expect(run.invalid).toEqual([]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('mixed precision: bf16');
+    const losses = run.messages.flatMap((m) => (m.type === 'progress' ? [m.loss] : []));
+    expect(losses.length).toBeGreaterThan(0);
+    for (const l of losses) expect(Number.isFinite(l)).toBe(true);
+    expect(resultOf(run)).toMatchObject({ kind: 'ok', command: 'classify-train' });
   });
 
   it('bench with a dataset times its first validation image; without one, noise', async () => {
