@@ -166,6 +166,9 @@ export const STAGE_HISTORY_CAP = 'stage-history-cap';
  */
 export const STAGE_HISTORY_EVENTS = 1500;
 
+/** patch id: stage reports wait for 0.5 % of the planned evaluations (see maybeReport) */
+export const STAGE_REPORT_STEPS = 'stage-report-steps';
+
 /** how often (workflow ms) a stage reports progress to the campaign at most */
 const REPORT_EVERY_MS = 5000;
 
@@ -228,9 +231,19 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   // throttled progress reports to the campaign workflow (small signals, a few per minute at most)
   let lastReport = 0;
   let reportScheduled = false;
+  // Every report is ~5 events in the campaign's history, which never continues as new: with
+  // GPU-paced evaluations the time throttle merges nothing, so a 10k-evaluation stage would
+  // add ~50k events. Hence reports also wait for 0.5 % of the stage's planned evaluations to
+  // finish (at most ~200 per stage; every evaluation in small stages); the stage's own
+  // `stageProgress` query stays live.
+  const reportInSteps = patched(STAGE_REPORT_STEPS);
+  const reportStep = Math.max(1, Math.ceil(input.maxEvaluations / 200));
+  const finishedCount = () => st.evaluated.length + st.failed.length;
+  let finishedAtLastReport = finishedCount();
   const sendReport = async () => {
     if (!input.parentWorkflowId) return;
     lastReport = Date.now();
+    finishedAtLastReport = finishedCount();
     try {
       await getExternalWorkflowHandle(input.parentWorkflowId).signal(stageReportSignal, reportForCampaign());
     } catch (e) {
@@ -239,6 +252,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   };
   const maybeReport = () => {
     if (!input.parentWorkflowId || reportScheduled) return;
+    if (reportInSteps && finishedCount() - finishedAtLastReport < reportStep) return;
     const wait = lastReport + REPORT_EVERY_MS - Date.now();
     if (wait <= 0) void sendReport();
     else {
