@@ -151,8 +151,11 @@ TEST(Model, Bf16AutocastTrainingStaysFiniteAndLearns) {
       }
       opt.zero_grad();
       loss.backward();
-      for (auto& p : det->parameters())
-        if (p.grad().defined()) ASSERT_TRUE(torch::isfinite(p.grad()).all().item<bool>()) << head;
+      for (auto& p : det->parameters()) {
+        if (p.grad().defined()) {
+          ASSERT_TRUE(torch::isfinite(p.grad()).all().item<bool>()) << head;
+        }
+      }
       opt.step();
       if (it == 0) first = loss.item<double>();
       last = loss.item<double>();
