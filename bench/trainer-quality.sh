@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The issue's quality run: 128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc with GN+WS from scratch,
-# 10 epochs on 400 generated 128x128 shapes images (batch 4, 256-wide FC, 128 RoIs per image,
-# like the torchvision calibration run), evaluated on 100 val images. Prints the result message.
+# The issue's quality run (defined in bench/quality-job.ts, shared with test/native/quality.test.ts):
+# 128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc with GN+WS from scratch, 10 epochs on 400 generated
+# 128x128 shapes images (batch 4, 256-wide FC, 128 RoIs per image, like the torchvision
+# calibration run), evaluated on 100 val images. Prints the result message.
 #   bash bench/trainer-quality.sh [epochs=10] [threads=2]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,12 +12,9 @@ OUT="$ROOT/bench/out/trainer-quality"; mkdir -p "$OUT"
 DATA="$ROOT/bench/out/trainer/shapes"
 [ -f "$DATA/.complete" ] || { node dist/cli/smnas.js data synth --out "$DATA" --train 400 --val 100 --size 128 --seed 1 >/dev/null && touch "$DATA/.complete"; }
 node -e "
-const { buildDetectionJob } = require('./dist/protocol/job-builder');
-const { getDetectionRecipe } = require('./dist/protocol/recipes');
-const r = getDetectionRecipe('toy-stage-two');
-r.epochs = $EPOCHS; r.fcWidth = 256; r.roi.samplesPerImage = 128; r.workers = 1;
-require('fs').writeFileSync('$OUT/job.json', JSON.stringify(buildDetectionJob({ command: 'train', arch: '128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc',
-  recipe: r, numClasses: 4, dataRoot: '$DATA', outDir: '$OUT/run', threads: $THREADS, seed: 0, evaluator: [process.execPath, 'dist/cli/smnas.js', 'eval'] })));
+const { qualityRunJob } = require('./dist/bench/quality-job');
+const job = qualityRunJob({ dataRoot: '$DATA', outDir: '$OUT/run', epochs: $EPOCHS, threads: $THREADS, evaluator: [process.execPath, 'dist/cli/smnas.js', 'eval'] });
+require('fs').writeFileSync('$OUT/job.json', JSON.stringify(job));
 "
 rm -rf "$OUT/run"
 /usr/bin/time -f "wall %e s, user %U s, max RSS %M KB" native/build/smnas-trainer train --job "$OUT/job.json" 2> "$OUT/stderr.log" | grep '"type":"result"' | tee "$OUT/result.json"

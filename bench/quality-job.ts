@@ -1,0 +1,38 @@
+/**
+ * The issue's quality run, defined once: `128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc`, GN+WS from
+ * scratch (toy-stage-two: SGD lr 0.02, cosine, batch 4) with a 100-iteration warm-up, the
+ * calibration run's head settings (256-wide FC, 128 RoIs per image), 10 epochs on 400 generated
+ * 128x128 shapes images (4 classes, seed 1), evaluated on 100 val images. Used by
+ * bench/trainer-quality.sh (timed, BENCHMARKS.md) and test/native/quality.test.ts (AP50 bound).
+ *
+ * Why the warm-up is set here: toy-stage-two warms up over 12 iterations because the toy
+ * campaign's trainings are 36-72 iterations long; on this 1,000-iteration run at lr 0.02 that
+ * short warm-up made the loss spike to 4.5 around iterations 40-60 and the run ended at AP 0
+ * (2026-11-25), where 100 iterations (the value the first quality run used) kept it stable.
+ */
+import type { DetectionJob } from '../protocol/job';
+import { buildDetectionJob } from '../protocol/job-builder';
+import { getDetectionRecipe } from '../protocol/recipes';
+
+export const QUALITY_ARCH = '128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc';
+export const QUALITY_DATA = { train: 400, val: 100, size: 128, classes: 4, seed: 1 } as const;
+
+export function qualityRunJob(o: { dataRoot: string; outDir: string; evaluator: string[]; epochs?: number; threads?: number }): DetectionJob {
+  const recipe = getDetectionRecipe('toy-stage-two');
+  recipe.epochs = o.epochs ?? 10;
+  recipe.schedule.warmupIterations = 100;
+  recipe.fcWidth = 256;
+  recipe.roi.samplesPerImage = 128;
+  recipe.workers = 1;
+  return buildDetectionJob({
+    command: 'train',
+    arch: QUALITY_ARCH,
+    recipe,
+    numClasses: QUALITY_DATA.classes,
+    dataRoot: o.dataRoot,
+    outDir: o.outDir,
+    threads: o.threads ?? 2,
+    seed: 0,
+    evaluator: o.evaluator,
+  });
+}
