@@ -3,10 +3,10 @@
  * GN+WS from scratch, 10 epochs on 400 generated 128x128 images, sized to take at most 10
  * minutes on the project's 2-core machine; its time is measured by bench/trainer-quality.sh and
  * recorded in BENCHMARKS.md, never asserted here) reaches AP50 >= 0.80. Measured: AP50 1.00,
- * AP 0.84 (BENCHMARKS.md "Quality"); the bound leaves 0.2 of margin for thread-order noise.
+ * AP 0.83 (BENCHMARKS.md "Quality run repeated"); the bound leaves 0.2 of margin for thread-order noise.
  *
- * Not in the default suite: the run takes ~20 minutes of this 2-core machine (its 10-minute
- * target is not met yet, BENCHMARKS.md), which would triple CI. Run it with
+ * Not in the default suite: the run takes 12 minutes of this idle 2-core machine (its 10-minute
+ * target is not met yet, BENCHMARKS.md), more beside the other tests, which would triple CI. Run it with
  *   SMNAS_QUALITY=1 npx jest test/native/quality.test.ts
  */
 import { qualityRunJob, QUALITY_DATA } from '../../bench/quality-job';
