@@ -130,12 +130,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
       }
       opt->zero_grad();
       scaler.scale(loss).backward();
-      const bool gradsFinite = scaler.unscale(params);  // fp16: inf/NaN gradients skip this step
-      if (gradsFinite) {
-        if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(params, r.optimizer.clipGradNorm);
-        opt->step();
-      }
-      scaler.update(gradsFinite);
+      scaler.step(*opt, params, r.optimizer.clipGradNorm);  // fp16: inf/NaN gradients skip this step
       pos.stepDone(first + k, ipe);
       seen += b.images.size(0);
       sinceEmit += b.images.size(0);

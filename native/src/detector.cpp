@@ -265,12 +265,7 @@ int train(const Job& job, const torch::Device& dev) {
       auto tb = std::chrono::steady_clock::now();
       scaler.scale(loss).backward();
       backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();
-      const bool gradsFinite = scaler.unscale(params);  // fp16: inf/NaN gradients skip this step
-      if (gradsFinite) {
-        if (r.optimizer.clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(params, r.optimizer.clipGradNorm);
-        opt->step();
-      }
-      scaler.update(gradsFinite);
+      scaler.step(*opt, params, r.optimizer.clipGradNorm);  // fp16: inf/NaN gradients skip this step
       pos.stepDone(first + k, ipe);
       imagesSeen += b.images.size(0);
       imagesSinceEmit += b.images.size(0);

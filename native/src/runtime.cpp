@@ -257,6 +257,16 @@ void LossScaler::update(bool finite) {
   }
 }
 
+bool LossScaler::step(torch::optim::Optimizer& opt, const std::vector<torch::Tensor>& params, double clipGradNorm) {
+  const bool gradsFinite = unscale(params);
+  if (gradsFinite) {
+    if (clipGradNorm > 0) torch::nn::utils::clip_grad_norm_(params, clipGradNorm);
+    opt.step();
+  }
+  update(gradsFinite);
+  return gradsFinite;
+}
+
 void writeFileAtomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   {

@@ -71,6 +71,9 @@ struct LossScaler {
   // Divides the gradients by the scale; false when one is not finite (then skip opt.step()).
   bool unscale(const std::vector<torch::Tensor>& params);
   void update(bool finite);
+  // One optimiser step of a scaled backward: unscale, clip the gradient norm (when > 0), step
+  // unless a gradient is inf/NaN, adapt the scale. Returns whether the step was taken.
+  bool step(torch::optim::Optimizer& opt, const std::vector<torch::Tensor>& params, double clipGradNorm);
   bool enabled;
   double factor = 65536.0;
   int64_t goodSteps = 0, skippedSteps = 0;

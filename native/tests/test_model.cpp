@@ -189,3 +189,18 @@ TEST(Runtime, LossScalerUnscalesSkipsAndAdapts) {
   p.mutable_grad().fill_(std::nanf(""));
   EXPECT_TRUE(off.unscale({p}));  // disabled: no check, no change
 }
+
+// LossScaler::step, what both training loops call: an inf gradient leaves the weights and halves
+// the scale; finite gradients are unscaled and applied.
+TEST(Runtime, LossScalerStepSkipsNonFiniteAndAppliesFinite) {
+  auto p = torch::ones({2}, torch::requires_grad());
+  torch::optim::SGD opt({p}, torch::optim::SGDOptions(0.5));
+  LossScaler s(true);
+  p.mutable_grad() = torch::full({2}, std::numeric_limits<float>::infinity());
+  EXPECT_FALSE(s.step(opt, {p}, 0));
+  EXPECT_TRUE(torch::equal(p.detach(), torch::ones({2})));
+  EXPECT_EQ(s.factor, 32768.0);
+  p.mutable_grad().fill_(s.factor);  // the gradient of scale(p.sum())
+  EXPECT_TRUE(s.step(opt, {p}, 0));
+  EXPECT_TRUE(torch::allclose(p.detach(), torch::full({2}, 0.5f)));  // 1 - 0.5 * (factor / factor)
+}
