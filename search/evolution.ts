@@ -320,7 +320,7 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
       const pruningCost = input.pruningCost;
       const cost = cached(memo.pruningCosts, id, () => pruningCost(child));
       if (cost !== undefined) {
-        const v = popVerdict(cached(memo.parsed, id, () => child), cost, evaluatedPoints, shapes, cached(memo.shapes, id, () => containmentShape(child)));
+        const v = popVerdict(child, cost, evaluatedPoints, shapes, cached(memo.shapes, id, () => containmentShape(child)));
         if (v.pruned) {
           taken.add(id); // do not reconsider it in this batch
           result.pruned.push({ arch: id, parent, mutation, bound: v.bound!, cost, dominatedBy: v.dominatedBy! });

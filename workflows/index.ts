@@ -18,24 +18,19 @@ import type * as TrainingStagesModule from './training-stages';
 
 export { evaluateArchitecture } from './evaluation';
 
+/** workflow `name` of the module `load` returns, loaded on the workflow's first call */
+function lazy<M, K extends keyof M>(load: () => M, name: K): M[K] {
+  return ((...args: unknown[]) => (load()[name] as (...a: unknown[]) => unknown)(...args)) as M[K];
+}
+
 /* eslint-disable @typescript-eslint/no-require-imports */
 const campaign = (): typeof CampaignModule => require('./campaign');
 const searchStages = (): typeof SearchStageModule => require('./search-stage');
 const trainingStages = (): typeof TrainingStagesModule => require('./training-stages');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
-export function smnasSearch(...args: Parameters<typeof CampaignModule.smnasSearch>): ReturnType<typeof CampaignModule.smnasSearch> {
-  return campaign().smnasSearch(...args);
-}
-export function searchStage(...args: Parameters<typeof SearchStageModule.searchStage>): ReturnType<typeof SearchStageModule.searchStage> {
-  return searchStages().searchStage(...args);
-}
-export function candidateSelection(...args: Parameters<typeof TrainingStagesModule.candidateSelection>): ReturnType<typeof TrainingStagesModule.candidateSelection> {
-  return trainingStages().candidateSelection(...args);
-}
-export function pretrainStage(...args: Parameters<typeof TrainingStagesModule.pretrainStage>): ReturnType<typeof TrainingStagesModule.pretrainStage> {
-  return trainingStages().pretrainStage(...args);
-}
-export function trainModelsStage(...args: Parameters<typeof TrainingStagesModule.trainModelsStage>): ReturnType<typeof TrainingStagesModule.trainModelsStage> {
-  return trainingStages().trainModelsStage(...args);
-}
+export const smnasSearch = lazy(campaign, 'smnasSearch');
+export const searchStage = lazy(searchStages, 'searchStage');
+export const candidateSelection = lazy(trainingStages, 'candidateSelection');
+export const pretrainStage = lazy(trainingStages, 'pretrainStage');
+export const trainModelsStage = lazy(trainingStages, 'trainModelsStage');
