@@ -1,5 +1,7 @@
 #include "ops.hpp"
 
+#include "kernels.hpp"
+
 #include <cmath>
 
 namespace smnas {
@@ -101,6 +103,12 @@ torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores
 }
 
 torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double scale, int samplingRatio) {
+  if (feature.device().is_cpu() && feature.scalar_type() == torch::kFloat && feature.dim() == 4 && rois.size(0) > 0)
+    return roiAlignCpu(feature, rois, outSize, scale, samplingRatio);
+  return roiAlignGridSample(feature, rois, outSize, scale, samplingRatio);
+}
+
+torch::Tensor roiAlignGridSample(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double scale, int samplingRatio) {
   const int64_t K = rois.size(0), C = feature.size(1), H = feature.size(2), W = feature.size(3);
   const int64_t S = outSize, S2 = S * S;
   if (K == 0) return torch::zeros({0, C, S, S}, feature.options());
@@ -192,11 +200,6 @@ Sampled sampleRandom(const torch::Tensor& assigned, int num, double posFraction)
   return {pos, neg};
 }
 
-torch::Tensor standardizeWeight(const torch::Tensor& w, double eps) {
-  auto flat = w.view({w.size(0), -1});
-  auto mean = flat.mean(1, true);
-  auto std = flat.std(1, /*unbiased=*/true, true);
-  return ((flat - mean) / (std + eps)).view_as(w);
-}
+torch::Tensor standardizeWeight(const torch::Tensor& w, double eps) { return weightStandardize(w, eps); }
 
 }  // namespace smnas

@@ -32,8 +32,14 @@ torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores
 // RoIAlign (aligned=true like mmcv/torchvision). samplingRatio > 0: that many samples per bin side;
 // 0 (default, mmdet's setting): adaptive ceil(roi_h / outSize) x ceil(roi_w / outSize) per RoI.
 // feature [B,C,H,W]; rois [K,5] (batch index, x1, y1, x2, y2) in image pixels.
+// fp32 CPU features use the hand-written kernel (kernels.hpp); other devices and dtypes the
+// grid_sample formulation below, which is also the kernel's reference in the tests.
 torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
                        int samplingRatio = 0);
+// The same with plain tensor ops: one grid_sample per image over every sample of every RoI, then an
+// index_add into the bins (autograd provides the backward).
+torch::Tensor roiAlignGridSample(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
+                                 int samplingRatio = 0);
 
 // Max-IoU assignment: iou [N candidates, G gts] -> per candidate: gt index, -1 negative, -2 ignored.
 // Positive if max IoU >= posThr; negative if < negThr; with lowQuality, each gt's best candidates

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model.hpp"
+#include "kernels.hpp"
 #include "ops.hpp"
 
 using namespace smnas;
@@ -191,6 +192,31 @@ TEST(Ops, RoiAlignGradientMatchesFiniteDifference) {
   }
 }
 
+// The CPU kernel (kernels.cpp) against the grid_sample formulation: values and the gradient of a
+// random projection, over adaptive and fixed grids, RoIs partly outside the map, several images.
+TEST(Ops, RoiAlignCpuKernelMatchesGridSamplePath) {
+  torch::manual_seed(7);
+  auto feat = torch::randn({3, 5, 24, 20});
+  std::vector<torch::Tensor> parts;
+  for (double maxSide : {3.0, 40.0, 120.0}) {
+    auto xy = torch::rand({20, 2}) * 100 - 12;
+    auto wh = torch::rand({20, 2}) * maxSide + 0.5;
+    parts.push_back(torch::cat({(torch::rand({20, 1}) * 3).floor(), xy, xy + wh}, 1));
+  }
+  auto rois = torch::cat(parts);
+  for (int ratio : {0, 2}) {
+    auto a = feat.clone().requires_grad_(true), b = feat.clone().requires_grad_(true);
+    auto outKernel = roiAlignCpu(a, rois, 7, 0.25, ratio);
+    auto outRef = roiAlignGridSample(b, rois, 7, 0.25, ratio);
+    EXPECT_LT((outKernel - outRef).abs().max().item<double>(), 1e-5) << "ratio " << ratio;
+    auto w = torch::randn(outRef.sizes());
+    (outKernel * w).sum().backward();
+    (outRef * w).sum().backward();
+    EXPECT_LT((a.grad() - b.grad()).abs().max().item<double>(), 1e-4) << "ratio " << ratio;
+    EXPECT_GT(a.grad().abs().sum().item<double>(), 1.0);
+  }
+}
+
 TEST(Ops, MaxIouAssignerAndSampler) {
   // 4 candidates, 2 gts
   auto iou = torch::tensor({{0.8f, 0.1f}, {0.5f, 0.2f}, {0.1f, 0.25f}, {0.35f, 0.0f}});
@@ -219,4 +245,26 @@ TEST(Ops, WeightStandardisation) {
   EXPECT_LT(s.mean(1).abs().max().item<double>(), 1e-5);
   // unbiased std (N-1) plus eps on the std: the standardised std is 1 up to eps
   EXPECT_LT((s.std(1, true) - 1).abs().max().item<double>(), 1e-4);
+}
+
+// The closed-form backward of weightStandardize against autograd through the plain formula: the
+// fp32 CPU row kernel and (in double) the tensor-op version that other devices use.
+TEST(Ops, WeightStandardisationGradientMatchesAutograd) {
+  torch::manual_seed(8);
+  for (auto dtype : {torch::kFloat, torch::kDouble}) {
+    auto w = (torch::randn({6, 3, 3, 3}) * 2 + 0.5).to(dtype);
+    auto a = w.clone().requires_grad_(true), b = w.clone().requires_grad_(true);
+    auto g = torch::randn(w.sizes()).to(dtype);
+    (standardizeWeight(a) * g).sum().backward();
+    auto flat = b.view({6, -1});
+    auto ref = ((flat - flat.mean(1, true)) / (flat.std(1, true, true) + 1e-5)).view_as(b);
+    EXPECT_LT((standardizeWeight(w) - ref.detach()).abs().max().item<double>(), 1e-5) << dtype;
+    (ref * g).sum().backward();
+    EXPECT_LT((a.grad() - b.grad()).abs().max().item<double>(), 1e-4) << dtype;
+    EXPECT_GT(a.grad().abs().sum().item<double>(), 1.0);
+    // a constant row: finite gradient (no 0/0)
+    auto c = torch::ones({2, 9}, dtype).requires_grad_(true);
+    standardizeWeight(c).sum().backward();
+    EXPECT_TRUE(torch::isfinite(c.grad()).all().item<bool>()) << dtype;
+  }
 }

@@ -1,7 +1,12 @@
 /**
  * Backbone pretraining: classify-train on generated class folders reaches a stated top-1, writes
  * backbone weights, and a detector initialised from them beats the same detector from scratch
- * after the same short schedule (measured: AP50 0.51 vs 0.38; top-1 1.0).
+ * after the same short schedule: one epoch (50 iterations) at toy-final's lr 0.01, where the
+ * initialisation still shows. Measured over seeds 1-5: AP50 from scratch 0.047/0.031/0.049/0.076/0.113,
+ * pretrained 0.312/0.174/0.094/0.257/0.128 (top-1 1.0). After two epochs at lr 0.02 (this test's
+ * earlier schedule) the two were within noise of each other (pretrained ahead on 2 of 5 seeds), so
+ * that comparison only passed for the one seed it was calibrated on. The test compares the mean
+ * AP50 of two seeds.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -38,20 +43,21 @@ describe('backbone pretraining', () => {
     expect(ev.code).toBe(0);
     expect(resultOf(ev).metrics!.top1).toBeCloseTo(res.metrics!.top1!, 6);
 
-    const det = (init?: string) => {
-      const recipe = getDetectionRecipe('toy-final'); // BN, like the pretrained backbone
-      recipe.epochs = 2;
-      recipe.optimizer.lr = 0.02; // what this comparison was calibrated with (toy-final itself now uses 0.01)
+    const det = (seed: number, init?: string) => {
+      const recipe = getDetectionRecipe('toy-final'); // BN, like the pretrained backbone; lr 0.01
+      recipe.epochs = 1;
       recipe.schedule = { kind: 'cosine', minLr: 1e-4, warmupIterations: 30, warmupRatio: 0.001 };
       return buildDetectionJob({
         command: 'train', arch: ARCH, recipe, numClasses: 4, dataRoot: shapesDataset(200, 50), outDir: tmpDir('init'),
-        seed: 3, threads: 1, initWeights: init, initKind: 'backbone', evaluator: evaluatorArgv(),
+        seed, threads: 1, initWeights: init, initKind: 'backbone', evaluator: evaluatorArgv(),
       });
     };
-    const [scratch, pre] = await Promise.all([runTrainer(det()), runTrainer(det(backbone))]);
-    expect(pre.stderr).toContain('initialised the backbone from');
-    const a = resultOf(scratch).metrics!.stats!.AP50, b = resultOf(pre).metrics!.stats!.AP50;
-    expect(b).toBeGreaterThan(a);
+    const seeds = [3, 4];
+    const runs = await Promise.all(seeds.flatMap((seed) => [runTrainer(det(seed)), runTrainer(det(seed, backbone))]));
+    const ap50 = (i: number) => resultOf(runs[i]).metrics!.stats!.AP50;
+    for (let k = 0; k < seeds.length; k++) expect(runs[2 * k + 1].stderr).toContain('initialised the backbone from');
+    const scratch = (ap50(0) + ap50(2)) / 2, pretrained = (ap50(1) + ap50(3)) / 2;
+    expect(pretrained).toBeGreaterThan(scratch);
   }, 900_000);
 
   it('rejects backbone weights of another norm with exit 2 naming initWeights', async () => {
