@@ -128,7 +128,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
         emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", msg}});
         return kDiverged;
       }
-      opt->zero_grad();
+      clearGradients(params);
       scaler.scale(loss).backward();
       scaler.step(*opt, params, r.optimizer.clipGradNorm);  // fp16: inf/NaN gradients skip this step
       pos.stepDone(first + k, ipe);

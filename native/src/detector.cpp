@@ -261,7 +261,7 @@ int train(const Job& job, const torch::Device& dev) {
         emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", msg}});
         return kDiverged;
       }
-      opt->zero_grad();
+      clearGradients(params);
       auto tb = std::chrono::steady_clock::now();
       scaler.scale(loss).backward();
       backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();

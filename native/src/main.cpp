@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -31,9 +32,24 @@ static bool setRuntimeEnvironment() {
     setenv(name, value, 1);
     changed = true;
   };
-  // libgomp spin-waits by default; on a shared, oversubscribed CPU that burnt ~85% of the time
-  // (measured: 8 iterations 112 s -> 17 s).
-  setDefault("OMP_WAIT_POLICY", "PASSIVE");
+  // OpenMP threads wait for the next parallel region by spinning (libgomp: 300k spins) or by
+  // sleeping (PASSIVE). Measured on the 2-core VM: on a machine already loaded (load average 8),
+  // the default spinning burnt ~85 % of the time (8 iterations 112 s -> 17 s with PASSIVE); on an
+  // idle one, PASSIVE made training 1.4x slower than a short spin (12.3 vs 17.5 images/s with
+  // 10k spins), because a step runs thousands of short parallel regions. So: spin briefly, and
+  // sleep only when the load average is at least twice the cores (10k spins cost 1.45x PASSIVE's
+  // time with 3 runs sharing the 2 cores; a lower bar would also trip on the trailing load of the
+  // previous run and make timings depend on history).
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    double load = 0;
+    if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+      if (std::fscanf(f, "%lf", &load) != 1) load = 0;
+      std::fclose(f);
+    }
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && load >= 2.0 * static_cast<double>(cpus)) setDefault("OMP_WAIT_POLICY", "PASSIVE");
+    else setDefault("GOMP_SPINCOUNT", "10000");
+  }
   // OpenBLAS (Debian's libtorch) picks its kernels from the CPU model and falls back to the SSE3
   // "Prescott" ones for a model it does not know, as on this VM's "Intel Xeon Processor": a
   // 512x3136x256 GEMM took 14.7 ms instead of 3.0 ms (SkylakeX). Name the family from the CPU's

@@ -25,8 +25,17 @@ ConvImpl::ConvImpl(int in, int out, int k, int stride_, int pad_, int groups_, b
   if (withBias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
+torch::Tensor ConvImpl::standardized() {
+  if (is_training() || torch::GradMode::is_enabled()) return standardizeWeight(weight);
+  if (!wsCache.defined() || wsCacheVersion != static_cast<int64_t>(weight._version()) || wsCache.device() != weight.device()) {
+    wsCache = standardizeWeight(weight);
+    wsCacheVersion = static_cast<int64_t>(weight._version());
+  }
+  return wsCache;
+}
+
 torch::Tensor ConvImpl::forward(const torch::Tensor& x) {
-  auto w = ws ? standardizeWeight(weight) : weight;
+  auto w = ws ? standardized() : weight;
   return F::conv2d(x, w, F::Conv2dFuncOptions().bias(bias).stride(stride).padding(pad).groups(groups));
 }
 

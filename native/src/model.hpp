@@ -22,6 +22,13 @@ struct ConvImpl : torch::nn::Module {
   torch::Tensor weight, bias;
   int stride, pad, groups;
   bool ws;
+
+ private:
+  // Weight Standardization of a frozen weight, reused by inference forwards (eval mode, no grad)
+  // until the weight changes (its version counter) or moves; not part of the state dict.
+  torch::Tensor standardized();
+  torch::Tensor wsCache;
+  int64_t wsCacheVersion = -1;
 };
 TORCH_MODULE(Conv);
 

@@ -267,6 +267,11 @@ bool LossScaler::step(torch::optim::Optimizer& opt, const std::vector<torch::Ten
   return gradsFinite;
 }
 
+void clearGradients(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params)
+    if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+}
+
 void writeFileAtomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   {

@@ -79,6 +79,11 @@ struct LossScaler {
   int64_t goodSteps = 0, skippedSteps = 0;
 };
 
+// Drops the gradients before the next backward (what 2.x's zero_grad() does by default, 1.13's
+// C++ Optimizer cannot): backward then writes each gradient into a fresh tensor instead of filling
+// ~90 tensors with zeros and adding into them. Optimisers skip parameters without a gradient.
+void clearGradients(const std::vector<torch::Tensor>& params);
+
 void writeFileAtomic(const std::string& path, const std::string& content);
 bool allFinite(const torch::Tensor& t);
 

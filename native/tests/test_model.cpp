@@ -7,9 +7,11 @@
 
 #include "autocast.hpp"
 #include "model.hpp"
+#include "ops.hpp"
 #include "runtime.hpp"
 
 using namespace smnas;
+namespace F = torch::nn::functional;
 
 namespace {
 BackboneLayout makeBackbone(const std::string& kind, int base, const std::vector<std::string>& code) {
@@ -46,6 +48,24 @@ TEST(Model, BackboneOutputShapes) {
       }
     }
   }
+}
+
+// Inference reuses the standardised weight, but never a stale one: an in-place weight update (a
+// loaded checkpoint, an optimiser step) and training mode both recompute it.
+TEST(Model, WeightStandardisedConvCachesOnlyForInference) {
+  torch::manual_seed(9);
+  Conv conv(3, 4, 3, 1, 1, 1, false, true, Init::KaimingOut);
+  auto x = torch::randn({1, 3, 8, 8});
+  auto reference = [&] { return F::conv2d(x, standardizeWeight(conv->weight), F::Conv2dFuncOptions().padding(1)); };
+  conv->eval();
+  torch::NoGradGuard ng;
+  auto first = conv(x);
+  EXPECT_LT((first - reference()).abs().max().item<double>(), 1e-5);
+  conv->weight.mul_(-2).add_(0.5);
+  EXPECT_LT((conv(x) - reference()).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((conv(x) - first).abs().max().item<double>(), 1e-2);
+  conv->train();
+  EXPECT_LT((conv(x) - reference()).abs().max().item<double>(), 1e-5);
 }
 
 TEST(Model, GroupNormGroupsDivideChannels) {
