@@ -7,7 +7,7 @@
 # - Native runs with GroupNorm (torchvision's norm: the like-for-like comparison) and with GN +
 #   Weight Standardization (the quality run's norm).
 # - torchvision runs with its defaults and with the environment the native trainer sets for itself
-#   (native/src/main.cpp: passive OpenMP waiting, OpenBLAS core type from the CPU flags, one BLAS
+#   (native/src/main.cpp: a short OpenMP spin, OpenBLAS core type from the CPU flags, one BLAS
 #   thread), so the ratio shows what the trainer's own code gains beyond those settings.
 # - The shared VM's speed drifts by up to ~30 % over minutes, so the four runs alternate for
 #   `rounds` rounds and each side reports its best round.
@@ -43,7 +43,7 @@ native() {  # native <tag> <round>
 }
 torchvision() {  # torchvision <defaults|env> <round>
   if [ "$1" = env ]; then
-    env OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 ${CORETYPE:+OPENBLAS_CORETYPE=$CORETYPE} \
+    env GOMP_SPINCOUNT=10000 OPENBLAS_NUM_THREADS=1 ${CORETYPE:+OPENBLAS_CORETYPE=$CORETYPE} \
       /usr/bin/python3 bench/trainer-torchvision.py "$DATA" "$ITERS" "$BATCH" "$THREADS" "$FC" "$ROIS" > "$OUT/r$2-torchvision-$1.json"
   else
     /usr/bin/python3 bench/trainer-torchvision.py "$DATA" "$ITERS" "$BATCH" "$THREADS" "$FC" "$ROIS" > "$OUT/r$2-torchvision-$1.json"
