@@ -21,6 +21,7 @@ export function qualityRunJob(o: { dataRoot: string; outDir: string; evaluator: 
   const recipe = getDetectionRecipe('toy-stage-two');
   recipe.epochs = o.epochs ?? 10;
   recipe.schedule.warmupIterations = 100;
+  delete recipe.schedule.warmupFraction; // exactly the 100 iterations the measured runs used
   recipe.fcWidth = 256;
   recipe.roi.samplesPerImage = 128;
   recipe.workers = 1;

@@ -174,6 +174,7 @@ Optimizer parseOptimizer(const Field& f) {
 Schedule parseSchedule(const Field& f) {
   Schedule s;
   s.kind = f.at("kind").oneOf({"cosine", "step"});
+  s.warmupFraction = f.has("warmupFraction") ? f.at("warmupFraction").num(0, 1) : 0;
   if (s.kind == "cosine") {
     s.minLr = f.at("minLr").num(0);
     s.warmupIterations = f.has("warmupIterations") ? f.at("warmupIterations").integer(0) : 0;

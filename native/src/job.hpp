@@ -66,6 +66,7 @@ struct Schedule {
   std::string kind;  // cosine | step
   double minLr = 0, warmupRatio = 0.001, gamma = 0.1;
   int64_t warmupIterations = 0;
+  double warmupFraction = 0;  // warm-up = max(warmupIterations, round(fraction * total)); protocol/recipe.ts
   std::vector<int> milestones;
 };
 

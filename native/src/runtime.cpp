@@ -73,7 +73,8 @@ double learningRate(const Recipe& r, int64_t iter, int64_t total, int64_t itersP
     for (int m : s.milestones)
       if (epoch >= m) lr *= s.gamma;
   }
-  if (iter < s.warmupIterations) lr *= s.warmupRatio + (1 - s.warmupRatio) * static_cast<double>(iter) / s.warmupIterations;
+  const int64_t warmup = std::max<int64_t>(s.warmupIterations, std::llround(s.warmupFraction * static_cast<double>(total)));
+  if (iter < warmup) lr *= s.warmupRatio + (1 - s.warmupRatio) * static_cast<double>(iter) / static_cast<double>(warmup);
   return lr;
 }
 

@@ -224,3 +224,24 @@ TEST(Runtime, LossScalerStepSkipsNonFiniteAndAppliesFinite) {
   EXPECT_TRUE(s.step(opt, {p}, 0));
   EXPECT_TRUE(torch::allclose(p.detach(), torch::full({2}, 0.5f)));  // 1 - 0.5 * (factor / factor)
 }
+
+// The warm-up lasts max(warmupIterations, round(warmupFraction * total)): a long run warms up for
+// its fraction, a short one keeps the fixed length.
+TEST(Runtime, WarmupFractionStretchesTheWarmupOfLongRuns) {
+  Recipe r;
+  r.optimizer.lr = 0.02;
+  r.schedule.kind = "cosine";
+  r.schedule.minLr = 1e-4;
+  r.schedule.warmupIterations = 12;
+  r.schedule.warmupRatio = 0.001;
+  r.schedule.warmupFraction = 0.1;
+  // 600 iterations: 60 warm-up iterations; halfway through it, about half the cosine lr
+  const double full30 = 1e-4 + 0.5 * (0.02 - 1e-4) * (1 + std::cos(M_PI * 30.0 / 600.0));
+  EXPECT_NEAR(learningRate(r, 30, 600, 100), full30 * (0.001 + 0.999 * 30.0 / 60.0), 1e-9);
+  EXPECT_GT(learningRate(r, 60, 600, 100), learningRate(r, 59, 600, 100));
+  EXPECT_NEAR(learningRate(r, 60, 600, 100), 1e-4 + 0.5 * (0.02 - 1e-4) * (1 + std::cos(M_PI * 60.0 / 600.0)), 1e-12);
+  // 72 iterations: 0.1 * 72 rounds to 7 < 12, so the fixed 12 iterations apply
+  const double full6 = 1e-4 + 0.5 * (0.02 - 1e-4) * (1 + std::cos(M_PI * 6.0 / 72.0));
+  EXPECT_NEAR(learningRate(r, 6, 72, 12), full6 * (0.001 + 0.999 * 6.0 / 12.0), 1e-9);
+  EXPECT_NEAR(learningRate(r, 12, 72, 12), 1e-4 + 0.5 * (0.02 - 1e-4) * (1 + std::cos(M_PI * 12.0 / 72.0)), 1e-12);
+}

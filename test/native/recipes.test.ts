@@ -35,6 +35,15 @@ describe('named recipes', () => {
     expect(getDetectionRecipe('toy').name).toBe('toy-stage-two');
   });
 
+  it('stretches the toy warm-ups for long runs but keeps 12 iterations for the campaign (<= 72)', () => {
+    for (const s of ['stage-one', 'stage-two', 'final', 'transfer']) {
+      const w = getDetectionRecipe(`toy-${s}`).schedule;
+      expect(w.warmupIterations).toBe(12);
+      expect(Math.max(w.warmupIterations, Math.round(w.warmupFraction! * 72))).toBe(12);
+      expect(Math.max(w.warmupIterations, Math.round(w.warmupFraction! * 600))).toBeGreaterThanOrEqual(100);
+    }
+  });
+
   it('returns copies (overriding a field does not change the table)', () => {
     getDetectionRecipe('toy-final').epochs = 99;
     expect(getDetectionRecipe('toy-final').epochs).not.toBe(99);
@@ -46,6 +55,10 @@ describe('named recipes', () => {
     const bad = path.join(dir, 'r.json');
     fs.writeFileSync(bad, JSON.stringify({ ...getDetectionRecipe('toy-final'), optimizer: { lr: -1, momentum: 0.9, weightDecay: 0 } }));
     expect(() => loadDetectionRecipeFile(bad)).toThrow(/r\.json: optimizer\.lr/);
+    const wf = path.join(dir, 'w.json');
+    const toy = getDetectionRecipe('toy-stage-two');
+    fs.writeFileSync(wf, JSON.stringify({ ...toy, schedule: { ...toy.schedule, warmupFraction: 1.5 } }));
+    expect(() => loadDetectionRecipeFile(wf)).toThrow(/w\.json: schedule\.warmupFraction/);
     const good = path.join(dir, 'g.json');
     fs.writeFileSync(good, JSON.stringify(getDetectionRecipe('toy-final')));
     expect(resolveDetectionRecipe(good).name).toBe('toy-final');
