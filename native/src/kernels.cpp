@@ -1,5 +1,7 @@
 #include "kernels.hpp"
 
+#include "ops.hpp"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -61,7 +63,7 @@ struct RoiAlignCpuFn : public torch::autograd::Function<RoiAlignCpuFn> {
     ctx->saved_data["S"] = S;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["ratio"] = ratio;
-    auto out = torch::zeros({K, C, S, S}, f.options());
+    auto out = torch::empty({K, C, S, S}, f.options());  // every bin is written below
     const float* fp = f.data_ptr<float>();
     const float* rp = rois.data_ptr<float>();
     float* op = out.data_ptr<float>();
@@ -232,7 +234,7 @@ torch::Tensor roiAlignCpu(const torch::Tensor& feature, const torch::Tensor& roi
   return RoiAlignCpuFn::apply(feature, rois, static_cast<int64_t>(outSize), spatialScale, static_cast<int64_t>(samplingRatio));
 }
 
-torch::Tensor weightStandardize(const torch::Tensor& weight, double eps) {
+torch::Tensor standardizeWeight(const torch::Tensor& weight, double eps) {
   if (weight.device().is_cpu() && weight.scalar_type() == torch::kFloat && weight.dim() >= 2)
     return WeightStandardizeCpuFn::apply(weight, eps);
   return WeightStandardizeFn::apply(weight, eps);

@@ -1,7 +1,8 @@
 // Hand-written forward and backward passes for the two operations whose autograd graphs of plain
-// tensor ops dominated CPU training time (SMNAS_TRACE profile of the quality job, 10
-// iterations: Weight Standardization's backward ~40 % of the step, RoIAlign's grid_sample +
-// index_add ~20 %). Both are torch::autograd::Functions, so callers use them like any other op.
+// tensor ops dominated CPU training time (libtorch's legacy profiler over 10 iterations of the
+// issue's quality job, BENCHMARKS.md: Weight Standardization's backward ~40 % of the step,
+// RoIAlign's grid_sample + index_add ~20 %). Both are torch::autograd::Functions, so callers use
+// them like any other op. Weight Standardization's entry point is ops.hpp's standardizeWeight.
 #pragma once
 #include <torch/torch.h>
 
@@ -13,11 +14,5 @@ namespace smnas {
 // no atomics are needed).
 torch::Tensor roiAlignCpu(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
                           int samplingRatio);
-
-// Weight Standardization of a conv weight [O, ...] per output channel: (w - mean) / (std + eps),
-// unbiased std. The backward is the closed form
-//   dL/dw = (g - mean(g)) / s - x * sum(g * x) / (s^2 * (n - 1) * std),   x = w - mean, s = std + eps
-// instead of autograd's ~20 broadcast ops: row loops for fp32 CPU weights, tensor ops otherwise.
-torch::Tensor weightStandardize(const torch::Tensor& weight, double eps);
 
 }  // namespace smnas

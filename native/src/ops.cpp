@@ -200,6 +200,4 @@ Sampled sampleRandom(const torch::Tensor& assigned, int num, double posFraction)
   return {pos, neg};
 }
 
-torch::Tensor standardizeWeight(const torch::Tensor& w, double eps) { return weightStandardize(w, eps); }
-
 }  // namespace smnas

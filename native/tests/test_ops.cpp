@@ -247,7 +247,7 @@ TEST(Ops, WeightStandardisation) {
   EXPECT_LT((s.std(1, true) - 1).abs().max().item<double>(), 1e-4);
 }
 
-// The closed-form backward of weightStandardize against autograd through the plain formula: the
+// The closed-form backward of standardizeWeight against autograd through the plain formula: the
 // fp32 CPU row kernel and (in double) the tensor-op version that other devices use.
 TEST(Ops, WeightStandardisationGradientMatchesAutograd) {
   torch::manual_seed(8);
