@@ -96,16 +96,21 @@ Layout parseLayout(const Field& f) {
 
   Field bb = f.at("backbone");
   L.backbone.block = bb.at("block").oneOf({"basicblock", "bottleneck", "Xbottleneck", "mbblock"});
-  if (L.backbone.block == "mbblock") bb.at("block").fail("'mbblock' backbones are not supported by this trainer yet");
   L.backbone.stemChannels = bb.at("stemChannels").integer(1);
   Field stages = bb.at("stages");
   if (stages.size() != 4) stages.fail("must have exactly 4 stages");
+  const bool inverted = L.backbone.block == "mbblock";
+  // The ResNet stem ends with stemChannels; the MobileNetV2 stem ends with its expansion-1 block,
+  // whose width is the first block's input (16): search/layout-resolve.ts owns that number.
   int prev = L.backbone.stemChannels;
   for (size_t s = 0; s < 4; ++s) {
     Field blocks = stages.at(s).at("blocks");
     if (blocks.size() == 0) blocks.fail("must have at least one block");
     for (size_t i = 0; i < blocks.size(); ++i) {
       BlockLayout b = parseBlock(blocks.at(i));
+      if (inverted && b.projection) blocks.at(i).at("projection").fail("must be false for mbblock (the residual exists only at stride 1 and equal widths)");
+      if (inverted && b.groups != b.midChannels) blocks.at(i).at("groups").fail("must equal midChannels for mbblock (depthwise 3x3)");
+      if (inverted && s == 0 && i == 0) prev = b.inChannels;  // the stem block's output width
       if (b.inChannels != prev) blocks.at(i).at("inChannels").fail("must equal the previous output channels " + std::to_string(prev));
       prev = b.outChannels;
       L.backbone.stages[s].push_back(b);

@@ -57,32 +57,53 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   return gn->forward(x.scalar_type() == gn->weight.scalar_type() ? x : x.to(gn->weight.scalar_type()));
 }
 
-BlockImpl::BlockImpl(const BlockLayout& b, const std::string& kind, const std::string& norm) {
+BlockImpl::BlockImpl(const BlockLayout& b, const std::string& blockKind, const std::string& norm) {
   const bool ws = norm == "gn+ws";
-  bottleneck = kind != "basicblock";
-  if (!bottleneck) {
-    conv1 = register_module("conv1", Conv(b.inChannels, b.midChannels, 3, b.stride, 1, 1, false, ws, Init::KaimingOut));
-    n1 = register_module("n1", Norm(norm, b.midChannels));
-    conv2 = register_module("conv2", Conv(b.midChannels, b.outChannels, 3, 1, 1, 1, false, ws, Init::KaimingOut));
-    n2 = register_module("n2", Norm(norm, b.outChannels));
-  } else {
-    // torchvision's ResNet v1.5: the stride sits on the 3x3 conv
-    conv1 = register_module("conv1", Conv(b.inChannels, b.midChannels, 1, 1, 0, 1, false, ws, Init::KaimingOut));
-    n1 = register_module("n1", Norm(norm, b.midChannels));
-    conv2 = register_module("conv2", Conv(b.midChannels, b.midChannels, 3, b.stride, 1, b.groups, false, ws, Init::KaimingOut));
-    n2 = register_module("n2", Norm(norm, b.midChannels));
-    conv3 = register_module("conv3", Conv(b.midChannels, b.outChannels, 1, 1, 0, 1, false, ws, Init::KaimingOut));
-    n3 = register_module("n3", Norm(norm, b.outChannels));
+  kind = blockKind == "basicblock" ? Kind::Basic : blockKind == "mbblock" ? Kind::Inverted : Kind::Bottleneck;
+  const Init init = Init::KaimingOut;
+  switch (kind) {
+    case Kind::Basic:
+      conv1 = register_module("conv1", Conv(b.inChannels, b.midChannels, /*k=*/3, b.stride, /*pad=*/1, /*groups=*/1, /*bias=*/false, ws, init));
+      n1 = register_module("n1", Norm(norm, b.midChannels));
+      conv2 = register_module("conv2", Conv(b.midChannels, b.outChannels, 3, 1, 1, 1, false, ws, init));
+      n2 = register_module("n2", Norm(norm, b.outChannels));
+      break;
+    case Kind::Bottleneck:
+      // torchvision's ResNet v1.5: the stride sits on the 3x3 conv
+      conv1 = register_module("conv1", Conv(b.inChannels, b.midChannels, /*k=*/1, /*stride=*/1, /*pad=*/0, /*groups=*/1, /*bias=*/false, ws, init));
+      n1 = register_module("n1", Norm(norm, b.midChannels));
+      conv2 = register_module("conv2", Conv(b.midChannels, b.midChannels, 3, b.stride, 1, b.groups, false, ws, init));
+      n2 = register_module("n2", Norm(norm, b.midChannels));
+      conv3 = register_module("conv3", Conv(b.midChannels, b.outChannels, 1, 1, 0, 1, false, ws, init));
+      n3 = register_module("n3", Norm(norm, b.outChannels));
+      break;
+    case Kind::Inverted:
+      if (b.midChannels != b.inChannels) {  // the stem's expansion-1 block has no expansion conv
+        conv1 = register_module("conv1", Conv(b.inChannels, b.midChannels, /*k=*/1, /*stride=*/1, /*pad=*/0, /*groups=*/1, /*bias=*/false, ws, init));
+        n1 = register_module("n1", Norm(norm, b.midChannels));
+      }
+      conv2 = register_module("conv2", Conv(b.midChannels, b.midChannels, /*k=*/3, b.stride, /*pad=*/1, b.groups, /*bias=*/false, ws, init));
+      n2 = register_module("n2", Norm(norm, b.midChannels));
+      conv3 = register_module("conv3", Conv(b.midChannels, b.outChannels, 1, 1, 0, 1, false, ws, init));
+      n3 = register_module("n3", Norm(norm, b.outChannels));
+      identity = b.stride == 1 && b.inChannels == b.outChannels;
+      break;
   }
   if (b.projection) {
-    down = register_module("down", Conv(b.inChannels, b.outChannels, 1, b.stride, 0, 1, false, ws, Init::KaimingOut));
+    down = register_module("down", Conv(b.inChannels, b.outChannels, /*k=*/1, b.stride, /*pad=*/0, /*groups=*/1, /*bias=*/false, ws, init));
     dn = register_module("dn", Norm(norm, b.outChannels));
   }
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  if (kind == Kind::Inverted) {
+    auto y = conv1 ? torch::clamp(n1(conv1(x)), 0, 6) : x;  // ReLU6
+    y = torch::clamp(n2(conv2(y)), 0, 6);
+    y = n3(conv3(y));  // linear bottleneck: no activation
+    return identity ? x + y : y;
+  }
   auto y = torch::relu(n1(conv1(x)));
-  if (bottleneck) {
+  if (kind == Kind::Bottleneck) {
     y = torch::relu(n2(conv2(y)));
     y = n3(conv3(y));
   } else {
@@ -92,9 +113,21 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   return torch::relu(y + shortcut);
 }
 
-BackboneImpl::BackboneImpl(const BackboneLayout& L, const std::string& norm, int numStages) {
-  stem = register_module("stem", Conv(3, L.stemChannels, 7, 2, 3, 1, false, norm == "gn+ws", Init::KaimingOut));
-  stemNorm = register_module("stemNorm", Norm(norm, L.stemChannels));
+BackboneImpl::BackboneImpl(const BackboneLayout& L, const std::string& norm, int numStages) : inverted(L.block == "mbblock") {
+  const bool ws = norm == "gn+ws";
+  if (inverted) {
+    // MobileNetV2 stem: 3x3/2 conv to stemChannels (32), norm, ReLU6, then the expansion-1 block to
+    // the first stage's input width (16)
+    stem = register_module("stem", Conv(3, L.stemChannels, /*k=*/3, /*stride=*/2, /*pad=*/1, /*groups=*/1, /*bias=*/false, ws, Init::KaimingOut));
+    stemNorm = register_module("stemNorm", Norm(norm, L.stemChannels));
+    const int out = L.stages[0].front().inChannels;
+    BlockLayout sb{/*inChannels=*/L.stemChannels, /*outChannels=*/out, /*midChannels=*/L.stemChannels, /*stride=*/1, /*groups=*/L.stemChannels,
+                   /*projection=*/false};
+    stemBlock = register_module("stemBlock", Block(sb, L.block, norm));
+  } else {
+    stem = register_module("stem", Conv(3, L.stemChannels, /*k=*/7, /*stride=*/2, /*pad=*/3, /*groups=*/1, /*bias=*/false, ws, Init::KaimingOut));
+    stemNorm = register_module("stemNorm", Norm(norm, L.stemChannels));
+  }
   for (int s = 0; s < numStages; ++s) {
     torch::nn::Sequential seq;
     for (const auto& b : L.stages[s]) seq->push_back(Block(b, L.block, norm));
@@ -103,8 +136,13 @@ BackboneImpl::BackboneImpl(const BackboneLayout& L, const std::string& norm, int
 }
 
 std::vector<torch::Tensor> BackboneImpl::forward(const torch::Tensor& x) {
-  auto y = torch::relu(stemNorm(stem(x)));
-  y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  torch::Tensor y;
+  if (inverted) {
+    y = stemBlock(torch::clamp(stemNorm(stem(x)), 0, 6));
+  } else {
+    y = torch::relu(stemNorm(stem(x)));
+    y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  }
   std::vector<torch::Tensor> out;
   for (auto& s : stages) {
     y = s->forward(y);
@@ -568,10 +606,21 @@ std::map<std::string, ModuleCost> describeModel(Detector& model, const Layout& L
     m[top].params += static_cast<double>(p.value().numel());
   }
   // FLOPs (MACs) for one image
-  int h = convOut(L.height, 7, 2, 3), w = convOut(L.width, 7, 2, 3);
-  double bb = convMacs(3, L.backbone.stemChannels, 7, 1, h, w);
-  h = convOut(h, 3, 2, 1);
-  w = convOut(w, 3, 2, 1);
+  const bool inverted = L.backbone.block == "mbblock";
+  const int Cs = L.backbone.stemChannels;
+  double bb = 0;
+  int h, w;
+  if (inverted) {  // 3x3/2 conv, then the stem block: depthwise 3x3 and a 1x1 to the first stage's input
+    h = convOut(L.height, 3, 2, 1);
+    w = convOut(L.width, 3, 2, 1);
+    bb = convMacs(3, Cs, 3, 1, h, w) + convMacs(Cs, Cs, 3, Cs, h, w) + convMacs(Cs, L.backbone.stages[0].front().inChannels, 1, 1, h, w);
+  } else {  // 7x7/2 conv and a 3x3/2 max-pool
+    h = convOut(L.height, 7, 2, 3);
+    w = convOut(L.width, 7, 2, 3);
+    bb = convMacs(3, Cs, 7, 1, h, w);
+    h = convOut(h, 3, 2, 1);
+    w = convOut(w, 3, 2, 1);
+  }
   const bool fpn = L.neck.kind == "fpn";
   std::array<std::pair<int, int>, 4> stageHW{};
   for (int s = 0; s < (fpn ? std::min(L.neck.to, 4) : 3); ++s) {
@@ -579,7 +628,7 @@ std::map<std::string, ModuleCost> describeModel(Detector& model, const Layout& L
       int ho = convOut(h, 3, b.stride, 1), wo = convOut(w, 3, b.stride, 1);
       if (L.backbone.block == "basicblock") {
         bb += convMacs(b.inChannels, b.midChannels, 3, 1, ho, wo) + convMacs(b.midChannels, b.outChannels, 3, 1, ho, wo);
-      } else {
+      } else {  // bottlenecks and inverted residuals: 1x1, 3x3 (stride, groups), 1x1
         bb += convMacs(b.inChannels, b.midChannels, 1, 1, h, w) + convMacs(b.midChannels, b.midChannels, 3, b.groups, ho, wo) +
               convMacs(b.midChannels, b.outChannels, 1, 1, ho, wo);
       }
@@ -635,12 +684,28 @@ std::map<std::string, ModuleCost> describeModel(Detector& model, const Layout& L
 
 ClassifierImpl::ClassifierImpl(const Layout& L, const std::string& norm, int numClasses) {
   backbone = register_module("backbone", Backbone(L.backbone, norm, 4));
-  fc = register_module("fc", torch::nn::Linear(L.backbone.stageChannels[3], numClasses));
+  int features = L.backbone.stageChannels[3];
+  if (backbone->inverted) {
+    last = register_module("last", Conv(features, kMobileNetLastChannels, /*k=*/1, /*stride=*/1, /*pad=*/0, /*groups=*/1, /*bias=*/false,
+                                        norm == "gn+ws", Init::KaimingOut));
+    lastNorm = register_module("lastNorm", Norm(norm, kMobileNetLastChannels));
+    features = kMobileNetLastChannels;
+  }
+  fc = register_module("fc", torch::nn::Linear(features, numClasses));
+  if (backbone->inverted) {  // torchvision MobileNetV2: N(0, 0.01), zero bias
+    torch::nn::init::normal_(fc->weight, 0, 0.01);
+    torch::nn::init::zeros_(fc->bias);
+  }
 }
 
 torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) {
-  auto c = backbone(x);
-  return fc(c.back().mean({2, 3}));
+  auto y = backbone(x).back();
+  if (last) {
+    y = torch::clamp(lastNorm(last(y)), 0, 6);
+    y = F::dropout(y.mean({2, 3}), F::DropoutFuncOptions().p(0.2).training(is_training()));
+    return fc(y);
+  }
+  return fc(y.mean({2, 3}));
 }
 
 }  // namespace smnas

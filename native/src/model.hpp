@@ -42,10 +42,16 @@ struct NormImpl : torch::nn::Module {
 TORCH_MODULE(Norm);
 int groupNormGroups(int channels);
 
+// One backbone block. Residual kinds: basicblock (3x3, 3x3), bottleneck / Xbottleneck (1x1, 3x3
+// with stride and groups, 1x1; torchvision's v1.5), ReLU after the sum. mbblock: MobileNetV2's
+// inverted residual: 1x1 expansion (absent when midChannels == inChannels, the stem's t=1 block),
+// depthwise 3x3 with stride, linear 1x1 projection; ReLU6; identity shortcut only at stride 1 with
+// equal widths. Module names conv1..3 / n1..3 / down / dn (tools: weights.cpp maps torchvision's).
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const BlockLayout& b, const std::string& kind, const std::string& norm);
   torch::Tensor forward(const torch::Tensor& x);
-  bool bottleneck;
+  enum class Kind { Basic, Bottleneck, Inverted } kind;
+  bool identity = false;  // mbblock: the shortcut exists
   Conv conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, down{nullptr};
   Norm n1{nullptr}, n2{nullptr}, n3{nullptr}, dn{nullptr};
 };
@@ -55,8 +61,10 @@ struct BackboneImpl : torch::nn::Module {
   // numStages: 4, or 3 for neck 'none' (stage 4 is not built)
   BackboneImpl(const BackboneLayout& L, const std::string& norm, int numStages);
   std::vector<torch::Tensor> forward(const torch::Tensor& x);
+  bool inverted;  // MobileNetV2 stem (3x3/2 conv, norm, ReLU6, then stemBlock) instead of ResNet's
   Conv stem{nullptr};
   Norm stemNorm{nullptr};
+  Block stemBlock{nullptr};  // mbblock: the expansion-1 inverted residual 32 -> 16
   std::vector<torch::nn::Sequential> stages;
 };
 TORCH_MODULE(Backbone);
@@ -136,13 +144,19 @@ struct ModuleCost {
 };
 std::map<std::string, ModuleCost> describeModel(Detector& model, const Layout& L, int rois);
 
-// Classification model for backbone pretraining: backbone + global average pool + linear.
+// Classification model for backbone pretraining: backbone + global average pool + linear. For
+// mbblock backbones, torchvision's MobileNetV2 head first: 1x1 conv to 1280 (`last`), norm, ReLU6
+// (search/cost.ts MOBILENET_LAST_CHANNELS), and dropout 0.2 before the linear layer.
 struct ClassifierImpl : torch::nn::Module {
   ClassifierImpl(const Layout& L, const std::string& norm, int numClasses);
   torch::Tensor forward(const torch::Tensor& x);
   Backbone backbone{nullptr};
+  Conv last{nullptr};
+  Norm lastNorm{nullptr};
   torch::nn::Linear fc{nullptr};
 };
+// torchvision MobileNetV2's last conv width (search/cost.ts MOBILENET_LAST_CHANNELS)
+constexpr int kMobileNetLastChannels = 1280;
 TORCH_MODULE(Classifier);
 
 }  // namespace smnas

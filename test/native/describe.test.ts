@@ -12,9 +12,9 @@ import { getDetectionRecipe } from '../../protocol/recipes';
 import { TrainerExit } from '../../protocol/trainer-messages';
 import { requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
 
-/** Architectures this trainer builds (ga-rpn and mbblock / mobilenet_v2 follow in a later issue). */
+/** Architectures this trainer builds (ga-rpn follows). */
 function supported(arch: string): boolean {
-  return !arch.includes('ga-rpn') && !arch.includes('mbblock') && !arch.includes('mobilenet');
+  return !arch.includes('ga-rpn');
 }
 
 function sample(): { arch: string; recipe: string }[] {
