@@ -169,10 +169,13 @@ function rpnInto(acc: Acc, l: DetectorLayout, levels: Size[]): void {
       acc.conv(c, r.anchorsPerLocation, 1, 1, m, { bias: true }); // objectness (sigmoid)
       acc.conv(c, 4 * r.anchorsPerLocation, 1, 1, m, { bias: true }); // deltas
     } else {
-      // guided anchoring, without the deformable conv (the trainer guide's minimum viable version)
+      // guided anchoring (mmdetection's GARPNHead): location and shape 1x1 convs, the feature
+      // adaption (a 1x1 conv from the shape to the offsets of a 3x3 deformable conv, both without
+      // bias as mmcv's; the deformable conv costed as a dense one), objectness and deltas
       acc.conv(c, 1, 1, 1, m, { bias: true }); // location
       acc.conv(c, 2, 1, 1, m, { bias: true }); // shape (dw, dh)
-      const f = acc.conv(c, c, 3, 1, m, { bias: true }); // feature adaption
+      acc.conv(2, r.deformGroups * 2 * 3 * 3, 1, 1, m); // offsets: (y, x) per tap per deformable group
+      const f = acc.conv(c, c, 3, 1, m); // deformable feature adaption
       acc.conv(c, r.anchorsPerLocation, 1, 1, f, { bias: true });
       acc.conv(c, 4 * r.anchorsPerLocation, 1, 1, f, { bias: true });
     }

@@ -43,6 +43,8 @@ const MOBILENET_V2_GROUPS: { t: number; c: number; n: number; s: 1 | 2; stage: n
   { t: 6, c: 160, n: 3, s: 2, stage: 3 },
   { t: 6, c: 320, n: 1, s: 1, stage: 3 },
 ];
+/** Deformable groups of GA-RPN's feature adaption (mmdetection's GARPNHead default). */
+export const GA_RPN_DEFORM_GROUPS = 4;
 /** MobileNetV2 stem: 3x3/2 conv to 32, then an expansion-1 inverted residual to 16. */
 export const MBBLOCK_STEM = { conv: 32, out: 16 } as const;
 
@@ -129,8 +131,8 @@ export function resolveLayout(arch: Arch | string, opts: ResolveOptions): Detect
       : { kind: 'fpn', from: n.from, to: n.to, channels: n.channels, strides: Array.from({ length: n.to - n.from + 1 }, (_, i) => 4 * 2 ** (n.from + i - 1)) };
   const rpn: RpnLayout =
     a.rpn === 'none'
-      ? { kind: 'none', anchorsPerLocation: 0, convChannels: 0 }
-      : { kind: a.rpn, anchorsPerLocation: a.rpn === 'rpn' ? 3 : 1, convChannels: neck.channels };
+      ? { kind: 'none', anchorsPerLocation: 0, convChannels: 0, deformGroups: 0 }
+      : { kind: a.rpn, anchorsPerLocation: a.rpn === 'rpn' ? 3 : 1, convChannels: neck.channels, deformGroups: a.rpn === 'ga-rpn' ? GA_RPN_DEFORM_GROUPS : 0 };
   const h = a.head;
   const head: HeadLayout =
     h.kind === '2fc'

@@ -59,6 +59,8 @@ export const RpnLayoutSchema = z.object({
   anchorsPerLocation: z.number().int().nonnegative(),
   /** width of the shared 3x3 conv (= neck channels) */
   convChannels: z.number().int().nonnegative(),
+  /** ga-rpn: deformable groups of the feature adaption's 3x3 deformable conv (mmdetection: 4); 0 otherwise */
+  deformGroups: z.number().int().nonnegative(),
 });
 export type RpnLayout = z.infer<typeof RpnLayoutSchema>;
 

@@ -6,6 +6,32 @@
 #include <sstream>
 
 namespace smnas {
+
+BlockKind blockKindNamed(const std::string& n) {
+  if (n == "basicblock") return BlockKind::BasicBlock;
+  if (n == "bottleneck") return BlockKind::Bottleneck;
+  if (n == "Xbottleneck") return BlockKind::XBottleneck;
+  if (n == "mbblock") return BlockKind::MBBlock;
+  throw std::invalid_argument("unknown block kind '" + n + "'");
+}
+NormKind normKindNamed(const std::string& n) {
+  if (n == "bn") return NormKind::BN;
+  if (n == "gn") return NormKind::GN;
+  if (n == "gn+ws") return NormKind::GNWS;
+  throw std::invalid_argument("unknown norm '" + n + "'");
+}
+RpnKind rpnKindNamed(const std::string& n) {
+  if (n == "none") return RpnKind::None;
+  if (n == "rpn") return RpnKind::Rpn;
+  if (n == "ga-rpn") return RpnKind::GaRpn;
+  throw std::invalid_argument("unknown rpn kind '" + n + "'");
+}
+HeadKind headKindNamed(const std::string& n) {
+  if (n == "2fc") return HeadKind::TwoFc;
+  if (n == "cascade") return HeadKind::Cascade;
+  if (n == "retina") return HeadKind::Retina;
+  throw std::invalid_argument("unknown head kind '" + n + "'");
+}
 using nlohmann::json;
 
 namespace {
@@ -95,11 +121,11 @@ Layout parseLayout(const Field& f) {
   if (L.width % 32 || L.height % 32) f.at("input").fail("width and height must be multiples of 32");
 
   Field bb = f.at("backbone");
-  L.backbone.block = bb.at("block").oneOf({"basicblock", "bottleneck", "Xbottleneck", "mbblock"});
+  L.backbone.block = blockKindNamed(bb.at("block").oneOf({"basicblock", "bottleneck", "Xbottleneck", "mbblock"}));
   L.backbone.stemChannels = bb.at("stemChannels").integer(1);
   Field stages = bb.at("stages");
   if (stages.size() != 4) stages.fail("must have exactly 4 stages");
-  const bool inverted = L.backbone.block == "mbblock";
+  const bool inverted = L.backbone.block == BlockKind::MBBlock;
   // The ResNet stem ends with stemChannels; the MobileNetV2 stem ends with its expansion-1 block,
   // whose width is the first block's input (16): search/layout-resolve.ts owns that number.
   int prev = L.backbone.stemChannels;
@@ -125,9 +151,9 @@ Layout parseLayout(const Field& f) {
   }
 
   Field nk = f.at("neck");
-  L.neck.kind = nk.at("kind").oneOf({"none", "fpn"});
+  L.neck.kind = nk.at("kind").oneOf({"none", "fpn"}) == "fpn" ? NeckKind::Fpn : NeckKind::None;
   L.neck.channels = nk.at("channels").integer(1);
-  if (L.neck.kind == "fpn") {
+  if (L.neck.kind == NeckKind::Fpn) {
     L.neck.from = nk.at("from").integer(1, 4);
     L.neck.to = nk.at("to").integer(L.neck.from, 6);
   } else {
@@ -135,28 +161,30 @@ Layout parseLayout(const Field& f) {
   }
 
   Field rp = f.at("rpn");
-  L.rpn.kind = rp.at("kind").oneOf({"none", "rpn", "ga-rpn"});
-  if (L.rpn.kind == "ga-rpn") rp.at("kind").fail("'ga-rpn' is not supported by this trainer yet");
+  L.rpn.kind = rpnKindNamed(rp.at("kind").oneOf({"none", "rpn", "ga-rpn"}));
   L.rpn.anchorsPerLocation = rp.at("anchorsPerLocation").integer(0);
   L.rpn.convChannels = rp.at("convChannels").integer(0);
-  if (L.rpn.kind == "rpn") {
-    if (L.rpn.anchorsPerLocation != 3) rp.at("anchorsPerLocation").fail("must be 3 (3 ratios x 1 scale)");
-    if (L.rpn.convChannels != L.neck.channels) rp.at("convChannels").fail("must equal the neck channels");
+  if (L.rpn.kind == RpnKind::Rpn && L.rpn.anchorsPerLocation != 3) rp.at("anchorsPerLocation").fail("must be 3 (3 ratios x 1 scale)");
+  if (L.rpn.kind == RpnKind::GaRpn) {
+    if (L.rpn.anchorsPerLocation != 1) rp.at("anchorsPerLocation").fail("must be 1 (one guided anchor per location)");
+    L.rpn.deformGroups = rp.at("deformGroups").integer(1);
+    if (L.rpn.convChannels % L.rpn.deformGroups != 0) rp.at("deformGroups").fail("must divide convChannels (" + std::to_string(L.rpn.convChannels) + ")");
   }
+  if (L.rpn.kind != RpnKind::None && L.rpn.convChannels != L.neck.channels) rp.at("convChannels").fail("must equal the neck channels");
 
   Field hd = f.at("head");
-  L.head.kind = hd.at("kind").oneOf({"2fc", "cascade", "retina"});
+  L.head.kind = headKindNamed(hd.at("kind").oneOf({"2fc", "cascade", "retina"}));
   L.head.numClasses = hd.at("numClasses").integer(1);
-  if (L.head.kind == "retina") {
-    if (L.rpn.kind != "none") f.at("rpn").at("kind").fail("must be 'none' with a retina head");
+  if (L.head.kind == HeadKind::Retina) {
+    if (L.rpn.kind != RpnKind::None) f.at("rpn").at("kind").fail("must be 'none' with a retina head");
     L.head.convChannels = hd.at("convChannels").integer(1);
     L.head.stackedConvs = hd.at("stackedConvs").integer(1);
     L.head.anchorsPerLocation = hd.at("anchorsPerLocation").integer(9, 9);
   } else {
-    if (L.rpn.kind != "rpn") f.at("rpn").at("kind").fail("a two-stage head needs rpn 'rpn'");
+    if (L.rpn.kind == RpnKind::None) f.at("rpn").at("kind").fail("a two-stage head needs rpn 'rpn' or 'ga-rpn'");
     L.head.roiSize = hd.at("roiSize").integer(7, 7);
     L.head.fcWidth = hd.at("fcWidth").integer(1);
-    if (L.head.kind == "cascade") {
+    if (L.head.kind == HeadKind::Cascade) {
       L.head.stages = hd.at("stages").integer(2, 4);
       Field th = hd.at("iouThresholds");
       if (static_cast<int>(th.size()) != L.head.stages) th.fail("must have one threshold per stage");
@@ -196,7 +224,7 @@ Schedule parseSchedule(const Field& f) {
 
 void parseRecipeCommon(const Field& f, Recipe& r) {
   r.name = f.at("name").str();
-  r.norm = f.at("norm").oneOf({"bn", "gn", "gn+ws"});
+  r.norm = normKindNamed(f.at("norm").oneOf({"bn", "gn", "gn+ws"}));
   r.epochs = f.at("epochs").integer(1);
   r.batchSize = f.at("batchSize").integer(1);
   r.optimizer = parseOptimizer(f.at("optimizer"));

@@ -16,31 +16,44 @@ struct JobError : std::runtime_error {
   JobError(std::string f, const std::string& msg) : std::runtime_error(msg), field(std::move(f)) {}
 };
 
+// Kinds are parsed once from the job's strings (protocol/job.ts names them) into these enums.
+enum class BlockKind { BasicBlock, Bottleneck, XBottleneck, MBBlock };
+enum class NormKind { BN, GN, GNWS };
+enum class NeckKind { None, Fpn };
+enum class RpnKind { None, Rpn, GaRpn };
+enum class HeadKind { TwoFc, Cascade, Retina };
+// wire name -> kind; std::invalid_argument for an unknown name (job.cpp reports the field first)
+BlockKind blockKindNamed(const std::string& name);
+NormKind normKindNamed(const std::string& name);
+RpnKind rpnKindNamed(const std::string& name);
+HeadKind headKindNamed(const std::string& name);
+
 struct BlockLayout {
   int inChannels, outChannels, midChannels, stride, groups;
   bool projection;
 };
 
 struct BackboneLayout {
-  std::string block;  // basicblock | bottleneck | Xbottleneck
+  BlockKind block;
   int stemChannels;
   std::array<std::vector<BlockLayout>, 4> stages;
   std::array<int, 4> stageChannels;
 };
 
 struct NeckLayout {
-  std::string kind;  // none | fpn
+  NeckKind kind;
   int channels;
   int from = 3, to = 3;  // fpn levels (none: the single P3 map, stride 16)
 };
 
 struct RpnLayout {
-  std::string kind;  // none | rpn
+  RpnKind kind;
   int anchorsPerLocation, convChannels;
+  int deformGroups = 0;  // ga-rpn: the feature adaption's deformable groups
 };
 
 struct HeadLayout {
-  std::string kind;  // 2fc | cascade | retina
+  HeadKind kind;
   int numClasses;
   int fcWidth = 0, roiSize = 7;
   int stages = 1;  // cascade
@@ -71,7 +84,8 @@ struct Schedule {
 };
 
 struct Recipe {
-  std::string name, norm;  // bn | gn | gn+ws
+  std::string name;
+  NormKind norm;
   int epochs, batchSize, workers;
   int64_t maxIterations = 0;  // 0 = none
   std::string mixedPrecision = "off";  // off | bf16 | fp16: autocast of the training forward pass

@@ -170,11 +170,11 @@ torch::Tensor roiAlignGridSample(const torch::Tensor& feature, const torch::Tens
 
 torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negThr, double minPosIou, bool lowQuality) {
   const int64_t N = iou.size(0);
-  auto assigned = torch::full({N}, -2, torch::TensorOptions().dtype(torch::kLong).device(iou.device()));
+  auto assigned = torch::full({N}, kAssignedIgnored, torch::TensorOptions().dtype(torch::kLong).device(iou.device()));
   if (N == 0) return assigned;
-  if (iou.size(1) == 0) return assigned.fill_(-1);
+  if (iou.size(1) == 0) return assigned.fill_(kAssignedNegative);
   auto [maxIou, argmax] = iou.max(1);
-  assigned.masked_fill_(maxIou < negThr, -1);
+  assigned.masked_fill_(maxIou < negThr, kAssignedNegative);
   auto pos = maxIou >= posThr;
   assigned = torch::where(pos, argmax, assigned);
   if (lowQuality) {
@@ -192,7 +192,7 @@ torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negTh
 
 Sampled sampleRandom(const torch::Tensor& assigned, int num, double posFraction) {
   auto pos = (assigned >= 0).nonzero().squeeze(1);
-  auto neg = (assigned == -1).nonzero().squeeze(1);
+  auto neg = (assigned == kAssignedNegative).nonzero().squeeze(1);
   int64_t numPos = std::min<int64_t>(pos.numel(), static_cast<int64_t>(num * posFraction));
   if (pos.numel() > numPos) pos = pos.index_select(0, torch::randperm(pos.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numPos).to(pos.device()));
   int64_t numNeg = std::min<int64_t>(neg.numel(), num - numPos);

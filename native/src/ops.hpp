@@ -41,9 +41,12 @@ torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, 
 torch::Tensor roiAlignGridSample(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
                                  int samplingRatio = 0);
 
-// Max-IoU assignment: iou [N candidates, G gts] -> per candidate: gt index, -1 negative, -2 ignored.
+// Max-IoU assignment: iou [N candidates, G gts] -> per candidate: gt index, kAssignedNegative (-1)
+// or kAssignedIgnored (-2, between the thresholds).
 // Positive if max IoU >= posThr; negative if < negThr; with lowQuality, each gt's best candidates
 // (IoU == its max and >= minPosIou) are positive too.
+constexpr int64_t kAssignedNegative = -1;
+constexpr int64_t kAssignedIgnored = -2;
 torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negThr, double minPosIou, bool lowQuality);
 
 // Random sampler: up to num*posFraction positives, the rest negatives (torch's global generator).

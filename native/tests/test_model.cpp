@@ -16,7 +16,7 @@ namespace F = torch::nn::functional;
 namespace {
 BackboneLayout makeBackbone(const std::string& kind, int base, const std::vector<std::string>& code) {
   BackboneLayout L;
-  L.block = kind;
+  L.block = blockKindNamed(kind);
   L.stemChannels = base;
   const int exp = kind == "basicblock" ? 1 : 4;
   int planes = base, in = base;
@@ -38,7 +38,7 @@ TEST(Model, BackboneOutputShapes) {
   for (std::string kind : {"basicblock", "bottleneck", "Xbottleneck"}) {
     for (std::string norm : {"bn", "gn", "gn+ws"}) {
       auto L = makeBackbone(kind, kind == "Xbottleneck" ? 64 : 16, {"1", "21", "211", "2"});
-      Backbone bb(L, norm, 4);
+      Backbone bb(L, normKindNamed(norm), 4);
       auto out = bb(torch::randn({2, 3, 64, 96}));
       ASSERT_EQ(out.size(), 4u);
       for (int s = 0; s < 4; ++s) {
@@ -54,7 +54,7 @@ TEST(Model, BackboneOutputShapes) {
 // loaded checkpoint, an optimiser step) and training mode both recompute it.
 TEST(Model, WeightStandardisedConvCachesOnlyForInference) {
   torch::manual_seed(9);
-  Conv conv(3, 4, 3, 1, 1, 1, false, true, Init::KaimingOut);
+  Conv conv(ConvOptions(3, 4, 3).ws(true));
   auto x = torch::randn({1, 3, 8, 8});
   auto reference = [&] { return F::conv2d(x, standardizeWeight(conv->weight), F::Conv2dFuncOptions().padding(1)); };
   conv->eval();
@@ -79,7 +79,7 @@ TEST(Model, GroupNormGroupsDivideChannels) {
 TEST(Model, Resnet18BackboneHasTorchvisionParamCount) {
   // torchvision resnet18 without its fc: 11,689,512 - (512*1000 + 1000) = 11,176,512
   auto L = makeBackbone("basicblock", 64, {"11", "21", "21", "21"});
-  Backbone bb(L, "bn", 4);
+  Backbone bb(L, NormKind::BN, 4);
   int64_t n = 0;
   for (auto& p : bb->parameters()) n += p.numel();
   EXPECT_EQ(n, 11176512);
@@ -112,12 +112,12 @@ Layout smallLayout(const std::string& head) {
   Layout L;
   L.width = L.height = 64;
   L.backbone = makeBackbone("basicblock", 8, {"1", "21", "21", "21"});
-  L.neck.kind = "fpn";
+  L.neck.kind = NeckKind::Fpn;
   L.neck.channels = 16;
   L.neck.from = 2;
   L.neck.to = 4;
-  L.rpn = {head == "retina" ? "none" : "rpn", head == "retina" ? 0 : 3, head == "retina" ? 0 : 16};
-  L.head.kind = head;
+  L.rpn = {head == "retina" ? RpnKind::None : rpnKindNamed(head == "2fc-ga" ? "ga-rpn" : "rpn"), head == "retina" ? 0 : head == "2fc-ga" ? 1 : 3, head == "retina" ? 0 : 16, head == "2fc-ga" ? 4 : 0};
+  L.head.kind = headKindNamed(head == "2fc-ga" ? "2fc" : head);
   L.head.numClasses = 3;
   L.head.fcWidth = 32;
   L.head.convChannels = 16;
@@ -129,7 +129,7 @@ Layout smallLayout(const std::string& head) {
 Recipe smallRecipe() {
   Recipe r;
   r.name = "unit";
-  r.norm = "gn";
+  r.norm = NormKind::GN;
   r.epochs = 1;
   r.batchSize = 2;
   r.workers = 0;
@@ -146,7 +146,7 @@ Recipe smallRecipe() {
 // bf16 autocast on the CPU (recipe.mixedPrecision 'bf16'): the detector trains, every loss term is
 // an fp32 finite scalar, and a few SGD steps on one fixed batch lower the total loss.
 TEST(Model, Bf16AutocastTrainingStaysFiniteAndLearns) {
-  for (std::string head : {"2fc", "retina"}) {
+  for (std::string head : {"2fc", "retina", "2fc-ga"}) {
     torch::manual_seed(3);
     Detector det(smallLayout(head), smallRecipe());
     det->train();

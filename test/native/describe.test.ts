@@ -12,21 +12,16 @@ import { getDetectionRecipe } from '../../protocol/recipes';
 import { TrainerExit } from '../../protocol/trainer-messages';
 import { requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
 
-/** Architectures this trainer builds (ga-rpn follows). */
-function supported(arch: string): boolean {
-  return !arch.includes('ga-rpn');
-}
-
 function sample(): { arch: string; recipe: string }[] {
   const out: { arch: string; recipe: string }[] = [];
   for (const profile of ['toy', 'paper'] as const) {
     const s = getSearchSpaces(profile);
     const rng = new Rng(profile === 'toy' ? 11 : 12);
-    const one = sampleArchs(s.stageOne, rng, 60).map(formatArch).filter(supported).slice(0, profile === 'toy' ? 12 : 8);
+    const one = sampleArchs(s.stageOne, rng, 60).map(formatArch).slice(0, profile === 'toy' ? 12 : 8);
     const recipe = profile === 'toy' ? 'toy-stage-one' : 'paper-stage-one';
     out.push(...one.map((arch) => ({ arch, recipe })));
     // stage two around a few stage-one candidates (encoded backbones, other FPN widths)
-    for (const a of sampleArchs(s.stageOne, rng, 30).filter((x) => supported(formatArch(x))).slice(0, 3)) {
+    for (const a of sampleArchs(s.stageOne, rng, 30).slice(0, 3)) {
       const two = stageTwoSpaceFrom(a, { profile });
       out.push(...sampleArchs(two, rng, 2).map((x) => ({ arch: formatArch(x), recipe })));
     }

@@ -76,7 +76,7 @@ export function testLayout(a: TestArch): DetectorLayout {
     input: { width: a.size, height: a.size },
     backbone: { block: a.block, stemChannels: a.base, stages, stageChannels },
     neck,
-    rpn: rpn === 'rpn' ? { kind: 'rpn', anchorsPerLocation: 3, convChannels: neckCh } : { kind: 'none', anchorsPerLocation: 0, convChannels: 0 },
+    rpn: rpn === 'rpn' ? { kind: 'rpn', anchorsPerLocation: 3, convChannels: neckCh, deformGroups: 0 } : { kind: 'none', anchorsPerLocation: 0, convChannels: 0, deformGroups: 0 },
     head,
   };
 }
