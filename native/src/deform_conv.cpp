@@ -45,7 +45,7 @@ void checkArgs(const torch::Tensor& input, const torch::Tensor& offset, const to
   TORCH_CHECK(g.Ho > 0 && g.Wo > 0, "deformConv2d: empty output for input ", input.sizes(), " and kernel ", weight.sizes());
   TORCH_CHECK(offset.size(0) == g.B && offset.size(1) == 2 * o.deformGroups() * g.K && offset.size(2) == g.Ho && offset.size(3) == g.Wo,
               "deformConv2d: offset must be [", g.B, ", ", 2 * o.deformGroups() * g.K, ", ", g.Ho, ", ", g.Wo, "], got ", offset.sizes());
-  TORCH_CHECK(!bias.defined() || bias.numel() == g.Cout, "deformConv2d: bias must have Cout = ", g.Cout, " elements");
+  TORCH_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == g.Cout), "deformConv2d: bias must be [Cout = ", g.Cout, "]");
   TORCH_CHECK(g.H * g.W < (int64_t{1} << 31), "deformConv2d: H*W must fit in 32 bits (the CPU kernel's sample indices)");
 }
 
