@@ -185,6 +185,7 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
       t->t = a[0]->t.as_strided(intTuple(a[2], what), intTuple(a[3], what), a[1]->i);
       return t;
     }
+    if (name == "torch.jit._pickle.restore_type_tag" && !a.empty()) return a[0];  // torch::pickle_save's typed dict
     if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state") {
       if (a.empty() || a[0]->kind != Py::Tensor) throw std::runtime_error(what + ": malformed " + name);
       return a[0];

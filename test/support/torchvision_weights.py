@@ -68,9 +68,16 @@ def read_safetensors(path):
     return out
 
 
+def build(arch, num_classes=1000):
+    if arch == 'resnext101_32x4d':  # not in torchvision's zoo; torchvision's ResNet class, torchvision's naming
+        from torchvision.models.resnet import Bottleneck, ResNet
+        return ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, num_classes=num_classes)
+    return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+
+
 def make_model(arch, seed, num_classes=1000):
     torch.manual_seed(seed)
-    m = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    m = build(arch, num_classes)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -138,11 +145,11 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.mode == 'keys':
-        sd = getattr(torchvision.models, a.arch)(weights=None).state_dict()
+        sd = build(a.arch).state_dict()
         print(json.dumps({k: list(v.shape) for k, v in sd.items()}))
         return
     if a.mode == 'load':
-        m = getattr(torchvision.models, a.arch)(weights=None, num_classes=a.num_classes)
+        m = build(a.arch, a.num_classes)
         sd = read_safetensors(a.file) if a.file.endswith('.safetensors') else torch.load(a.file)
         m.load_state_dict(sd, strict=True)
         print(json.dumps({'ok': True, 'tensors': len(sd)}))
