@@ -14,6 +14,7 @@ const COMMANDS: Record<string, string> = {
   data: './commands/data',
   eval: './commands/eval',
   train: './commands/train',
+  classify: './commands/classify',
   bench: './commands/bench',
   search: './commands/search',
   dev: './commands/dev',

@@ -15,8 +15,11 @@ import {
   CheckpointPolicySchema,
   DetectionJobSchema,
   JOB_SCHEMA_VERSION,
+  ClassifyJobSchema,
   type ClassificationJob,
+  type ClassifyJob,
   type DetectionJob,
+  type InitKind,
 } from './job';
 import type { ClassificationRecipe, DetectionRecipe } from './recipe';
 
@@ -50,7 +53,7 @@ export interface DetectionJobOptions extends CommonJobOptions {
   trainSplit?: string;
   valSplit?: string;
   initWeights?: string;
-  initKind?: 'backbone' | 'detector';
+  initKind?: InitKind;
   /** evaluator argv (e.g. [...SMNAS_CLI, 'eval']); the trainer appends --gt/--dets/--json */
   evaluator?: string[];
   bench?: { warmup?: number; iterations?: number };
@@ -128,5 +131,37 @@ export function buildClassificationJob(o: ClassificationJobOptions): Classificat
       initWeights: o.initWeights,
     },
     'classification job',
+  );
+}
+
+export interface ClassifyJobOptions extends CommonJobOptions {
+  /** a backbone notation: resnet50, mobilenet_v2, resnext50_32x4d, basicblock_64_1-21-21-21, ... */
+  backbone: string;
+  /** torchvision checkpoint (.pth or .safetensors) */
+  weights: string;
+  images: string;
+  numClasses?: number;
+  topK?: number;
+}
+
+/**
+ * A zod-valid `classify` job (torchvision-style inference). The layout is the backbone's inside a
+ * 224x224 detector notation; the trainer uses only its backbone part.
+ */
+export function buildClassifyJob(o: ClassifyJobOptions): ClassifyJob {
+  const layout = resolve(`224x224/${o.backbone}/fpn(P2-P5,c=256)/rpn/2fc`, { numClasses: 1, fcWidth: 1 });
+  return validated(
+    ClassifyJobSchema,
+    {
+      ...commonFields(o),
+      command: 'classify',
+      arch: o.backbone,
+      layout,
+      initWeights: o.weights,
+      images: o.images,
+      numClasses: o.numClasses ?? 1000,
+      topK: o.topK ?? 5,
+    },
+    'classify job',
   );
 }

@@ -50,6 +50,9 @@ export const DetectionDataSchema = z.object({
  */
 export const EvaluatorSchema = z.array(z.string().min(1)).min(1);
 
+export const InitKindSchema = z.enum(['backbone', 'detector', 'torchvision']);
+export type InitKind = z.infer<typeof InitKindSchema>;
+
 export const DetectionJobSchema = z.object({
   ...common,
   command: z.enum(['train', 'eval', 'bench', 'describe']),
@@ -60,10 +63,19 @@ export const DetectionJobSchema = z.object({
   data: DetectionDataSchema.optional(),
   /** number of object classes (without background); from the dataset's categories */
   numClasses: z.number().int().positive(),
-  /** backbone weights written by classify-train, or full detector weights for eval/transfer */
+  /**
+   * backbone weights written by classify-train, full detector weights for eval/transfer, or a
+   * torchvision checkpoint (.pth as torch.save writes it, or .safetensors; the format is read from
+   * the file's content)
+   */
   initWeights: z.string().optional(),
-  /** what initWeights holds */
-  initKind: z.enum(['backbone', 'detector']).default('backbone'),
+  /**
+   * what initWeights holds: 'backbone' (classify-train's backbone_weights), 'detector' (a trained
+   * detector's weights), 'torchvision' (a torchvision ImageNet state_dict in torchvision's naming:
+   * resnet*, resnext*, mobilenet_v2, or classify-train's torchvision.safetensors), loaded into
+   * the backbone; BN backbones only. Pair it with recipe.backbone (frozen stages, normEval).
+   */
+  initKind: InitKindSchema.default('backbone'),
   evaluator: EvaluatorSchema.optional(),
   bench: z
     .object({
@@ -87,5 +99,26 @@ export const ClassificationJobSchema = z.object({
 });
 export type ClassificationJob = z.infer<typeof ClassificationJobSchema>;
 
-export const JobSchema = z.union([DetectionJobSchema, ClassificationJobSchema]);
+/**
+ * `classify`: a classifier imported from a torchvision checkpoint (initWeights: .pth or
+ * .safetensors in torchvision's naming) run on every .png/.jpg/.jpeg/.bmp of `images` with
+ * torchvision's ImageNet evaluation transforms (Resize(256, antialias=True) on the uint8 tensor,
+ * CenterCrop(224), Normalize); the result lists each image's top-k classes and logits. BN only.
+ */
+export const ClassifyJobSchema = z.object({
+  ...common,
+  command: z.literal('classify'),
+  arch: z.string().min(1),
+  /** only the backbone part of the layout is used */
+  layout: DetectorLayoutSchema,
+  initWeights: z.string().min(1),
+  /** a folder of images */
+  images: z.string().min(1),
+  /** outputs of the classifier's fc layer (ImageNet: 1000) */
+  numClasses: z.number().int().positive().default(1000),
+  topK: z.number().int().positive().default(5),
+});
+export type ClassifyJob = z.infer<typeof ClassifyJobSchema>;
+
+export const JobSchema = z.union([DetectionJobSchema, ClassificationJobSchema, ClassifyJobSchema]);
 export type Job = z.infer<typeof JobSchema>;

@@ -58,6 +58,14 @@ export const OptimizerSchema = z.object({
 export const MixedPrecisionSchema = z.enum(['off', 'bf16', 'fp16']);
 export type MixedPrecision = z.infer<typeof MixedPrecisionSchema>;
 
+export const BackboneTrainingSchema = z.object({
+  frozenStages: z.number().int().min(-1).max(4).default(-1),
+  normEval: z.boolean().default(false),
+});
+export type BackboneTraining = z.infer<typeof BackboneTrainingSchema>;
+/** what a recipe for an ImageNet-pretrained backbone uses (mmdetection's ResNet defaults) */
+export const PRETRAINED_BACKBONE: BackboneTraining = { frozenStages: 1, normEval: true };
+
 export const DetectionRecipeSchema = z.object({
   name: z.string().min(1),
   norm: NormSchema,
@@ -96,6 +104,14 @@ export const DetectionRecipeSchema = z.object({
   /** optional hard cap on iterations (short test runs); the schedule is computed for this length */
   maxIterations: z.number().int().positive().optional(),
   mixedPrecision: MixedPrecisionSchema.optional(),
+  /**
+   * mmdetection's settings for a pretrained backbone (absent: nothing frozen, BN in train mode).
+   * frozenStages: -1 none, 0 the stem, k the stem and stages 1..k (parameters get no gradient,
+   * are left out of the optimiser and their norms stay in eval mode); normEval: every BatchNorm of
+   * the backbone in eval mode while training (running statistics frozen). mmdet's ResNet config for
+   * ImageNet-pretrained backbones: { frozenStages: 1, normEval: true }.
+   */
+  backbone: BackboneTrainingSchema.optional(),
 });
 export type DetectionRecipe = z.infer<typeof DetectionRecipeSchema>;
 

@@ -100,6 +100,8 @@ export const ResultMessageSchema = z.object({
   peakMemoryMB: z.number().optional(),
   /** diverged: where and why */
   message: z.string().optional(),
+  /** classify: per image (sorted by file name), the top-k class indices and their logits */
+  predictions: z.array(z.object({ file: z.string(), classes: z.array(z.number().int()), logits: z.array(z.number()) })).optional(),
 });
 export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { bool, int, parseFlags, printJson, requireStr, str, type Command } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { PROJECT_ROOT } from '../../common/paths';
+import { InitKindSchema } from '../../protocol/job';
 import { buildDetectionJob } from '../../protocol/job-builder';
 import { MixedPrecisionSchema, NormSchema } from '../../protocol/recipe';
 import { resolveDetectionRecipe } from '../../protocol/recipe-file';
@@ -42,8 +43,12 @@ export const command: Command = {
   --out <dir>    output dir (default runs/<arch>); holds weights, detections_val.json, metrics.json,
                  checkpoints/ and the job file
   --resume       continue from the newest valid checkpoint in <out>/checkpoints
-  --init <file>  backbone weights from 'smnas-trainer classify-train' (or --init-kind detector)
-  --init-kind    backbone | detector
+  --init <file>  backbone weights from 'smnas-trainer classify-train' (or --init-kind detector|torchvision)
+  --init-kind    backbone | detector | torchvision (a torchvision ImageNet checkpoint, .pth or
+                 .safetensors, e.g. resnet50-0676ba61.pth, imported into the backbone; BN only)
+  --frozen-stages N   -1 none, 0 the stem, k the stem and stages 1..k (recipe.backbone.frozenStages)
+  --norm-eval    every backbone BatchNorm in eval mode while training (recipe.backbone.normEval)
+                 (mmdetection's pretrained-backbone settings: --frozen-stages 1 --norm-eval)
   --device       cpu | cuda:<i>  (default cpu)
   --threads N    intra-op threads (default: all cores)
   --seed N       (default 0)
@@ -70,6 +75,8 @@ examples:
       resume: { type: 'boolean' },
       init: { type: 'string' },
       'init-kind': { type: 'string' },
+      'frozen-stages': { type: 'string' },
+      'norm-eval': { type: 'boolean' },
       device: { type: 'string' },
       threads: { type: 'string' },
       seed: { type: 'string' },
@@ -97,8 +104,14 @@ examples:
       if (!m.success) throw new UserError(`${cmd}: --mixed-precision must be off, bf16 or fp16, got '${mp}'`);
       recipe.mixedPrecision = m.data;
     }
-    const initKind = str(flags, 'init-kind') ?? 'backbone';
-    if (initKind !== 'backbone' && initKind !== 'detector') throw new UserError(`${cmd}: --init-kind must be backbone or detector`);
+    const ik = InitKindSchema.safeParse(str(flags, 'init-kind') ?? 'backbone');
+    if (!ik.success) throw new UserError(`${cmd}: --init-kind must be backbone, detector or torchvision`);
+    const initKind = ik.data;
+    const frozen = int(cmd, flags, 'frozen-stages');
+    if (frozen !== undefined || bool(flags, 'norm-eval')) {
+      if (frozen !== undefined && (frozen < -1 || frozen > 4)) throw new UserError(`${cmd}: --frozen-stages must be -1..4`);
+      recipe.backbone = { frozenStages: frozen ?? recipe.backbone?.frozenStages ?? -1, normEval: bool(flags, 'norm-eval') || (recipe.backbone?.normEval ?? false) };
+    }
     const numClasses = datasetClassCount(data);
     const outDir = path.resolve(str(flags, 'out') ?? path.join('runs', safeName(arch)));
     const job = buildDetectionJob({

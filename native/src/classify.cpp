@@ -10,6 +10,7 @@
 #include "model.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
+#include "weights.hpp"
 
 namespace fs = std::filesystem;
 
@@ -160,6 +161,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
   fs::rename(weights + ".tmp", weights);
   torch::save(model->backbone, bbWeights + ".tmp");
   fs::rename(bbWeights + ".tmp", bbWeights);
+  if (r.norm == "bn") exportTorchvision(model, job.layout.backbone, (fs::path(job.outDir) / "torchvision.safetensors").string());
   saveCheckpoint(job, *model, *opt, pos);
   auto [top1, top5] = evaluate(job, model, val, dev);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
@@ -190,6 +192,7 @@ int classifyEval(const Job& job, const torch::Device& dev) {
 
 int runClassification(const Job& job) {
   torch::Device dev = setupDevice(job);
+  if (job.command == "classify") return classifyImages(job, dev);
   fs::create_directories(job.outDir);
   return job.command == "classify-train" ? classifyTrain(job, dev) : classifyEval(job, dev);
 }

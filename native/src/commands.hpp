@@ -4,5 +4,5 @@
 
 namespace smnas {
 int runDetection(const Job& job);       // train | eval | bench | describe
-int runClassification(const Job& job);  // classify-train | classify-eval
+int runClassification(const Job& job);  // classify-train | classify-eval | classify
 }  // namespace smnas

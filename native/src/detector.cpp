@@ -11,6 +11,7 @@
 #include "model.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
+#include "weights.hpp"
 
 namespace fs = std::filesystem;
 
@@ -104,6 +105,7 @@ bool isClassPredictor(const std::string& name) {
 void loadInitWeights(const Job& job, Detector& model) {
   if (job.initWeights.empty()) return;
   if (!fs::exists(job.initWeights)) throw JobError("initWeights", "file " + job.initWeights + " does not exist");
+  if (job.initKind == "torchvision") return importTorchvisionBackbone(model->backbone, job.layout.backbone, job.initWeights);
   std::vector<std::string> mismatched;
   try {
     torch::serialize::InputArchive ar;
@@ -190,6 +192,7 @@ int train(const Job& job, const torch::Device& dev) {
   const Recipe& r = job.recipe;
   Detector model(job.layout, r);
   loadInitWeights(job, model);
+  applyBackboneTraining(model->backbone, r.backbone);  // frozen stages: not in the optimiser
   model->to(dev);
   auto opt = makeSgd(*model, r.optimizer);
   const int64_t N = static_cast<int64_t>(ds.images.size());
@@ -239,6 +242,7 @@ int train(const Job& job, const torch::Device& dev) {
       return v;
     });
     model->train();
+    applyBackboneTraining(model->backbone, r.backbone);
     for (int64_t k = 0; k < batches; ++k) {
       Batch b = makeBatch(loader.get(k), 32, 32, dev);
       // sampling randomness per iteration from (seed, iteration): resuming reproduces it exactly

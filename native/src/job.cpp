@@ -1,5 +1,6 @@
 #include "job.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -259,6 +260,12 @@ Recipe parseDetectionRecipe(const Field& f) {
   r.testScoreThreshold = t.at("scoreThreshold").num(0, 1);
   r.testNmsIou = t.at("nmsIou").num(0, 1, true);
   r.testMaxPerImage = t.at("maxPerImage").integer(1);
+  if (f.has("backbone")) {
+    Field bb = f.at("backbone");
+    bb.obj();
+    if (bb.has("frozenStages")) r.backbone.frozenStages = static_cast<int>(bb.at("frozenStages").integer(-1, 4));
+    if (bb.has("normEval")) r.backbone.normEval = bb.at("normEval").boolean();
+  }
   return r;
 }
 
@@ -282,7 +289,7 @@ Job parseJob(const std::string& text) {
   root.obj();
   Job job;
   if (root.at("schemaVersion").integer() != 1) root.at("schemaVersion").fail("must be 1");
-  job.command = root.at("command").oneOf({"train", "eval", "bench", "describe", "classify-train", "classify-eval"});
+  job.command = root.at("command").oneOf({"train", "eval", "bench", "describe", "classify-train", "classify-eval", "classify"});
   job.classification = job.command.rfind("classify", 0) == 0;
   job.outDir = root.at("outDir").str();
   job.seed = root.at("seed").integer(0);
@@ -304,13 +311,22 @@ Job parseJob(const std::string& text) {
   }
   job.arch = root.at("arch").str();
   job.layout = parseLayout(root.at("layout"));
-  if (job.classification) {
+  if (job.command == "classify") {
+    // torchvision-style inference: a BN classifier with numClasses outputs over a folder of images
+    job.recipe.norm = "bn";
+    job.recipe.batchSize = 1;
+    job.recipe.workers = 0;
+    job.numClasses = root.has("numClasses") ? root.at("numClasses").integer(1) : 1000;
+    job.imagesDir = root.at("images").str();
+    job.topK = root.has("topK") ? root.at("topK").integer(1, job.numClasses) : std::min(5, job.numClasses);
+    job.initWeights = root.at("initWeights").str();
+  } else if (job.classification) {
     job.recipe = parseClassificationRecipe(root.at("recipe"));
   } else {
     job.recipe = parseDetectionRecipe(root.at("recipe"));
     job.numClasses = root.at("numClasses").integer(1);
     if (job.layout.head.numClasses != job.numClasses) root.at("layout").at("head").at("numClasses").fail("must equal numClasses (" + std::to_string(job.numClasses) + ")");
-    if (root.has("initKind")) job.initKind = root.at("initKind").oneOf({"backbone", "detector"});
+    if (root.has("initKind")) job.initKind = root.at("initKind").oneOf({"backbone", "detector", "torchvision"});
     if (root.has("evaluator")) {
       Field ev = root.at("evaluator");
       if (ev.size() == 0) ev.fail("must not be empty");
@@ -326,7 +342,7 @@ Job parseJob(const std::string& text) {
   if (job.device == "cpu" && job.recipe.mixedPrecision == "fp16")
     root.at("recipe").at("mixedPrecision").fail("fp16 needs a CUDA device; CPU autocast supports 'bf16'");
   if (root.has("initWeights")) job.initWeights = root.at("initWeights").str();
-  bool needsData = job.classification || job.command == "train" || job.command == "eval";
+  bool needsData = (job.classification && job.command != "classify") || job.command == "train" || job.command == "eval";
   if (root.has("data")) {
     Field d = root.at("data");
     job.hasData = true;

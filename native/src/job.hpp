@@ -83,6 +83,12 @@ struct Schedule {
   std::vector<int> milestones;
 };
 
+// mmdetection's settings for a pretrained backbone (recipe.backbone; native/src/weights.hpp).
+struct BackboneTraining {
+  int frozenStages = -1;  // -1: none; 0: the stem; k: the stem and stages 1..k
+  bool normEval = false;  // every backbone BatchNorm in eval mode during training
+};
+
 struct Recipe {
   std::string name;
   NormKind norm;
@@ -101,6 +107,7 @@ struct Recipe {
   double roiPosFraction = 0.25;
   double testScoreThreshold = 0.05, testNmsIou = 0.5;
   int testMaxPerImage = 100;
+  BackboneTraining backbone;
   // classification
   int cropSize = 0;
 };
@@ -120,7 +127,10 @@ struct Job {
   bool hasData = false;
   std::string dataRoot, trainSplit = "train", valSplit = "val";
   int numClasses = 0;
-  std::string initWeights, initKind = "backbone";
+  std::string initWeights, initKind = "backbone";  // backbone | detector | torchvision
+  // classify: torchvision-style inference on a folder of images
+  std::string imagesDir;
+  int topK = 5;
   std::vector<std::string> evaluator;
   int benchWarmup = 10, benchIterations = 50;
 };
