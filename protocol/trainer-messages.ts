@@ -28,6 +28,8 @@ export const StartedMessageSchema = z.object({
   device: z.string(),
   torchVersion: z.string(),
   threads: z.number().int(),
+  /** learnable parameters of the model the command built (every parameter, frozen ones included; search/cost.ts counts the same) */
+  params: z.number().int().nonnegative().optional(),
   /** set when the run continues from a checkpoint */
   resumedFrom: z.object({ path: z.string(), epoch: z.number().int(), iteration: z.number().int() }).nullable().optional(),
 });

@@ -89,7 +89,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
     std::string path;
     if (loadNewestCheckpoint(job, *model, *opt, pos, path)) resumed = {{"path", path}, {"epoch", pos.epoch}, {"iteration", pos.iteration}};
   }
-  emitStarted(job, resumed);
+  emitStarted(job, resumed, *model);
   logInfo("pretraining on " + std::to_string(N) + " images, " + std::to_string(ds.classes.size()) + " classes, " + std::to_string(total) + " iterations");
   const double t0 = wallSeconds();
   double lastCkpt = t0, lastEmit = 0, windowStart = t0;
@@ -161,7 +161,7 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
   fs::rename(weights + ".tmp", weights);
   torch::save(model->backbone, bbWeights + ".tmp");
   fs::rename(bbWeights + ".tmp", bbWeights);
-  if (r.norm == "bn") exportTorchvision(model, job.layout.backbone, (fs::path(job.outDir) / "torchvision.safetensors").string());
+  if (r.norm == NormKind::BN) exportTorchvision(model, job.layout.backbone, (fs::path(job.outDir) / "torchvision.safetensors").string());
   saveCheckpoint(job, *model, *opt, pos);
   auto [top1, top5] = evaluate(job, model, val, dev);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
@@ -180,7 +180,7 @@ int classifyEval(const Job& job, const torch::Device& dev) {
     throw JobError("initWeights", job.initWeights + " is not a classifier of this layout and class count");
   }
   model->to(dev);
-  emitStarted(job, nullptr);
+  emitStarted(job, nullptr, *model);
   const double t0 = wallSeconds();
   auto [top1, top5] = evaluate(job, model, val, dev);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});

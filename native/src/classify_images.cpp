@@ -25,11 +25,11 @@ int classifyImages(const Job& job, const torch::Device& dev) {
   std::sort(files.begin(), files.end());
   if (files.empty()) throw JobError("images", job.imagesDir + " holds no .png, .jpg, .jpeg or .bmp image");
   if (!fs::exists(job.initWeights)) throw JobError("initWeights", "file " + job.initWeights + " does not exist");
-  Classifier model(job.layout, /*norm=*/"bn", job.numClasses);
+  Classifier model(job.layout, NormKind::BN, job.numClasses);
   importTorchvisionClassifier(model, job.layout.backbone, job.initWeights);
   model->to(dev);
   model->eval();
-  emitStarted(job, nullptr);
+  emitStarted(job, nullptr, *model);
   const double t0 = wallSeconds();
   torch::NoGradGuard ng;
   nlohmann::json predictions = nlohmann::json::array();

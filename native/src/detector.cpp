@@ -211,7 +211,7 @@ int train(const Job& job, const torch::Device& dev) {
       logInfo("no usable checkpoint in " + job.outDir + "/checkpoints: starting from the beginning");
     }
   }
-  emitStarted(job, resumed);
+  emitStarted(job, resumed, *model);
   logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " +
           std::to_string(r.batchSize));
 
@@ -317,7 +317,7 @@ int evalCmd(const Job& job, const torch::Device& dev) {
   j.initKind = "detector";
   loadInitWeights(j, model);
   model->to(dev);
-  emitStarted(job, nullptr);
+  emitStarted(job, nullptr, *model);
   const double t0 = wallSeconds();
   nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}};
   resetPeakMemory(dev);
@@ -343,7 +343,7 @@ int bench(const Job& job, const torch::Device& dev) {
   }
   model->to(dev);
   model->eval();
-  emitStarted(job, nullptr);
+  emitStarted(job, nullptr, *model);
   const double t0 = wallSeconds();
   torch::manual_seed(job.seed);
   const int W = job.layout.width, H = job.layout.height;
@@ -393,7 +393,7 @@ int bench(const Job& job, const torch::Device& dev) {
 
 int describe(const Job& job) {
   Detector model(job.layout, job.recipe);
-  emitStarted(job, nullptr);
+  emitStarted(job, nullptr, *model);
   // the RoI head is costed for 1000 RoIs, like search/cost.ts (DEFAULT_ROIS, mmdet test max_per_img)
   auto costs = describeModel(model, job.layout, 1000);
   nlohmann::json modules = nlohmann::json::object();

@@ -27,6 +27,23 @@ RpnKind rpnKindNamed(const std::string& n) {
   if (n == "ga-rpn") return RpnKind::GaRpn;
   throw std::invalid_argument("unknown rpn kind '" + n + "'");
 }
+const char* blockKindName(BlockKind k) {
+  switch (k) {
+    case BlockKind::BasicBlock: return "basicblock";
+    case BlockKind::Bottleneck: return "bottleneck";
+    case BlockKind::XBottleneck: return "Xbottleneck";
+    case BlockKind::MBBlock: return "mbblock";
+  }
+  return "?";
+}
+const char* normKindName(NormKind k) {
+  switch (k) {
+    case NormKind::BN: return "bn";
+    case NormKind::GN: return "gn";
+    case NormKind::GNWS: return "gn+ws";
+  }
+  return "?";
+}
 HeadKind headKindNamed(const std::string& n) {
   if (n == "2fc") return HeadKind::TwoFc;
   if (n == "cascade") return HeadKind::Cascade;
@@ -313,7 +330,7 @@ Job parseJob(const std::string& text) {
   job.layout = parseLayout(root.at("layout"));
   if (job.command == "classify") {
     // torchvision-style inference: a BN classifier with numClasses outputs over a folder of images
-    job.recipe.norm = "bn";
+    job.recipe.norm = NormKind::BN;
     job.recipe.batchSize = 1;
     job.recipe.workers = 0;
     job.numClasses = root.has("numClasses") ? root.at("numClasses").integer(1) : 1000;

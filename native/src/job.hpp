@@ -27,6 +27,9 @@ BlockKind blockKindNamed(const std::string& name);
 NormKind normKindNamed(const std::string& name);
 RpnKind rpnKindNamed(const std::string& name);
 HeadKind headKindNamed(const std::string& name);
+// kind -> wire name (messages)
+const char* blockKindName(BlockKind k);
+const char* normKindName(NormKind k);
 
 struct BlockLayout {
   int inChannels, outChannels, midChannels, stride, groups;

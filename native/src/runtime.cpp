@@ -53,9 +53,11 @@ torch::Device setupDevice(const Job& job) {
   return torch::Device(torch::kCUDA, index);
 }
 
-void emitStarted(const Job& job, const nlohmann::json& resumedFrom) {
+void emitStarted(const Job& job, const nlohmann::json& resumedFrom, torch::nn::Module& model) {
+  int64_t params = 0;
+  for (const auto& p : model.parameters()) params += p.numel();
   nlohmann::json m = {{"type", "started"}, {"command", job.command}, {"arch", job.arch}, {"device", job.device},
-                      {"torchVersion", TORCH_VERSION}, {"threads", at::get_num_threads()}};
+                      {"torchVersion", TORCH_VERSION}, {"threads", at::get_num_threads()}, {"params", params}};
   m["resumedFrom"] = resumedFrom;
   emit(m);
 }

@@ -17,7 +17,8 @@ void installSignalHandlers();
 
 // Sets the thread count (0 -> all cores, fixed so CPU runs are reproducible) and returns the device.
 torch::Device setupDevice(const Job& job);
-void emitStarted(const Job& job, const nlohmann::json& resumedFrom);
+// `started`, with the learnable parameter count of the model the command built (search/cost.ts params)
+void emitStarted(const Job& job, const nlohmann::json& resumedFrom, torch::nn::Module& model);
 
 // lr at a 0-based global iteration (per-iteration warm-up, cosine or step-by-epoch).
 double learningRate(const Recipe& r, int64_t iter, int64_t total, int64_t itersPerEpoch);

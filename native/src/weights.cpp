@@ -509,7 +509,7 @@ std::vector<std::pair<std::string, std::string>> torchvisionNameMap(const Backbo
   auto bn = [&](const std::string& tv, const std::string& tr) {
     for (const char* s : {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}) m.push_back({tv + s, tr + "bn." + s});
   };
-  if (L.block != "mbblock") {
+  if (L.block != BlockKind::MBBlock) {
     conv("conv1.", "backbone.stem.");
     bn("bn1.", "backbone.stemNorm.");
     for (int s = 0; s < 4; ++s) {
@@ -517,7 +517,7 @@ std::vector<std::pair<std::string, std::string>> torchvisionNameMap(const Backbo
         const auto& b = L.stages[s][i];
         const std::string tv = "layer" + std::to_string(s + 1) + "." + std::to_string(i) + ".";
         const std::string tr = "backbone.stage" + std::to_string(s + 1) + "." + std::to_string(i) + ".";
-        for (int k = 1; k <= (L.block == "basicblock" ? 2 : 3); ++k) {
+        for (int k = 1; k <= (L.block == BlockKind::BasicBlock ? 2 : 3); ++k) {
           conv(tv + "conv" + std::to_string(k) + ".", tr + "conv" + std::to_string(k) + ".");
           bn(tv + "bn" + std::to_string(k) + ".", tr + "n" + std::to_string(k) + ".");
         }
@@ -648,7 +648,7 @@ void importInto(std::map<std::string, torch::Tensor>& targets, const BackboneLay
     missing.push_back(name);
   }
   if (!unknown.empty() || !missing.empty() || misShapedCount) {
-    std::string msg = path + " does not fit this " + what + " (" + L.block + ", torchvision naming):";
+    std::string msg = path + " does not fit this " + what + " (" + blockKindName(L.block) + ", torchvision naming):";
     if (!unknown.empty()) msg += " " + std::to_string(unknown.size()) + " unknown key(s): " + listSome(unknown) + ";";
     if (!missing.empty()) msg += " " + std::to_string(missing.size()) + " missing key(s): " + listSome(missing) + ";";
     if (misShapedCount) msg += " " + std::to_string(misShapedCount) + " mis-shaped key(s): " + listSome(misShaped) + ";";

@@ -17,7 +17,7 @@ using namespace smnas;
 namespace {
 BackboneLayout resnetLike(const std::string& kind, int base) {
   BackboneLayout L;
-  L.block = kind;
+  L.block = blockKindNamed(kind);
   L.stemChannels = base;
   const int exp = kind == "basicblock" ? 1 : 4;
   int planes = base, in = base;
@@ -37,7 +37,7 @@ BackboneLayout resnetLike(const std::string& kind, int base) {
 
 BackboneLayout mobileLike() {  // a small mbblock backbone: stem 8, stem block to 8, then t=6 blocks
   BackboneLayout L;
-  L.block = "mbblock";
+  L.block = BlockKind::MBBlock;
   L.stemChannels = 8;
   int in = 8;
   const int outs[4] = {8, 16, 16, 24};
@@ -122,14 +122,14 @@ TEST(Weights, TorchSaveWrittenByPickleSaveReadsBack) {
 
 TEST(Weights, NameMapCoversTheClassifierBothWaysAndExportImportRoundTrips) {
   for (const auto& bb : {resnetLike("basicblock", 8), resnetLike("bottleneck", 8), resnetLike("Xbottleneck", 64), mobileLike()}) {
-    Classifier a(layoutFor(bb), "bn", 10);
+    Classifier a(layoutFor(bb), NormKind::BN, 10);
     std::set<std::string> names;
     for (auto& p : a->named_parameters()) names.insert(p.key());
     for (auto& b : a->named_buffers()) names.insert(b.key());
     auto map = torchvisionNameMap(bb);
-    EXPECT_EQ(map.size(), names.size()) << bb.block;
+    EXPECT_EQ(map.size(), names.size()) << blockKindName(bb.block);
     for (auto& [tv, tr] : map) {
-      EXPECT_TRUE(names.count(tr)) << bb.block << ": " << tr;
+      EXPECT_TRUE(names.count(tr)) << blockKindName(bb.block) << ": " << tr;
       EXPECT_EQ(torchvisionToTrainer(bb, tv), tr);
       EXPECT_EQ(trainerToTorchvision(bb, tr), tv);
     }
@@ -141,12 +141,12 @@ TEST(Weights, NameMapCoversTheClassifierBothWaysAndExportImportRoundTrips) {
     for (const std::string ext : {".safetensors", ".pth"}) {
       const auto p = tmpPath("export" + ext);
       exportTorchvision(a, bb, p);
-      Classifier b(layoutFor(bb), "bn", 10);
+      Classifier b(layoutFor(bb), NormKind::BN, 10);
       importTorchvisionClassifier(b, bb, p);
       auto pa = a->named_parameters(), pb = b->named_parameters();
-      for (auto& x : pa) EXPECT_TRUE(torch::equal(x.value(), pb[x.key()])) << bb.block << ext << " " << x.key();
+      for (auto& x : pa) EXPECT_TRUE(torch::equal(x.value(), pb[x.key()])) << blockKindName(bb.block) << ext << " " << x.key();
       auto ba = a->named_buffers(), bb2 = b->named_buffers();
-      for (auto& x : ba) EXPECT_TRUE(torch::equal(x.value(), bb2[x.key()])) << bb.block << ext << " " << x.key();
+      for (auto& x : ba) EXPECT_TRUE(torch::equal(x.value(), bb2[x.key()])) << blockKindName(bb.block) << ext << " " << x.key();
       std::remove(p.c_str());
     }
   }
@@ -154,7 +154,7 @@ TEST(Weights, NameMapCoversTheClassifierBothWaysAndExportImportRoundTrips) {
 
 TEST(Weights, ImportIntoAGroupNormModelIsRefused) {
   auto bb = resnetLike("basicblock", 8);
-  Classifier a(layoutFor(bb), "bn", 10), g(layoutFor(bb), "gn+ws", 10);
+  Classifier a(layoutFor(bb), NormKind::BN, 10), g(layoutFor(bb), NormKind::GNWS, 10);
   const auto p = tmpPath("gn.safetensors");
   exportTorchvision(a, bb, p);
   try {
@@ -169,7 +169,7 @@ TEST(Weights, ImportIntoAGroupNormModelIsRefused) {
 
 TEST(Weights, FrozenStagesAndNormEvalKeepWeightsAndStatistics) {
   auto bb = resnetLike("basicblock", 8);
-  Backbone m(bb, "bn", 4);
+  Backbone m(bb, NormKind::BN, 4);
   BackboneTraining t;
   t.frozenStages = 1;
   t.normEval = true;
