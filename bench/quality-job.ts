@@ -15,9 +15,12 @@ import { buildDetectionJob } from '../protocol/job-builder';
 import { getDetectionRecipe } from '../protocol/recipes';
 
 export const QUALITY_ARCH = '128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc';
+/** The same run for the architectures the trainer gained later (BENCHMARKS.md, "Quality runs"). */
+export const QUALITY_GA_RPN_ARCH = '128x128/resnet18/fpn(P1-P4,c=64)/ga-rpn/2fc';
+export const QUALITY_MOBILENET_ARCH = '128x128/mobilenet_v2/fpn(P1-P4,c=64)/rpn/2fc';
 export const QUALITY_DATA = { train: 400, val: 100, size: 128, classes: 4, seed: 1 } as const;
 
-export function qualityRunJob(o: { dataRoot: string; outDir: string; evaluator: string[]; epochs?: number; threads?: number }): DetectionJob {
+export function qualityRunJob(o: { dataRoot: string; outDir: string; evaluator: string[]; epochs?: number; threads?: number; arch?: string }): DetectionJob {
   const recipe = getDetectionRecipe('toy-stage-two');
   recipe.epochs = o.epochs ?? 10;
   recipe.schedule.warmupIterations = 100;
@@ -27,7 +30,7 @@ export function qualityRunJob(o: { dataRoot: string; outDir: string; evaluator: 
   recipe.workers = 1;
   return buildDetectionJob({
     command: 'train',
-    arch: QUALITY_ARCH,
+    arch: o.arch ?? QUALITY_ARCH,
     recipe,
     numClasses: QUALITY_DATA.classes,
     dataRoot: o.dataRoot,
