@@ -11,15 +11,22 @@
 #   thread), so the ratio shows what the trainer's own code gains beyond those settings.
 # - The shared VM's speed drifts by up to ~30 % over minutes, so the four runs alternate for
 #   `rounds` rounds and each side reports its best round.
-# Needs native/build/smnas-trainer, dist/ (tsc) and Debian's /usr/bin/python3 with torchvision.
+# BACKBONE=mobilenet_v2 compares the MobileNetV2-FPN detector with torchvision's Faster R-CNN on
+# torchvision's mobilenet_v2 features (same stage outputs, GN groups as the trainer's rule).
+# Needs native/build/smnas-trainer, dist/ (tsc) and Debian's /usr/bin/python3 with torchvision
+# (scripts/setup.sh installs python3-torchvision; checked below).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 ITERS="${1:-40}"; THREADS="${2:-2}"; ROUNDS="${3:-2}"; BATCH=4; FC=256; ROIS=128
-OUT="$ROOT/bench/out/trainer"; mkdir -p "$OUT"
-DATA="$OUT/shapes"
+BACKBONE="${BACKBONE:-resnet18}"
+case "$BACKBONE" in resnet18|mobilenet_v2) ;; *) echo "BACKBONE must be resnet18 or mobilenet_v2, got '$BACKBONE'" >&2; exit 2 ;; esac
+/usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null || { echo "bench/trainer-bench.sh: the reference needs Debian's python3-torchvision (bash scripts/setup.sh installs it)" >&2; exit 1; }
+[ -x native/build/smnas-trainer ] && [ -f dist/cli/smnas.js ] || { echo "bench/trainer-bench.sh: build first (bash scripts/setup.sh)" >&2; exit 1; }
+OUT="$ROOT/bench/out/trainer$([ "$BACKBONE" = resnet18 ] || echo "-$BACKBONE")"; mkdir -p "$OUT"
+DATA="$ROOT/bench/out/trainer/shapes"
 [ -f "$DATA/.complete" ] || { node dist/cli/smnas.js data synth --out "$DATA" --train 400 --val 100 --size 128 --seed 1 >/dev/null && touch "$DATA/.complete"; }
-ARCH='128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc'
+ARCH="128x128/$BACKBONE/fpn(P1-P4,c=64)/rpn/2fc"
 for NORM in gn gn+ws; do
   TAG="${NORM/+/}"
   node -e "
@@ -44,9 +51,9 @@ native() {  # native <tag> <round>
 torchvision() {  # torchvision <defaults|env> <round>
   if [ "$1" = env ]; then
     env GOMP_SPINCOUNT=10000 OPENBLAS_NUM_THREADS=1 ${CORETYPE:+OPENBLAS_CORETYPE=$CORETYPE} \
-      /usr/bin/python3 bench/trainer-torchvision.py "$DATA" "$ITERS" "$BATCH" "$THREADS" "$FC" "$ROIS" > "$OUT/r$2-torchvision-$1.json"
+      /usr/bin/python3 bench/trainer-torchvision.py "$DATA" "$ITERS" "$BATCH" "$THREADS" "$FC" "$ROIS" "$BACKBONE" > "$OUT/r$2-torchvision-$1.json"
   else
-    /usr/bin/python3 bench/trainer-torchvision.py "$DATA" "$ITERS" "$BATCH" "$THREADS" "$FC" "$ROIS" > "$OUT/r$2-torchvision-$1.json"
+    /usr/bin/python3 bench/trainer-torchvision.py "$DATA" "$ITERS" "$BATCH" "$THREADS" "$FC" "$ROIS" "$BACKBONE" > "$OUT/r$2-torchvision-$1.json"
   fi
 }
 for ((r = 1; r <= ROUNDS; r++)); do

@@ -14,11 +14,19 @@ from torchvision.models.detection.rpn import AnchorGenerator
 from torchvision.ops import misc as misc_nn_ops
 
 data, iters, batch, threads, fc, rois = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+backbone_name = sys.argv[7] if len(sys.argv) > 7 else "resnet18"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-gn = lambda c: torch.nn.GroupNorm(32, c)
-body = torchvision.models.resnet18(weights=None, norm_layer=gn)
-backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}, [64, 128, 256, 512], 64)
+# the trainer's GroupNorm rule: the largest group count <= 32 dividing the channels (32 for ResNet-18)
+gn = lambda c: torch.nn.GroupNorm(max(g for g in range(1, 33) if c % g == 0), c)
+if backbone_name == "mobilenet_v2":
+    # torchvision's MobileNetV2 features; the stage outputs the trainer's FPN takes (strides 4..32):
+    # features.3 (24 ch), .6 (32), .13 (96), .17 (320); features.18 (the 1x1 to 1280) is unused
+    body = torchvision.models.mobilenet_v2(weights=None, norm_layer=gn).features[:18]
+    backbone = BackboneWithFPN(body, {"3": "0", "6": "1", "13": "2", "17": "3"}, [24, 32, 96, 320], 64)
+else:
+    body = torchvision.models.resnet18(weights=None, norm_layer=gn)
+    backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}, [64, 128, 256, 512], 64)
 anchors = AnchorGenerator(sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=((0.5, 1.0, 2.0),) * 5)
 model = FasterRCNN(backbone, num_classes=5, min_size=128, max_size=128, rpn_anchor_generator=anchors,
                    rpn_batch_size_per_image=128, box_batch_size_per_image=rois, rpn_pre_nms_top_n_train=600,

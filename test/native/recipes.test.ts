@@ -32,7 +32,7 @@ describe('named recipes', () => {
     const f = getDetectionRecipe('paper-final');
     expect(f.schedule).toMatchObject({ kind: 'step', milestones: [16, 22], gamma: 0.1 });
     expect(f.epochs).toBe(24);
-    expect(getDetectionRecipe('toy').name).toBe('toy-stage-two');
+    expect(getDetectionRecipe('toy').name).toBe('toy-train');
   });
 
   it('stretches the toy warm-ups for long runs but keeps 12 iterations for the campaign (<= 72)', () => {
