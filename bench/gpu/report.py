@@ -238,6 +238,9 @@ def markdown(d, manifest):
     meta = d.get("meta", {})
     L.append(f"# GPU check ({s['scale']} scale, device {meta.get('device', '?')})")
     L.append("")
+    if meta.get("preparedInputsStale"):
+        L.append("**Warning**: .gpu-check was prepared from other sources than this tree's (rerun `bash bench/gpu-check.sh --prepare`).")
+        L.append("")
     if meta.get("device") == "cpu":
         L.append("**CPU dry run**: proves the script, the build against PyTorch 2.x and the job files; its figures say nothing about a GPU.")
         L.append("")
