@@ -23,7 +23,8 @@ subcommands:
              --out <dir>                       (required)
              --train N --val N                 detection: images per split (default 400 / 100)
                                                classification: images per class per split (default 50 / 10)
-             --size S                          square image side in pixels (default 128; classification 64)
+             --size S | WxH                    square image side in pixels (default 128; classification 64);
+                                               detection also takes width x height, e.g. 800x600
              --classes K                       detection: 1-30 (bdd: 1-10), default 4; classification: default 10
              --seed S                          (default 0)
              --json                            print a summary object on stdout
@@ -56,6 +57,14 @@ examples:
   smnas data check data/toy --json
 `;
 
+/** `--size S` (square, height undefined) or `--size WxH` of a detection data set; default 128. */
+function detectionSize(cmd: string, v: string | undefined): { width: number; height?: number } {
+  if (v === undefined) return { width: 128 };
+  const m = /^(\d+)(?:x(\d+))?$/.exec(v);
+  if (!m) throw new UserError(`${cmd}: --size must be an integer or WxH (e.g. 800x600), got '${v}'`);
+  return { width: Number(m[1]), height: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
 async function synth(argv: string[]): Promise<number> {
   const cmd = 'smnas data synth';
   const flags = parseFlags(cmd, argv, {
@@ -76,12 +85,14 @@ async function synth(argv: string[]): Promise<number> {
   if (kind === 'detection') {
     const format = (str(flags, 'format') ?? 'coco') as SynthFormat;
     if (!['coco', 'voc', 'bdd'].includes(format)) throw new UserError(`${cmd}: --format must be coco, voc or bdd, got '${format}'`);
+    const { width, height } = detectionSize(cmd, str(flags, 'size'));
     const opts = {
       out,
       format,
       train: int(cmd, flags, 'train', 400)!,
       val: int(cmd, flags, 'val', 100)!,
-      size: int(cmd, flags, 'size', 128)!,
+      size: width,
+      height,
       classes: int(cmd, flags, 'classes', 4)!,
       seed,
     };
@@ -90,7 +101,8 @@ async function synth(argv: string[]): Promise<number> {
     const bar = new ProgressBar('synth', opts.train + opts.val);
     const r = writeSynthDetection({ ...opts, onProgress: (d) => bar.update(d) });
     bar.done();
-    const summary = { kind, format, out, images: r.images, objects: r.objects, classes: opts.classes, size: opts.size, seed, seconds: (Date.now() - started) / 1000 };
+    const size = opts.height === undefined ? opts.size : `${opts.size}x${opts.height}`;
+    const summary = { kind, format, out, images: r.images, objects: r.objects, classes: opts.classes, size, seed, seconds: (Date.now() - started) / 1000 };
     log.info(summary, 'generated detection data set');
     if (bool(flags, 'json')) printJson(summary);
     else process.stdout.write(`${out}: ${r.images} images, ${r.objects} objects, ${opts.classes} classes (${format})\n`);

@@ -18,7 +18,10 @@ export interface SynthDetectionOptions {
   format: SynthFormat;
   train: number;
   val: number;
+  /** image width (and height unless `height` is given) */
   size: number;
+  /** image height of non-square images; default `size` */
+  height?: number;
   classes: number;
   seed: number;
   onProgress?: (done: number, total: number) => void;
@@ -37,6 +40,7 @@ export function validateSynthOptions(o: SynthDetectionOptions): string | null {
   const max = o.format === 'bdd' ? BDD_CLASSES.length : MAX_SYNTH_CLASSES;
   if (o.classes < 1 || o.classes > max) return `--classes must be between 1 and ${max} for --format ${o.format}`;
   if (o.size < 32 || o.size > 4096) return '--size must be between 32 and 4096';
+  if (o.height !== undefined && (o.height < 32 || o.height > 4096)) return '--size: the height must be between 32 and 4096';
   if (o.train < 0 || o.val < 0 || o.train + o.val === 0) return '--train and --val must be >= 0 and not both 0';
   return null;
 }
@@ -49,7 +53,7 @@ export function stemOf(split: string, i: number): string {
 function forEachScene(o: SynthDetectionOptions, split: 'train' | 'val', sink: (scene: Scene, i: number) => void, tick: () => void): void {
   const n = split === 'train' ? o.train : o.val;
   for (let i = 0; i < n; i++) {
-    sink(makeScene(SPLIT_OFFSET[split] + i, { size: o.size, classes: o.classes, seed: o.seed }), i);
+    sink(makeScene(SPLIT_OFFSET[split] + i, { size: o.size, height: o.height, classes: o.classes, seed: o.seed }), i);
     tick();
   }
 }

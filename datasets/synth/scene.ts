@@ -23,7 +23,10 @@ export interface Scene {
 }
 
 export interface SceneOptions {
+  /** image width; also the height unless `height` is given */
   size: number;
+  /** image height for non-square scenes (e.g. 800x600); default `size` */
+  height?: number;
   classes: number;
   seed: number;
   /** objects per image, inclusive bounds */
@@ -34,8 +37,12 @@ export interface SceneOptions {
 /** Scene `index` of the stream for `seed` (independent of the other scenes, so splits can be generated in any order). */
 export function makeScene(index: number, opts: SceneOptions): Scene {
   const rng = Rng.derive(opts.seed, index);
-  const { size } = opts;
-  const canvas = new Canvas(size, size);
+  // Object sizes scale with the shorter side; a square scene draws exactly what it drew before
+  // non-square sizes existed (same random stream, same pixels).
+  const width = opts.size;
+  const height = opts.height ?? opts.size;
+  const size = Math.min(width, height);
+  const canvas = new Canvas(width, height);
   paintBackground(canvas, rng);
   const want = rng.int(opts.minObjects ?? 1, opts.maxObjects ?? 6);
   const placed: [number, number, number, number][] = [];
@@ -50,15 +57,15 @@ export function makeScene(index: number, opts: SceneOptions): Scene {
     const side = Math.exp(rng.uniform(Math.log(minSide), Math.log(maxSide)));
     const aspect = Math.exp(rng.uniform(Math.log(0.6), Math.log(1.6)));
     sizes.push({
-      w: Math.max(minSide, Math.min(size - 4, Math.round(side * Math.sqrt(aspect)))),
-      h: Math.max(minSide, Math.min(size - 4, Math.round(side / Math.sqrt(aspect)))),
+      w: Math.max(minSide, Math.min(width - 4, Math.round(side * Math.sqrt(aspect)))),
+      h: Math.max(minSide, Math.min(height - 4, Math.round(side / Math.sqrt(aspect)))),
     });
   }
   sizes.sort((a, b) => b.w * b.h - a.w * a.h);
   for (const { w, h } of sizes) {
     for (let attempt = 0; attempt < 30; attempt++) {
-      const x = rng.int(1, size - 1 - w);
-      const y = rng.int(1, size - 1 - h);
+      const x = rng.int(1, width - 1 - w);
+      const y = rng.int(1, height - 1 - h);
       const margin = 2;
       const overlaps = placed.some(
         (b) => x < b[0] + b[2] + margin && b[0] < x + w + margin && y < b[1] + b[3] + margin && b[1] < y + h + margin,
@@ -73,7 +80,7 @@ export function makeScene(index: number, opts: SceneOptions): Scene {
       break;
     }
   }
-  return { width: size, height: size, rgb: canvas.rgb, objects };
+  return { width, height, rgb: canvas.rgb, objects };
 }
 
 /** One centred-ish object of class `classIndex` filling 35-85% of the image (classification data). */
