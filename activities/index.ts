@@ -11,6 +11,7 @@ import { STATE_DIR, TRAINER_BIN } from '../common/paths';
 import type { Logger } from '../common/log';
 import { ArtifactStore } from './artifact-store';
 import { DevicePool } from './device-pool';
+import { makeBackboneWeightsActivities } from './backbone-weights';
 import { makeDataActivities } from './data';
 import { makeStoreActivities } from './store-activities';
 import { makeCostActivities } from './cost';
@@ -46,6 +47,7 @@ export function createControlActivities(deps: ActivityDeps) {
   const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
   return {
     ...makeDataActivities(deps, store),
+    ...makeBackboneWeightsActivities(deps),
     ...makeStoreActivities(deps, store),
     ...makeCostActivities(deps),
     ...makeReportActivities(deps, store),

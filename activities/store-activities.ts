@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { UserError } from '../common/errors';
+import { withBackboneTraining } from '../protocol/recipe';
 import { resolveDetectionRecipe } from '../protocol/recipe-file';
 import type { ActivityDeps } from './index';
 import { ArtifactStore, evaluationKey, recipeHash } from './artifact-store';
@@ -15,7 +16,8 @@ export function makeStoreActivities(deps: ActivityDeps, store: (root?: string) =
     const k = EvalKeyInputSchema.parse(input);
     let hash: string;
     try {
-      hash = recipeHash(resolveDetectionRecipe(k.recipe));
+      // the recipe as the training uses it: recipe.backbone (pretrained backbones) is part of the hash
+      hash = recipeHash(withBackboneTraining(resolveDetectionRecipe(k.recipe), k.recipeBackbone));
     } catch (e) {
       if (e instanceof UserError) throw ApplicationFailure.nonRetryable(`recipe '${k.recipe}': ${e.message}`, 'InvalidRecipe');
       throw e;

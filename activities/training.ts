@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { SMNAS_CLI } from '../common/paths';
 import { UserError } from '../common/errors';
 import { buildClassificationJob, buildDetectionJob } from '../protocol/job-builder';
+import { withBackboneTraining } from '../protocol/recipe';
 import { resolveClassificationRecipe, resolveDetectionRecipe } from '../protocol/recipe-file';
 import { TrainerExit, type BenchFigures, type ResultMessage, type TrainerMessage } from '../protocol/trainer-messages';
 import type { ActivityDeps } from './index';
@@ -176,7 +177,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     const req = nonRetryableConfig('trainDetector', () => TrainRequestSchema.parse(input));
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
-    const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
+    const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => withBackboneTraining(resolveDetectionRecipe(req.recipe), req.recipeBackbone));
     const outDir = store(req.artifactRoot).runDir(req.key);
     const prior = priorHeartbeat(ctx.info.heartbeatDetails);
     // Resume when an earlier attempt reported a checkpoint, or left any in outDir: the folder is
@@ -216,7 +217,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         device,
         attempt,
       };
-      deps.logger.info({ arch: req.arch, device, attempt, resume, outDir }, 'training started');
+      deps.logger.info({ arch: req.arch, device, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights }, 'training started');
       const run = await runWithHeartbeats(deps, 'train', jobFile, hb);
       const r = run.result;
       if (!r || run.exit.code !== (r.kind === 'diverged' ? TrainerExit.diverged : TrainerExit.ok)) {

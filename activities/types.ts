@@ -4,7 +4,10 @@
  * small: artifacts stay in the artifact store, only paths and figures cross the history.
  */
 import { z } from 'zod';
+import { InitKindSchema } from '../protocol/job';
+import { BackboneTrainingSchema } from '../protocol/recipe';
 import { BenchFiguresSchema, CocoStatsSchema } from '../protocol/trainer-messages';
+import { NAMED_BACKBONES } from '../search/notation';
 
 /** A dataset in canonical COCO dir form, checked, with a content fingerprint (part of evaluation keys). */
 export const DatasetRefSchema = z.object({
@@ -43,6 +46,8 @@ export const EvalKeyInputSchema = z.object({
   purpose: z.enum(['structural', 'modular', 'final', 'transfer']),
   /** initial weights that change the result (pretrained backbone / final weights); part of the key */
   initWeights: z.string().optional(),
+  /** recipe.backbone set on top of the named recipe (pretrained backbones); part of the recipe hash */
+  recipeBackbone: BackboneTrainingSchema.optional(),
 });
 export type EvalKeyInput = z.infer<typeof EvalKeyInputSchema>;
 
@@ -104,9 +109,11 @@ export const TrainRequestSchema = z.object({
   recipe: z.string(),
   data: DatasetRefSchema,
   seed: z.number().int().nonnegative(),
-  /** backbone weights (pretrained) or detector weights (transfer) */
+  /** backbone weights (pretrained), detector weights (transfer) or a torchvision ImageNet checkpoint */
   initWeights: z.string().optional(),
-  initKind: z.enum(['backbone', 'detector']).optional(),
+  initKind: InitKindSchema.optional(),
+  /** recipe.backbone set on top of the named recipe (PRETRAINED_BACKBONE with torchvision weights) */
+  recipeBackbone: BackboneTrainingSchema.optional(),
   artifactRoot: z.string().optional(),
   checkpoint: CheckpointEverySchema.optional(),
 });
@@ -145,6 +152,31 @@ export const PretrainOutcomeSchema = z.object({
   reused: z.boolean(),
 });
 export type PretrainOutcome = z.infer<typeof PretrainOutcomeSchema>;
+
+/**
+ * What the campaign does with `data.backboneWeights` (activity checkBackboneWeights): the checked
+ * weights, which named backbones of the stage-one space have none, and where the weights are used.
+ */
+export const BackboneWeightsPlanSchema = z.object({
+  /** named backbone -> checked checkpoint file (absolute path) */
+  weights: z.partialRecord(z.enum(NAMED_BACKBONES), z.string()),
+  /** format of each file as read from its content */
+  formats: z.partialRecord(z.enum(NAMED_BACKBONES), z.enum(['pth', 'safetensors'])),
+  /** named backbones of the stage-one space without weights */
+  missing: z.array(z.enum(NAMED_BACKBONES)),
+  policy: z.enum(['scratch', 'exclude']),
+  /** the named backbones stage one may use (all of the space's unless the policy is 'exclude') */
+  stageOneBackbones: z.array(z.enum(NAMED_BACKBONES)),
+  /** the stage-one recipe's norm: weights are used only with 'bn' (GN / GN+WS train from scratch) */
+  stageOneNorm: z.enum(['bn', 'gn', 'gn+ws']),
+  /** weights used by stage-one evaluations (empty unless the stage-one recipe is BN) */
+  stageOneWeights: z.partialRecord(z.enum(NAMED_BACKBONES), z.string()),
+  /** weights used by finalists that are exactly a named backbone (empty unless the final recipe is BN) */
+  finalWeights: z.partialRecord(z.enum(NAMED_BACKBONES), z.string()),
+  /** one line per fact, for people (logged by the activity, kept in the campaign's progress) */
+  messages: z.array(z.string()),
+});
+export type BackboneWeightsPlan = z.infer<typeof BackboneWeightsPlanSchema>;
 
 export const ReportInputSchema = z.object({
   campaignId: z.string(),

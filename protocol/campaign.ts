@@ -10,6 +10,7 @@
  * only needs `id`, `profile` and `data` (the rest defaults from the profile, see `campaignDefaults`).
  */
 import { z } from 'zod';
+import { NAMED_BACKBONES } from '../search/notation';
 
 /** Task queue of workflows and light activities (data checks, cost model, store look-ups, reports). */
 export const CONTROL_QUEUE = 'smnas-control';
@@ -38,6 +39,21 @@ export const TransferDatasetSchema = z.object({
 });
 export type TransferDataset = z.infer<typeof TransferDatasetSchema>;
 
+/** `data.backboneWeights`: named backbone -> torchvision checkpoint path (any subset of the names). */
+export const BackboneWeightsSchema = z.partialRecord(
+  z.enum(NAMED_BACKBONES),
+  z
+    .string()
+    .min(1)
+    .regex(/\.(pth|pt|safetensors)$/, 'a torchvision checkpoint path ending in .pth, .pt or .safetensors'),
+);
+export type BackboneWeights = z.infer<typeof BackboneWeightsSchema>;
+
+/** `data.missingBackboneWeights`: named backbones without weights train from scratch or leave the space. */
+export const MissingBackboneWeightsSchema = z.enum(['scratch', 'exclude']);
+export type MissingBackboneWeights = z.infer<typeof MissingBackboneWeightsSchema>;
+export const DEFAULT_MISSING_BACKBONE_WEIGHTS: MissingBackboneWeights = 'scratch';
+
 export const DataSchema = z.object({
   /** the search dataset in canonical COCO dir form: annotations/instances_<split>.json + <split>/ images */
   detection: z.object({
@@ -63,6 +79,21 @@ export const DataSchema = z.object({
       classes: z.number().int().positive().default(3),
     })
     .optional(),
+  /**
+   * ImageNet weights per named backbone (search/notation.ts NAMED_BACKBONES), in torchvision's
+   * naming: a `.pth` (torch.save of the state_dict) or `.safetensors` file. Checked at start (the
+   * file exists, is readable, has the format's magic and the backbone's torchvision keys); stage
+   * one's evaluations of these backbones (BN recipes) and finalists that are exactly one of them
+   * start from the weights with mmdetection's pretrained-backbone settings
+   * (protocol/recipe.ts PRETRAINED_BACKBONE). Absent: every backbone trains from scratch.
+   */
+  backboneWeights: BackboneWeightsSchema.optional(),
+  /**
+   * What happens to a named backbone of the stage-one space that has no entry in
+   * `backboneWeights`: 'scratch' (default) trains it from scratch as before; 'exclude' leaves it
+   * out of the stage-one space. The campaign says which at start (logs and progress).
+   */
+  missingBackboneWeights: MissingBackboneWeightsSchema.optional(),
 });
 export type CampaignData = z.infer<typeof DataSchema>;
 

@@ -129,3 +129,11 @@ export const ClassificationRecipeSchema = z.object({
   mixedPrecision: MixedPrecisionSchema.optional(),
 });
 export type ClassificationRecipe = z.infer<typeof ClassificationRecipeSchema>;
+
+/**
+ * A detection recipe with `backbone` set (a campaign's pretrained-backbone evaluations: the named
+ * recipe plus PRETRAINED_BACKBONE). Absent `backbone`: the recipe unchanged (same object, same hash).
+ */
+export function withBackboneTraining(recipe: DetectionRecipe, backbone: BackboneTraining | undefined): DetectionRecipe {
+  return backbone === undefined ? recipe : { ...recipe, backbone: { ...backbone } };
+}

@@ -24,6 +24,7 @@ import {
   type BlockKind,
   NAMED_BACKBONES,
   NAMED_ENCODINGS,
+  type NamedBackbone,
   NeckSchema,
   HeadSchema,
   RPN_KINDS,
@@ -129,7 +130,27 @@ function toyNecks(revision: ToySpaceRevision): Arch['neck'][] {
   return revision === 1 ? all : all.filter((n) => n.kind === 'fpn' && n.from <= 2);
 }
 
-export function getSearchSpaces(profile: Profile, opts: { toyRevision?: ToySpaceRevision } = {}): ProfileSettings {
+export interface SpaceOptions {
+  toyRevision?: ToySpaceRevision;
+  /**
+   * The named backbones stage one may use (default: all of NAMED_BACKBONES), e.g. only those a
+   * campaign has ImageNet weights for. Filters the named backbones of the stage-one space, in
+   * NAMED_BACKBONES order whatever the order given (the space stays deterministic); other
+   * backbones (the toy space's encodings) are kept. Throws when no backbone is left.
+   */
+  namedBackbones?: readonly NamedBackbone[];
+}
+
+/** Keep the stage-one backbones allowed by `namedBackbones` (see SpaceOptions). */
+function allowedBackbones(backbones: StageOneSpace['backbones'], namedBackbones: readonly NamedBackbone[] | undefined): StageOneSpace['backbones'] {
+  if (namedBackbones === undefined) return backbones;
+  const allowed = new Set<string>(namedBackbones);
+  const kept = backbones.filter((b) => b.kind !== 'named' || allowed.has(b.name));
+  if (kept.length === 0) throw new RangeError(`the stage-one space has no backbone left (named backbones allowed: ${namedBackbones.join(', ') || 'none'})`);
+  return kept;
+}
+
+export function getSearchSpaces(profile: Profile, opts: SpaceOptions = {}): ProfileSettings {
   if (profile === 'paper') {
     return {
       profile,
@@ -137,7 +158,7 @@ export function getSearchSpaces(profile: Profile, opts: { toyRevision?: ToySpace
         stage: 'one',
         profile,
         inputs: PAPER_INPUT_SIZES,
-        backbones: NAMED_BACKBONES.map((name) => ({ kind: 'named' as const, name })),
+        backbones: allowedBackbones(NAMED_BACKBONES.map((name) => ({ kind: 'named' as const, name })), opts.namedBackbones),
         necks: allNecks(256),
         rpnHeads: rpnHeads(['rpn', 'ga-rpn']),
       },
@@ -153,7 +174,7 @@ export function getSearchSpaces(profile: Profile, opts: { toyRevision?: ToySpace
   });
   return {
     profile,
-    stageOne: { stage: 'one', profile, inputs: TOY_INPUT_SIZES, backbones: toyBackbones, necks: toyNecks(opts.toyRevision ?? CURRENT_TOY_SPACE_REVISION), rpnHeads: rpnHeads(['rpn']) },
+    stageOne: { stage: 'one', profile, inputs: TOY_INPUT_SIZES, backbones: allowedBackbones(toyBackbones, opts.namedBackbones), necks: toyNecks(opts.toyRevision ?? CURRENT_TOY_SPACE_REVISION), rpnHeads: rpnHeads(['rpn']) },
     // base 24 and long codes made the tail of the toy stage-two cost too heavy for a CPU
     // (p99 6 GFLOPs at 128x128); these keep p50 ~0.35, p99 ~3.4 GFLOPs (docs/search.md)
     stageTwoBases: { basicblock: [8, 12, 16], bottleneck: [8, 12, 16], Xbottleneck: [16, 24], mbblock: [8, 16, 24] },

@@ -75,6 +75,8 @@ export const ProgressSchema = z.object({
   /** where reports and results live */
   artifactDir: z.string().nullable(),
   error: z.string().nullable(),
+  /** what the campaign does with `data.backboneWeights` (one line per fact); absent when the campaign names none */
+  backboneWeights: z.array(z.string()).optional(),
 });
 export type Progress = z.infer<typeof ProgressSchema>;
 

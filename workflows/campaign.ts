@@ -19,11 +19,13 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   log,
+  patched,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities';
-import type { DataSummary, FinalRow, PretrainOutcome } from '../activities/types';
+import type { BackboneWeightsPlan, DataSummary, FinalRow, PretrainOutcome } from '../activities/types';
 import { describeZodError } from '../common/errors';
 import { parseCampaign, STAGES, type Campaign, type StageName } from '../protocol/campaign';
+import { PRETRAINED_BACKBONE } from '../protocol/recipe';
 import {
   SmnasBestMap,
   SmnasCampaign,
@@ -48,7 +50,7 @@ import {
 } from './api';
 import type { EvaluationSummary } from './evaluation';
 import { stageWorkflowId } from './ids';
-import { paretoFront } from './search-ops';
+import { namedBackboneOf, paretoFront } from './search-ops';
 import { makeCampaignTemplate, searchStage, type SearchStageResult } from './search-stage';
 import { candidateSelection, pretrainStage, trainModelsStage } from './training-stages';
 
@@ -72,6 +74,13 @@ export function costBands(stage: 'structural' | 'modular', points: EvalPoint[]):
   });
 }
 
+/**
+ * patch id: a campaign that names `data.backboneWeights` or `data.missingBackboneWeights` checks
+ * them at start (activity checkBackboneWeights) and uses them in stage one and the final stage.
+ * Campaigns without either field run exactly as before (no patch marker, no new command).
+ */
+export const CAMPAIGN_BACKBONE_WEIGHTS = 'campaign-backbone-weights';
+
 export async function smnasSearch(input: unknown): Promise<{ campaignId: string; artifactDir: string; finalTable: FinalRow[]; fronts: Fronts }> {
   // ---- validation: a bad campaign fails at once, non-retryably, naming the field
   const parsed = parseCampaign(input);
@@ -88,6 +97,8 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
   let paused = false;
   let error: string | null = null;
   let artifactDir: string | null = null;
+  /** what the campaign does with data.backboneWeights (null: the campaign names none) */
+  let weightsPlan: BackboneWeightsPlan | null = null;
   const fronts: Fronts = { structural: [], modular: {} };
   const candidates: Candidates = { selected: [], finalists: [] };
   let gpuSecondsUsed = 0;
@@ -104,6 +115,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     campaignId: c.id, profile: c.profile, phase, paused, stages,
     bestMapByCostBand: [...costBands('structural', fronts.structural), ...costBands('modular', Object.values(fronts.modular).flat())],
     bestMap: bestMap(), evaluated: evaluatedTotal(), startedAt, updatedAt: Date.now(), artifactDir, error,
+    ...(weightsPlan ? { backboneWeights: weightsPlan.messages } : {}),
   });
 
   // ---- Web UI: search attributes and current details, refreshed as the campaign advances
@@ -132,6 +144,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
         ...rows,
         '',
         ...(front.length ? ['**Stage-one front**', '', '| architecture | mAP | latency |', '|---|---|---|', ...front] : []),
+        ...(weightsPlan ? ['', '**Backbone weights**', '', ...weightsPlan.messages.map((m) => `- ${m}`)] : []),
         ...(artifactDir ? ['', `Artifacts: \`${artifactDir}\``] : []),
       ].join('\n'),
     );
@@ -233,6 +246,26 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
   });
 
   try {
+    // ---- backbone weights: checked before any other work (a bad file fails the campaign at once)
+    if ((c.data.backboneWeights !== undefined || c.data.missingBackboneWeights !== undefined) && patched(CAMPAIGN_BACKBONE_WEIGHTS)) {
+      weightsPlan = await control.checkBackboneWeights(c);
+      for (const m of weightsPlan.messages) log.info(`backbone weights: ${m}`, { campaign: c.id });
+      show();
+    }
+    const stageOneWeights =
+      weightsPlan === null
+        ? {}
+        : {
+            ...(Object.keys(weightsPlan.stageOneWeights).length > 0 ? { backboneInit: weightsPlan.stageOneWeights } : {}),
+            ...(weightsPlan.policy === 'exclude' ? { namedBackbones: weightsPlan.stageOneBackbones } : {}),
+          };
+    /** a finalist that is exactly a named backbone with ImageNet weights starts from them (not pretrained again) */
+    const imagenetWeightsOf = (arch: string): string | undefined => {
+      if (weightsPlan === null) return undefined;
+      const name = namedBackboneOf(arch);
+      return name ? weightsPlan.finalWeights[name] : undefined;
+    };
+
     // ---- data
     const data: DataSummary = await control.prepareData(c);
     artifactDir = data.campaignDir;
@@ -248,7 +281,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
           campaignId: c.id, stage: 'structural', space: c.space, recipe: c.stages.structural.recipe, data: data.detection, seed: c.seed,
           maxEvaluations: c.stages.structural.maxEvaluations, population: c.stages.structural.population,
           concurrency: c.budgets.maxConcurrentTrainings, deadline, gpuSecondsBudget: gpuBudgetLeft(),
-          continueAsNewEvery: c.budgets.continueAsNewEvery, parentWorkflowId: me, template,
+          continueAsNewEvery: c.budgets.continueAsNewEvery, parentWorkflowId: me, template, ...stageOneWeights,
         }],
       }),
     );
@@ -313,16 +346,17 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     if (candidates.finalists.length === 0) throw ApplicationFailure.nonRetryable('stage two (modular) finished without any scored architecture', 'EmptyStage');
     const finalArchs = candidates.finalists.map((f) => f.arch);
 
-    // ---- 4. pretrain
+    // ---- 4. pretrain (finalists with ImageNet weights of their own are not pretrained again)
+    const toPretrain = finalArchs.filter((a) => imagenetWeightsOf(a) === undefined);
     let pretrained: Record<string, PretrainOutcome | null> = {};
-    if (data.classification) {
+    if (data.classification && toPretrain.length > 0) {
       begin('pretrain');
-      stages.pretrain.planned = finalArchs.length;
+      stages.pretrain.planned = toPretrain.length;
       pretrained = await runStage(stageWorkflowId(c.id, 'pretrain'), () =>
         executeChild(pretrainStage, {
-          ...childOpts(stageWorkflowId(c.id, 'pretrain'), `Pretrain ${finalArchs.length} backbones`),
+          ...childOpts(stageWorkflowId(c.id, 'pretrain'), `Pretrain ${toPretrain.length} backbones`),
           args: [{
-            campaignId: c.id, archs: finalArchs, recipe: c.stages.pretrain.recipe,
+            campaignId: c.id, archs: toPretrain, recipe: c.stages.pretrain.recipe,
             classification: { root: data.classification!.root, fingerprint: data.classification!.fingerprint },
             seed: c.seed, concurrency: c.budgets.maxConcurrentTrainings, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints,
             artifactRoot: c.artifactRoot,
@@ -330,7 +364,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
         }),
       );
       const ok = Object.values(pretrained).filter((p) => p !== null).length;
-      stages.pretrain = { ...stages.pretrain, evaluated: ok, failed: finalArchs.length - ok };
+      stages.pretrain = { ...stages.pretrain, evaluated: ok, failed: toPretrain.length - ok };
       finish('pretrain');
     } else {
       finish('pretrain', 'skipped');
@@ -344,7 +378,12 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
         ...childOpts(stageWorkflowId(c.id, 'final'), `Final training of ${finalArchs.length} models`),
         args: [{
           campaignId: c.id, stage: 'final',
-          models: finalArchs.map((arch) => ({ arch, initWeights: pretrained[arch]?.weights, initKind: 'backbone' as const })),
+          models: finalArchs.map((arch) => {
+            const imagenet = imagenetWeightsOf(arch);
+            return imagenet !== undefined
+              ? { arch, initWeights: imagenet, initKind: 'torchvision' as const, recipeBackbone: { ...PRETRAINED_BACKBONE } }
+              : { arch, initWeights: pretrained[arch]?.weights, initKind: 'backbone' as const };
+          }),
           recipe: c.stages.final.recipe, data: data.detection, seed: c.seed, concurrency: c.budgets.maxConcurrentTrainings, template,
         }],
       }),

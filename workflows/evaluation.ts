@@ -9,6 +9,8 @@ import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlActivities, GpuActivities } from '../activities';
 import type { DatasetRef, EvaluationRecord } from '../activities/types';
 import type { Campaign } from '../protocol/campaign';
+import type { InitKind } from '../protocol/job';
+import type { BackboneTraining } from '../protocol/recipe';
 
 export interface EvaluationInput {
   campaignId: string;
@@ -27,7 +29,9 @@ export interface EvaluationInput {
   checkpoints?: Campaign['checkpoints'];
   artifactRoot?: string;
   initWeights?: string;
-  initKind?: 'backbone' | 'detector';
+  initKind?: InitKind;
+  /** recipe.backbone on top of the named recipe (PRETRAINED_BACKBONE with ImageNet weights); part of the store key */
+  recipeBackbone?: BackboneTraining;
 }
 
 export interface EvaluationSummary {
@@ -72,6 +76,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     datasetFingerprint: input.data.fingerprint,
     purpose: input.stage,
     initWeights: input.initWeights,
+    recipeBackbone: input.recipeBackbone,
     artifactRoot: input.artifactRoot,
   });
   if (found.record) {
@@ -89,6 +94,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     seed: input.seed,
     initWeights: input.initWeights,
     initKind: input.initKind,
+    recipeBackbone: input.recipeBackbone,
     artifactRoot: input.artifactRoot,
     checkpoint: input.checkpoints,
   }]);

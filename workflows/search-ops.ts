@@ -15,12 +15,28 @@ export function initialRngState(seed: number): RngState {
 export type SpaceRef = { stage: 'structural' } | { stage: 'modular'; candidate: string };
 
 /** `toyRevision`: which revision of the toy stage-one space (see search.ToySpaceRevision); the stage picks it with patched() */
-export function spaceOf(profile: 'toy' | 'paper', ref: SpaceRef, toyRevision?: search.ToySpaceRevision): search.SearchSpace {
-  if (ref.stage === 'structural') return search.getSearchSpaces(profile, { toyRevision }).stageOne;
+export function spaceOf(
+  profile: 'toy' | 'paper',
+  ref: SpaceRef,
+  toyRevision?: search.ToySpaceRevision,
+  namedBackbones?: readonly search.NamedBackbone[],
+): search.SearchSpace {
+  if (ref.stage === 'structural') return search.getSearchSpaces(profile, { toyRevision, namedBackbones }).stageOne;
   return search.stageTwoSpaceFrom(search.parseArch(ref.candidate), { profile });
 }
 
 export const canonical = (arch: string) => search.formatArch(search.parseArch(arch));
+
+/** The named backbone of an architecture (its canonical form: an encoding of resnet50 is resnet50), or null. */
+export function namedBackboneOf(arch: string): search.NamedBackbone | null {
+  const b = search.canonicalArch(search.parseArch(arch)).backbone;
+  return b.kind === 'named' ? b.name : null;
+}
+
+/** The named backbones of a profile's stage-one space (the toy space has none: its backbones are encodings at base 16). */
+export function stageOneNamedBackbones(profile: 'toy' | 'paper'): search.NamedBackbone[] {
+  return search.getSearchSpaces(profile).stageOne.backbones.flatMap((b) => (b.kind === 'named' ? [b.name] : []));
+}
 
 export interface Proposal {
   archs: string[];

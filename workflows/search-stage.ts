@@ -33,11 +33,12 @@ import {
 } from '@temporalio/workflow';
 import type { DatasetRef } from '../activities/types';
 import type { Campaign } from '../protocol/campaign';
-import { ProposeMemo, type RngState, type ToySpaceRevision } from '../search';
+import { PRETRAINED_BACKBONE } from '../protocol/recipe';
+import { ProposeMemo, type NamedBackbone, type RngState, type ToySpaceRevision } from '../search';
 import { SmnasArch, SmnasCampaign, SmnasStage, stageProgressQuery, stageReportSignal, type EvalPoint, type StageProgress, type StageReport } from './api';
 import { evaluateArchitecture, type EvaluationInput, type EvaluationSummary } from './evaluation';
 import { evaluationWorkflowId } from './ids';
-import { initialRngState, paretoFront, propose, spaceOf } from './search-ops';
+import { initialRngState, namedBackboneOf, paretoFront, propose, spaceOf } from './search-ops';
 import { installStageControl } from './stage-control';
 
 export interface SearchStageInput {
@@ -62,6 +63,15 @@ export interface SearchStageInput {
   /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
   parentWorkflowId: string | null;
   template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
+  /**
+   * structural: ImageNet weights (torchvision naming) per named backbone, from the campaign's
+   * checked `data.backboneWeights` (only when the stage's recipe is BN). An evaluation of an
+   * architecture with one of these backbones trains from them (initKind 'torchvision') with
+   * recipe.backbone = PRETRAINED_BACKBONE. Absent: every evaluation from scratch.
+   */
+  backboneInit?: Partial<Record<NamedBackbone, string>>;
+  /** structural: the named backbones the stage-one space keeps (data.missingBackboneWeights 'exclude'); absent: all */
+  namedBackbones?: NamedBackbone[];
   /** carried across continue-as-new */
   carried?: SearchStageCarry;
 }
@@ -186,7 +196,19 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
     : input.stage === 'structural' && input.space === 'toy' && !patched(TOY_SPACE_REVISION_2)
       ? 1
       : 2;
-  const space = spaceOf(input.space, input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! }, toyRevision);
+  const space = spaceOf(
+    input.space,
+    input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! },
+    toyRevision,
+    input.stage === 'structural' ? input.namedBackbones : undefined,
+  );
+  /** initial weights of an evaluation: ImageNet weights for a stage-one named backbone that has them, else none */
+  const initOf = (arch: string): Pick<EvaluationInput, 'initWeights' | 'initKind' | 'recipeBackbone'> => {
+    if (input.stage !== 'structural' || !input.backboneInit) return {};
+    const name = namedBackboneOf(arch);
+    const file = name ? input.backboneInit[name] : undefined;
+    return file ? { initWeights: file, initKind: 'torchvision', recipeBackbone: { ...PRETRAINED_BACKBONE } } : {};
+  };
   const st: SearchStageState = input.carried
     ? unpack(input.carried, costKind)
     : { rng: initialRngState(input.seed), started: [], queue: [], batchStart: 0, evaluated: [], failed: [], gpuSeconds: 0, reused: 0, runs: 1 };
@@ -292,6 +314,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       data: input.data,
       seed: input.seed,
       cost: input.stage === 'structural' ? 'latency' : 'flops',
+      ...initOf(arch),
       ...input.template,
     };
     executeChild(evaluateArchitecture, {

@@ -11,6 +11,8 @@ import { executeChild, proxyActivities, setHandler } from '@temporalio/workflow'
 import type { GpuActivities } from '../activities';
 import type { DatasetRef, PretrainOutcome } from '../activities/types';
 import type { Campaign } from '../protocol/campaign';
+import type { InitKind } from '../protocol/job';
+import type { BackboneTraining } from '../protocol/recipe';
 import { SmnasArch, SmnasCampaign, SmnasStage, stageProgressQuery, type EvalPoint, type StageReport } from './api';
 import { evaluateArchitecture, type EvaluationInput, type EvaluationSummary } from './evaluation';
 import { evaluationWorkflowId } from './ids';
@@ -86,7 +88,8 @@ export interface FinalStageInput {
   stage: 'final' | 'transfer';
   /** transfer: the dataset name (the child's scope) */
   scope?: string;
-  models: { arch: string; initWeights?: string; initKind?: 'backbone' | 'detector' }[];
+  /** per model: its initial weights (torchvision: an ImageNet checkpoint, trained with recipeBackbone = PRETRAINED_BACKBONE) */
+  models: { arch: string; initWeights?: string; initKind?: InitKind; recipeBackbone?: BackboneTraining }[];
   recipe: string;
   data: DatasetRef;
   seed: number;
@@ -111,6 +114,7 @@ export async function trainModelsStage(input: FinalStageInput): Promise<Record<s
       cost: input.stage === 'final' ? 'both' : 'none',
       initWeights: m.initWeights,
       initKind: m.initKind,
+      ...(m.recipeBackbone ? { recipeBackbone: m.recipeBackbone } : {}),
       ...input.template,
     };
     try {

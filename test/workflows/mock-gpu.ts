@@ -21,6 +21,10 @@ export interface MockCall {
   at: number;
   /** TrainRequest.key embeds nothing about the stage; tests look at the recipe */
   recipe: string;
+  /** trainDetector: the initial weights asked for */
+  initWeights?: string;
+  initKind?: string;
+  recipeBackbone?: TrainRequest['recipeBackbone'];
 }
 
 export class MockGpu {
@@ -52,7 +56,7 @@ export class MockGpu {
   activities() {
     return {
       trainDetector: (r: TrainRequest): Promise<TrainOutcome> => {
-        this.calls.push({ activity: 'trainDetector', arch: r.arch, at: Date.now(), recipe: r.recipe });
+        this.calls.push({ activity: 'trainDetector', arch: r.arch, at: Date.now(), recipe: r.recipe, initWeights: r.initWeights, initKind: r.initKind, recipeBackbone: r.recipeBackbone });
         return this.busy(() => ({
           kind: 'ok' as const,
           mAP: (hash(r.arch + r.recipe) % 1000) / 2000,
