@@ -52,7 +52,7 @@ double maxDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a.cpu()
 BackboneLayout smallBackbone() {
   // basicblock_8_1-21-21-21: the layout resolveLayout gives (see test_model.cpp's makeBackbone)
   BackboneLayout L;
-  L.block = "basicblock";
+  L.block = BlockKind::BasicBlock;
   L.stemChannels = 8;
   const std::vector<std::string> code{"1", "21", "21", "21"};
   int planes = 8, in = 8;
@@ -72,12 +72,12 @@ Layout smallLayout() {
   Layout L;
   L.width = L.height = 64;
   L.backbone = smallBackbone();
-  L.neck.kind = "fpn";
+  L.neck.kind = NeckKind::Fpn;
   L.neck.channels = 16;
   L.neck.from = 2;
   L.neck.to = 4;
-  L.rpn = {"rpn", 3, 16};
-  L.head.kind = "2fc";
+  L.rpn = {RpnKind::Rpn, /*anchorsPerLocation=*/3, /*convChannels=*/16};
+  L.head.kind = HeadKind::TwoFc;
   L.head.numClasses = 3;
   L.head.fcWidth = 32;
   return L;
@@ -86,7 +86,7 @@ Layout smallLayout() {
 Recipe smallRecipe(const std::string& norm) {
   Recipe r;
   r.name = "unit";
-  r.norm = norm;
+  r.norm = normKindNamed(norm);
   r.epochs = 1;
   r.batchSize = 2;
   r.workers = 0;
