@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { DetectorLayoutSchema } from '../../search/layout';
+import { layoutCost } from '../../search/cost';
 import { builtStages, resolveLayout } from '../../search/layout-resolve';
 import { archArb } from './arbitraries';
 
@@ -16,8 +17,18 @@ describe('resolveLayout', () => {
     expect(l.backbone.stages[0].blocks[1]).toEqual({ inChannels: 256, outChannels: 256, midChannels: 64, stride: 1, groups: 1, projection: false });
     expect(l.backbone.stages[1].blocks[0]).toEqual({ inChannels: 256, outChannels: 512, midChannels: 128, stride: 2, groups: 1, projection: true });
     expect(l.neck).toEqual({ kind: 'fpn', from: 1, to: 5, channels: 256, strides: [4, 8, 16, 32, 64] });
-    expect(l.rpn).toEqual({ kind: 'rpn', anchorsPerLocation: 3, convChannels: 256 });
+    expect(l.rpn).toEqual({ kind: 'rpn', anchorsPerLocation: 3, convChannels: 256, deformGroups: 0 });
     expect(l.head).toEqual({ kind: 'cascade', stages: 3, iouThresholds: [0.5, 0.6, 0.7], roiSize: 7, fcWidth: 1024, numClasses: 80 });
+  });
+
+  test('ga-rpn: one guided anchor per location, 4 deformable groups; its cost adds the offset conv and drops the adaption bias', () => {
+    const l = resolveLayout('800x608/resnet50/fpn(P2-P5,c=256)/ga-rpn/2fc', opts);
+    expect(l.rpn).toEqual({ kind: 'ga-rpn', anchorsPerLocation: 1, convChannels: 256, deformGroups: 4 });
+    // mmdetection GARPNHead at 256 channels: rpn_conv 3x3 (+bias), conv_loc 1x1 (+bias), conv_shape 1x1 to 2 (+bias),
+    // conv_offset 1x1 2 -> 72 (no bias), DeformConv 3x3 (no bias), conv_cls 1x1 to 1 (+bias), conv_reg 1x1 to 4 (+bias)
+    const C = 256;
+    const expected = C * C * 9 + C + (C + 1) + (2 * C + 2) + 2 * 72 + C * C * 9 + (C + 1) + (4 * C + 4);
+    expect(layoutCost(l).modules.rpn.params).toBe(expected);
   });
 
   test('resnext50_32x4d grouped widths, resnet18 basic blocks', () => {
