@@ -22,6 +22,7 @@
 
 #include "autocast.hpp"
 #include "kernels.hpp"
+#include "fixtures.hpp"
 #include "model.hpp"
 #include "ops.hpp"
 #include "runtime.hpp"
@@ -49,55 +50,8 @@ torch::Tensor randomBoxes(int n, double maxSide = 100) {
 
 double maxDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a.cpu().to(torch::kDouble) - b.cpu().to(torch::kDouble)).abs().max().item<double>(); }
 
-BackboneLayout smallBackbone() {
-  // basicblock_8_1-21-21-21: the layout resolveLayout gives (see test_model.cpp's makeBackbone)
-  BackboneLayout L;
-  L.block = BlockKind::BasicBlock;
-  L.stemChannels = 8;
-  const std::vector<std::string> code{"1", "21", "21", "21"};
-  int planes = 8, in = 8;
-  for (int s = 0; s < 4; ++s) {
-    for (size_t i = 0; i < code[s].size(); ++i) {
-      if (code[s][i] == '2') planes *= 2;
-      int stride = (s > 0 && i == 0) ? 2 : 1;
-      L.stages[s].push_back({in, planes, planes, stride, 1, stride != 1 || in != planes});
-      in = planes;
-    }
-    L.stageChannels[s] = in;
-  }
-  return L;
-}
-
-Layout smallLayout() {
-  Layout L;
-  L.width = L.height = 64;
-  L.backbone = smallBackbone();
-  L.neck.kind = NeckKind::Fpn;
-  L.neck.channels = 16;
-  L.neck.from = 2;
-  L.neck.to = 4;
-  L.rpn = {RpnKind::Rpn, /*anchorsPerLocation=*/3, /*convChannels=*/16};
-  L.head.kind = HeadKind::TwoFc;
-  L.head.numClasses = 3;
-  L.head.fcWidth = 32;
-  return L;
-}
-
-Recipe smallRecipe(const std::string& norm) {
-  Recipe r;
-  r.name = "unit";
-  r.norm = normKindNamed(norm);
-  r.epochs = 1;
-  r.batchSize = 2;
-  r.workers = 0;
-  r.optimizer = {0.01, 0.9, 1e-4, 0, true};
-  r.schedule.kind = "cosine";
-  r.rpnSamples = 64;
-  r.rpnTrainPreNms = 200;
-  r.rpnTrainPostNms = 50;
-  r.roiSamples = 32;
-  return r;
-}
+Layout smallLayout() { return fixtures::smallLayout("2fc"); }
+Recipe smallRecipe(const std::string& norm) { return fixtures::smallRecipe(normKindNamed(norm)); }
 
 struct SmallBatch {
   torch::Tensor images;

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "autocast.hpp"
+#include "fixtures.hpp"
 #include "model.hpp"
 #include "ops.hpp"
 #include "runtime.hpp"
@@ -13,31 +14,14 @@
 using namespace smnas;
 namespace F = torch::nn::functional;
 
-namespace {
-BackboneLayout makeBackbone(const std::string& kind, int base, const std::vector<std::string>& code) {
-  BackboneLayout L;
-  L.block = blockKindNamed(kind);
-  L.stemChannels = base;
-  const int exp = kind == "basicblock" ? 1 : 4;
-  int planes = base, in = base;
-  for (int s = 0; s < 4; ++s) {
-    for (size_t i = 0; i < code[s].size(); ++i) {
-      if (code[s][i] == '2') planes *= 2;
-      int out = planes * exp, stride = (s > 0 && i == 0) ? 2 : 1;
-      int mid = kind == "Xbottleneck" ? planes * 4 / 64 * 32 : planes;
-      L.stages[s].push_back({in, out, mid, stride, kind == "Xbottleneck" ? 32 : 1, stride != 1 || in != out});
-      in = out;
-    }
-    L.stageChannels[s] = in;
-  }
-  return L;
-}
-}  // namespace
+using fixtures::smallLayout;
+using fixtures::smallRecipe;
+using fixtures::residualBackbone;
 
 TEST(Model, BackboneOutputShapes) {
   for (std::string kind : {"basicblock", "bottleneck", "Xbottleneck"}) {
     for (std::string norm : {"bn", "gn", "gn+ws"}) {
-      auto L = makeBackbone(kind, kind == "Xbottleneck" ? 64 : 16, {"1", "21", "211", "2"});
+      auto L = residualBackbone(kind, kind == "Xbottleneck" ? 64 : 16, {"1", "21", "211", "2"});
       Backbone bb(L, normKindNamed(norm), 4);
       auto out = bb(torch::randn({2, 3, 64, 96}));
       ASSERT_EQ(out.size(), 4u);
@@ -78,7 +62,7 @@ TEST(Model, GroupNormGroupsDivideChannels) {
 
 TEST(Model, Resnet18BackboneHasTorchvisionParamCount) {
   // torchvision resnet18 without its fc: 11,689,512 - (512*1000 + 1000) = 11,176,512
-  auto L = makeBackbone("basicblock", 64, {"11", "21", "21", "21"});
+  auto L = residualBackbone("basicblock", 64, {"11", "21", "21", "21"});
   Backbone bb(L, NormKind::BN, 4);
   int64_t n = 0;
   for (auto& p : bb->parameters()) n += p.numel();
@@ -107,41 +91,6 @@ TEST(Model, AutocastGuardEnablesBf16OnCpuAndRestores) {
   EXPECT_FALSE(autocastDtypeFor("off", t));
 }
 
-namespace {
-Layout smallLayout(const std::string& head) {
-  Layout L;
-  L.width = L.height = 64;
-  L.backbone = makeBackbone("basicblock", 8, {"1", "21", "21", "21"});
-  L.neck.kind = NeckKind::Fpn;
-  L.neck.channels = 16;
-  L.neck.from = 2;
-  L.neck.to = 4;
-  L.rpn = {head == "retina" ? RpnKind::None : rpnKindNamed(head == "2fc-ga" ? "ga-rpn" : "rpn"), head == "retina" ? 0 : head == "2fc-ga" ? 1 : 3, head == "retina" ? 0 : 16, head == "2fc-ga" ? 4 : 0};
-  L.head.kind = headKindNamed(head == "2fc-ga" ? "2fc" : head);
-  L.head.numClasses = 3;
-  L.head.fcWidth = 32;
-  L.head.convChannels = 16;
-  L.head.stackedConvs = 2;
-  L.head.anchorsPerLocation = 9;
-  return L;
-}
-
-Recipe smallRecipe() {
-  Recipe r;
-  r.name = "unit";
-  r.norm = NormKind::GN;
-  r.epochs = 1;
-  r.batchSize = 2;
-  r.workers = 0;
-  r.optimizer = {0.01, 0.9, 1e-4, 0, true};
-  r.schedule.kind = "cosine";
-  r.rpnSamples = 64;
-  r.rpnTrainPreNms = 200;
-  r.rpnTrainPostNms = 50;
-  r.roiSamples = 32;
-  return r;
-}
-}  // namespace
 
 // bf16 autocast on the CPU (recipe.mixedPrecision 'bf16'): the detector trains, every loss term is
 // an fp32 finite scalar, and a few SGD steps on one fixed batch lower the total loss.

@@ -9,31 +9,15 @@
 #include <map>
 #include <set>
 
+#include "fixtures.hpp"
 #include "model.hpp"
 #include "weights.hpp"
 
 using namespace smnas;
 
 namespace {
-BackboneLayout resnetLike(const std::string& kind, int base) {
-  BackboneLayout L;
-  L.block = blockKindNamed(kind);
-  L.stemChannels = base;
-  const int exp = kind == "basicblock" ? 1 : 4;
-  int planes = base, in = base;
-  const int blocks[4] = {2, 2, 1, 1};
-  for (int s = 0; s < 4; ++s) {
-    if (s > 0) planes *= 2;
-    for (int i = 0; i < blocks[s]; ++i) {
-      int out = planes * exp, stride = (s > 0 && i == 0) ? 2 : 1;
-      int mid = kind == "Xbottleneck" ? planes * 4 / 64 * 32 : planes;
-      L.stages[s].push_back({in, out, mid, stride, kind == "Xbottleneck" ? 32 : 1, stride != 1 || in != out});
-      in = out;
-    }
-    L.stageChannels[s] = in;
-  }
-  return L;
-}
+// two blocks in stages 1-2, one in 3-4, doubling at each stage
+BackboneLayout resnetLike(const std::string& kind, int base) { return fixtures::residualBackbone(kind, base, {"11", "21", "2", "2"}); }
 
 BackboneLayout mobileLike() {  // a small mbblock backbone: stem 8, stem block to 8, then t=6 blocks
   BackboneLayout L;

@@ -5,6 +5,7 @@
  * small input size, its parameter count compared with the cost model, then one training step and
  * one evaluation on generated data.
  */
+import * as fs from 'node:fs';
 import { layoutCost } from '../../../search/cost';
 import { type Arch, formatArch } from '../../../search/notation';
 import { Rng } from '../../../search/rng';
@@ -46,7 +47,8 @@ export async function checkArchitecture({ arch, recipe: recipeName }: PaperSpace
     threads: 1, seed: 1, evaluator: evaluatorArgv(),
   });
   job.layout.input = { ...SMALL_INPUT };
-  const run = await runTrainer(job);
+  // a large model's weights and checkpoints take up to ~1 GB: 200 of them must not pile up in /tmp
+  const run = await runTrainer(job).finally(() => fs.rmSync(job.outDir, { recursive: true, force: true }));
   const started = run.messages.find((m) => m.type === 'started');
   const result = run.code === 0 ? resultOf(run) : undefined;
   return {
