@@ -207,11 +207,8 @@ std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, 
                                                                F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum)) / norm;
     (*losses)["rpn_bbox"] = dPred.empty() ? regAll.sum() * 0 : smoothL1(torch::cat(dPred) - torch::cat(dTgt), o.smoothL1Beta()).sum() / norm;
   }
-  torch::NoGradGuard ng;
-  const auto& p = o.proposals();
   const bool train = targets != nullptr;
-  std::vector<torch::Tensor> out;
-  for (int64_t b = 0; b < B; ++b) {
+  auto candidates = [&](int64_t b) {
     std::vector<LevelCandidates> cands;
     for (size_t l = 0; l < levels.size(); ++l) {
       auto scores = cl[l][b].detach().sigmoid(), deltas = rg[l][b].detach(), a = anchors[b][l];
@@ -223,9 +220,9 @@ std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, 
       }
       cands.push_back({scores, deltas, a});
     }
-    out.push_back(selectProposals(cands, o.bboxStds(), sizes[b], train ? p.trainPreNms() : p.testPreNms(), train ? p.trainPostNms() : p.testPostNms(), p.nmsIou()));
-  }
-  return out;
+    return cands;
+  };
+  return selectBatchProposals(candidates, o.bboxStds(), sizes, o.proposals(), train);
 }
 
 }  // namespace smnas

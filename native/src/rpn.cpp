@@ -33,6 +33,17 @@ torch::Tensor selectProposals(const std::vector<LevelCandidates>& levels, const 
   return B.index_select(0, batchedNms(B, S, I, nmsIou, postNms));
 }
 
+std::vector<torch::Tensor> selectBatchProposals(const std::function<std::vector<LevelCandidates>(int64_t)>& candidates,
+                                                const std::array<double, 4>& stds, const ImageSizes& sizes, const ProposalOptions& p,
+                                                bool train) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> out;
+  for (size_t b = 0; b < sizes.size(); ++b)
+    out.push_back(selectProposals(candidates(static_cast<int64_t>(b)), stds, sizes[b], train ? p.trainPreNms() : p.testPreNms(),
+                                  train ? p.trainPostNms() : p.testPostNms(), p.nmsIou()));
+  return out;
+}
+
 RpnImpl::RpnImpl(const RpnOptions& o) : options(o) {
   const int C = o.channels(), A = static_cast<int>(o.ratios().size());
   auto head = [](int in, int out, int k) { return ConvOptions(in, out, k).bias(true).init(Init::Normal).std(0.01); };
@@ -78,16 +89,12 @@ std::vector<torch::Tensor> RpnImpl::forward(const std::vector<Level>& levels, co
                                                                F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum)) / norm;
     (*losses)["rpn_bbox"] = dPred.empty() ? reg.sum() * 0 : (torch::cat(dPred) - torch::cat(dTgt)).abs().sum() / norm;
   }
-  torch::NoGradGuard ng;
-  const auto& p = options.proposals();
-  const bool train = targets != nullptr;
-  std::vector<torch::Tensor> out;
-  for (int64_t b = 0; b < B; ++b) {
-    std::vector<LevelCandidates> cands;
-    for (size_t l = 0; l < levels.size(); ++l) cands.push_back({cl[l][b].detach().sigmoid(), rg[l][b].detach(), anchorList[l]});
-    out.push_back(selectProposals(cands, kUnitStds, sizes[b], train ? p.trainPreNms() : p.testPreNms(), train ? p.trainPostNms() : p.testPostNms(), p.nmsIou()));
-  }
-  return out;
+  auto candidates = [&](int64_t b) {
+    std::vector<LevelCandidates> c;
+    for (size_t l = 0; l < levels.size(); ++l) c.push_back({cl[l][b].detach().sigmoid(), rg[l][b].detach(), anchorList[l]});
+    return c;
+  };
+  return selectBatchProposals(candidates, kUnitStds, sizes, options.proposals(), /*train=*/targets != nullptr);
 }
 
 }  // namespace smnas

@@ -2,6 +2,8 @@
 // here (mmdetection's RPNHead) or the guided-anchoring RPN (ga_rpn.hpp). Each owns its anchors,
 // assigner and sampler thresholds (named options below), its losses and its proposal selection.
 #pragma once
+#include <functional>
+
 #include "layers.hpp"
 
 namespace smnas {
@@ -26,6 +28,11 @@ struct LevelCandidates {
 };
 torch::Tensor selectProposals(const std::vector<LevelCandidates>& levels, const std::array<double, 4>& stds, std::pair<int, int> size,
                               int preNms, int postNms, double nmsIou);
+// selectProposals for each image of a batch with the train- or test-time settings; `candidates(b)`
+// gives image b's candidates per level
+std::vector<torch::Tensor> selectBatchProposals(const std::function<std::vector<LevelCandidates>(int64_t)>& candidates,
+                                                const std::array<double, 4>& stds, const ImageSizes& sizes, const ProposalOptions& p,
+                                                bool train);
 
 // Max-IoU assignment and random sampling settings of a dense head (mmdet MaxIoUAssigner +
 // RandomSampler).
