@@ -136,8 +136,10 @@ std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, 
     auto y = torch::relu(conv(l.x));
     auto lo = loc(y).to(torch::kFloat), sh = shape(y).to(torch::kFloat);
     auto off = offset(sh.detach().to(y.scalar_type()));
-    // the deformable conv runs in fp32 (bilinear sampling; the op casts under autocast as well)
-    auto feat = torch::relu(deformConv2d(y.to(torch::kFloat), off.to(torch::kFloat), adaptWeight.to(torch::kFloat), /*bias=*/torch::Tensor(),
+    // the deformable conv runs in fp32 (bilinear sampling; the op casts under autocast as well).
+    // Its input is detached unless options.adaptionGradient: see GaRpnOptions.
+    auto adaptIn = (o.adaptionGradient() ? y : y.detach()).to(torch::kFloat);
+    auto feat = torch::relu(deformConv2d(adaptIn, off.to(torch::kFloat), adaptWeight.to(torch::kFloat), /*bias=*/torch::Tensor(),
                                          DeformConv2dOptions().padding(kKernel / 2).deformGroups(o.deformGroups())));
     locs.push_back(lo);
     shapes.push_back(sh.permute({0, 2, 3, 1}).reshape({B, -1, kShapeChannels}));

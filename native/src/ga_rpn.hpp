@@ -29,6 +29,13 @@ struct GaRpnOptions {
   TORCH_ARG(double, negativeLocWeight) = 0.1;
   TORCH_ARG(double, boundedIouBeta) = 0.2;
   TORCH_ARG(double, smoothL1Beta) = 1.0;
+  // Whether the objectness / delta losses train the shared features through the deformable
+  // feature adaption (mmdetection: yes). Off by default: with it, GN+WS from scratch at the toy
+  // lr 0.02, batch 4 (bench/quality-job.ts with ga-rpn) blew up at iterations 140-220 (RoI cls
+  // loss 45-470, rpn_loc 380, then a dead network and AP 0), with the hand-written kernel and the
+  // tensor-op version alike; with the input detached the same run trains stably. The location and
+  // shape branches and the RoI heads still train the shared features.
+  TORCH_ARG(bool, adaptionGradient) = false;
   TORCH_ARG(AnchorSampling, shapeSampling);  // ApproxMaxIoUAssigner 0.7 / 0.3 / 0.3, 256 samples, half positive
   TORCH_ARG(AnchorSampling, sampling);       // guided anchors vs ground truth, as the RPN
   TORCH_ARG(ProposalOptions, proposals);
