@@ -18,11 +18,11 @@
  * Pure: no Node APIs. Deterministic given the inputs and the Rng state.
  */
 import { detectorCost } from './cost';
-import { type Arch, type EncodedBackbone, archProblems, backboneEncoding, canonicalArch, canonicalString, formatArch, parseArch } from './notation';
+import { type Arch, type EncodedBackbone, archProblems, backboneEncoding, canonicalString, formatArch, markUnusedStages, parseArch } from './notation';
 import { crowdingDistance, nonDominatedSort } from './pareto';
 import { type EvaluatedPoint, type Shape, containmentShape, popVerdict } from './pruning';
 import type { Rng } from './rng';
-import { type SearchSpace, type StageOneSpace, type StageTwoSpace, enumerateArchs, outsideSpace, outsideSpaceOfLegal, sampleArch, spaceSize } from './space';
+import { type SearchSpace, type StageOneSpace, type StageTwoSpace, enumerateArchs, outsideSpace, outsideSpaceOfLegal, sampleArch, searchedStages, spaceCanonical, spaceSize } from './space';
 
 /** spaces up to this size are listed exhaustively when random sampling stops finding new members */
 const ENUMERATE_LIMIT = 50000;
@@ -133,15 +133,29 @@ function otherThan<T>(rng: Rng, xs: readonly T[], current: T): T | undefined {
   return rest.length ? rng.pick(rest) : undefined;
 }
 
-function mutateStageOne(space: StageOneSpace, p: Arch, kind: MutationKind, rng: Rng): Arch | undefined {
+/**
+ * A used-layers stage-one member with its 'x' stages filled in: the first backbone of the space
+ * whose used-layers form it is (so a neck mutation that builds more stages has them). Plain
+ * canonical forms are returned as they are.
+ */
+function concreteStageOne(space: StageOneSpace, p: Arch): Arch {
+  if (!space.usedLayers) return p;
+  const key = JSON.stringify(markUnusedStages(p).backbone);
+  const b = space.backbones.find((x) => JSON.stringify(markUnusedStages({ ...p, backbone: x }).backbone) === key);
+  return b ? { ...p, backbone: b } : p;
+}
+
+function mutateStageOne(space: StageOneSpace, parent: Arch, kind: MutationKind, rng: Rng): Arch | undefined {
+  const p = concreteStageOne(space, parent);
+  const canon = spaceCanonical(space);
   switch (kind) {
     case 'input': {
       const input = otherThan(rng, space.inputs, p.input);
       return input && { ...p, input };
     }
     case 'backbone': {
-      const cur = canonicalArch({ ...p }).backbone;
-      const options = space.backbones.filter((b) => JSON.stringify(canonicalArch({ ...p, backbone: b }).backbone) !== JSON.stringify(cur));
+      const cur = canon({ ...p }).backbone;
+      const options = space.backbones.filter((b) => JSON.stringify(canon({ ...p, backbone: b }).backbone) !== JSON.stringify(cur));
       return options.length ? { ...p, backbone: rng.pick(options) } : undefined;
     }
     case 'neck': {
@@ -167,12 +181,15 @@ function positions(stages: string[], ch?: '1' | '2'): [number, number][] {
 const setChar = (s: string, j: number, c: string) => s.slice(0, j) + c + s.slice(j + 1);
 
 function mutateCode(e: EncodedBackbone, kind: MutationKind, space: StageTwoSpace, rng: Rng): string[] | undefined {
+  // only the searched stages change ('x' stages are not built; positions() never lists them)
+  const S = searchedStages(space);
+  const searched = [0, 1, 2, 3].slice(0, S);
   const st = [...e.stages];
-  const total = st.reduce((n, s) => n + s.length, 0);
+  const total = st.slice(0, S).reduce((n, s) => n + s.length, 0);
   switch (kind) {
     case 'insert-block': {
       if (total >= space.maxBlocks) return undefined;
-      const s = rng.int(4);
+      const s = rng.int(S);
       const j = rng.int(st[s].length + 1);
       st[s] = st[s].slice(0, j) + '1' + st[s].slice(j);
       return st;
@@ -188,7 +205,7 @@ function mutateCode(e: EncodedBackbone, kind: MutationKind, space: StageTwoSpace
     }
     case 'swap-blocks': {
       // exchange two different blocks of one stage (moves a doubling inside the stage)
-      const stagesWithBoth = [0, 1, 2, 3].filter((s) => st[s].includes('1') && st[s].includes('2'));
+      const stagesWithBoth = searched.filter((s) => st[s].includes('1') && st[s].includes('2'));
       if (!stagesWithBoth.length) return undefined;
       const s = rng.pick(stagesWithBoth);
       const ones = [...st[s]].flatMap((c, j) => (c === '1' ? [j] : []));
@@ -200,10 +217,10 @@ function mutateCode(e: EncodedBackbone, kind: MutationKind, space: StageTwoSpace
     }
     case 'shift-block': {
       // move a plain block from one stage to another (same total depth)
-      const from = [0, 1, 2, 3].filter((s) => st[s].length > 1 && st[s].includes('1'));
-      if (!from.length) return undefined;
+      const from = searched.filter((s) => st[s].length > 1 && st[s].includes('1'));
+      if (!from.length || S < 2) return undefined;
       const s = rng.pick(from);
-      const t = rng.pick([0, 1, 2, 3].filter((x) => x !== s));
+      const t = rng.pick(searched.filter((x) => x !== s));
       const j = st[s].lastIndexOf('1');
       st[s] = st[s].slice(0, j) + st[s].slice(j + 1);
       const k = rng.int(st[t].length + 1);
@@ -281,10 +298,12 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
   const memo = input.memo ?? new ProposeMemo();
   const cached = ProposeMemo.cached;
   // canonical strings, so e.g. a pending 'basicblock_64_11-21-21-21' also blocks 'resnet18'
+  // (usedLayers spaces: used-layers forms, so a copy differing only in unbuilt stages is taken too)
+  const form = spaceCanonical(space);
   const canon = (id: string) =>
     cached(memo.canonical, id, () => {
       try {
-        return canonicalString(id);
+        return space.usedLayers ? formatArch(form(parseArch(id))) : canonicalString(id);
       } catch {
         return id; // not a notation: it cannot collide with a proposal anyway
       }
@@ -301,7 +320,8 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
   const shapes = evaluatedPoints?.map((e) => cached(memo.shapes, e.id, () => containmentShape(e.arch)));
 
   /** checks a child; returns its canonical string when it can be proposed */
-  const accept = (child: Arch, parent?: string, mutation?: MutationKind): string | undefined => {
+  const accept = (proposed: Arch, parent?: string, mutation?: MutationKind): string | undefined => {
+    const child = space.usedLayers ? form(proposed) : proposed;
     // children are typed objects built by this module: the notation rules suffice (no zod shape check)
     if (archProblems(child).length > 0) {
       result.rejected.illegal++;

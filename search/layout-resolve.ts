@@ -21,11 +21,18 @@
  *   `layout.arch` keeps the notation.
  * - Built stages: neck `none` uses the stride-16 output of stage 3 and stage 4 is not built;
  *   an FPN up to level b builds stages 1..min(b, 4) (P5/P6 come from P4). See `builtStages`.
+ * - An encoded stage written 'x' (not built, see notation.ts `markUnusedStages`) resolves to one
+ *   block that keeps the width ('1'), so the layout keeps its four stages: the detector never
+ *   builds it, and ImageNet-style pretraining (whose classifier pools after stage 4) trains that
+ *   one block and throws it away with the classifier.
  *
  * Pure: no Node APIs.
  */
 import { type BackboneLayout, type BlockLayout, type DetectorLayout, DetectorLayoutSchema, type HeadLayout, type NeckLayout, type RpnLayout } from './layout';
-import { type Arch, type EncodedBackbone, type Neck, backboneEncoding, formatArch, toArch } from './notation';
+import { type Arch, type EncodedBackbone, type Neck, UNUSED_STAGE, backboneEncoding, formatArch, toArch, usedBackboneStages } from './notation';
+
+/** The code a stage resolves to ('x', not built: one width-keeping block; see the header). */
+const resolvedCode = (code: string): string => (code === UNUSED_STAGE ? '1' : code);
 
 export interface ResolveOptions {
   /** object classes without background */
@@ -53,7 +60,7 @@ function residualBackbone(e: EncodedBackbone): BackboneLayout {
   let planes = e.base;
   let inChannels = e.base; // the stem's output
   const stages = e.stages.map((code, s) => {
-    const blocks: BlockLayout[] = [...code].map((ch, j) => {
+    const blocks: BlockLayout[] = [...resolvedCode(code)].map((ch, j) => {
       if (ch === '2') planes *= 2;
       const stride: 1 | 2 = j === 0 && s > 0 ? 2 : 1;
       const outChannels = planes * expansion;
@@ -78,7 +85,7 @@ function mbBackbone(e: EncodedBackbone): BackboneLayout {
   let planes = e.base;
   let inChannels: number = MBBLOCK_STEM.out;
   const stages = e.stages.map((code) => {
-    const blocks: BlockLayout[] = [...code].map((ch, j) => {
+    const blocks: BlockLayout[] = [...resolvedCode(code)].map((ch, j) => {
       if (ch === '2') planes *= 2;
       const mid = inChannels * 6;
       const block: BlockLayout = { inChannels, outChannels: planes, midChannels: mid, stride: j === 0 ? 2 : 1, groups: mid, projection: false };
@@ -111,7 +118,7 @@ export function resolveBackbone(b: Arch['backbone']): BackboneLayout {
 
 /** How many backbone stages a detector builds: 3 without a neck, min(last FPN level, 4) with one. */
 export function builtStages(neck: Neck | NeckLayout): number {
-  return neck.kind === 'none' ? 3 : Math.min(neck.to, 4);
+  return usedBackboneStages(neck);
 }
 
 /** Cascade IoU thresholds spread evenly from 0.5 to 0.7 (rounded to 1e-6 so they print cleanly). */

@@ -9,6 +9,14 @@
  * (e.g. `basicblock_64_11-21-21-21`) is written with its name (`resnet18`), so one architecture
  * has one string, and `parseArch` returns that canonical JSON form.
  *
+ * Used layers: a detector builds only the backbone stages its neck reads (`usedBackboneStages`:
+ * stages 1..3 without a neck, 1..min(b, 4) for fpn(P<a>-P<b>)). Two encodings that differ only in
+ * stages the detector never builds are the same network. `markUnusedStages` gives the form that
+ * says so: every stage the detector does not build is written `x`, e.g.
+ * `basicblock_48_12-11111-211-x/fpn(P1-P3,c=128)/...`. `x` is legal only on a stage the neck does
+ * not use. Named backbones stay named: their name also stands for their ImageNet weights, which
+ * differ between e.g. resnet50 and resnet101 even where the built layers have the same shapes.
+ *
  * Pure: zod only, no Node APIs (Temporal workflow code imports this).
  */
 import { z } from 'zod';
@@ -66,8 +74,8 @@ export const EncodedBackboneSchema = z.object({
   block: z.enum(BLOCK_KINDS),
   /** channel count (planes) of the first residual stage */
   base: z.number().int().positive(),
-  /** exactly four stages; one character per block: '1' keeps the channel count, '2' doubles it */
-  stages: z.array(z.string().regex(/^[12]+$/, "a stage is a non-empty string of '1' and '2'")).length(4),
+  /** exactly four stages; one character per block: '1' keeps the channel count, '2' doubles it; 'x': a stage the detector does not build */
+  stages: z.array(z.string().regex(/^([12]+|x)$/, "a stage is a non-empty string of '1' and '2', or 'x' (not built)")).length(4),
 });
 export const BackboneSchema = z.discriminatedUnion('kind', [NamedBackboneSchema, EncodedBackboneSchema]);
 export type Backbone = z.infer<typeof BackboneSchema>;
@@ -109,6 +117,17 @@ export class ArchError extends Error {
   }
 }
 
+/** The code of an encoded backbone stage that the detector does not build (see `markUnusedStages`). */
+export const UNUSED_STAGE = 'x';
+
+/** Backbone stages a detector with this neck builds: 3 without a neck (stride-16 map of stage 3), min(last FPN level, 4) with one (P5/P6 come from P4). */
+export function usedBackboneStages(neck: { kind: 'none' } | { kind: 'fpn'; to: number }): number {
+  return neck.kind === 'none' ? 3 : Math.min(neck.to, 4);
+}
+
+/** Blocks of one stage code ('x': none built). */
+export const stageBlockCount = (code: string): number => (code === UNUSED_STAGE ? 0 : code.length);
+
 const ALLOWED_BACKBONES =
   `${NAMED_BACKBONES.join(', ')}, or <block>_<base>_<code> with block ${BLOCK_KINDS.join('|')}, ` +
   `e.g. basicblock_64_11-21-21-21`;
@@ -136,8 +155,13 @@ export function archProblems(a: Arch): [string, string][] {
     if (b.stages.length !== 4)
       out.push(['backbone', `${label}: the code needs exactly four stages separated by '-', got ${b.stages.length}`]);
     for (const s of b.stages)
-      if (!/^[12]+$/.test(s)) out.push(['backbone', `${label}: stage '${s}' must be a non-empty string of '1' (keep) and '2' (double)`]);
-    const total = b.stages.reduce((n, s) => n + s.length, 0);
+      if (!/^([12]+|x)$/.test(s)) out.push(['backbone', `${label}: stage '${s}' must be a non-empty string of '1' (keep) and '2' (double), or 'x' (not built)`]);
+    const used = usedBackboneStages(a.neck);
+    b.stages.forEach((s, i) => {
+      if (s === UNUSED_STAGE && i < used)
+        out.push(['backbone', `${label}: stage ${i + 1} is written 'x' (not built) but neck ${formatNeck(a.neck)} uses stages 1..${used}`]);
+    });
+    const total = b.stages.reduce((n, s) => n + stageBlockCount(s), 0);
     if (total > LIMITS.maxTotalBlocks) out.push(['backbone', `${label}: ${total} blocks, at most ${LIMITS.maxTotalBlocks} allowed`]);
     const doublings = b.stages.join('').split('').filter((c) => c === '2').length;
     if (b.base * 2 ** doublings > LIMITS.maxPlanes)
@@ -227,6 +251,24 @@ export function formatHead(h: Head): string {
   return h.kind === 'cascade' ? `cascade(n=${h.stages})` : h.kind;
 }
 
+/**
+ * The used-layers form: `canonicalArch` with every backbone stage the detector does not build
+ * written 'x' (named backbones unchanged, see the header). Architectures that differ only in
+ * unbuilt stages have equal forms; different networks keep different forms.
+ */
+export function markUnusedStages(a: Arch): Arch {
+  const c = canonicalArch(a);
+  if (c.backbone.kind !== 'encoded') return c;
+  const used = usedBackboneStages(c.neck);
+  if (c.backbone.stages.every((_, i) => i < used)) return c;
+  return { ...c, backbone: { ...c.backbone, stages: c.backbone.stages.map((s, i) => (i < used ? s : UNUSED_STAGE)) } };
+}
+
+/** `formatArch(markUnusedStages(parseArch(s)))`. */
+export function usedLayersString(s: string): string {
+  return formatArch(markUnusedStages(parseArch(s)));
+}
+
 /** The canonical string. Throws ArchError when the architecture is illegal. */
 export function formatArch(a: Arch): string {
   assertLegalArch(a);
@@ -254,8 +296,9 @@ export function parseBackbone(s: string): Backbone {
     throw new ArchError('backbone', `backbone '${s}': the code needs exactly four stages separated by '-', got ${stages.length}`);
   for (const st of stages) {
     if (st === '') throw new ArchError('backbone', `backbone '${s}': empty stage; every stage needs at least one block`);
+    if (st === UNUSED_STAGE) continue; // not built: checked against the neck by archProblems
     const bad = st.match(/[^12]/);
-    if (bad) throw new ArchError('backbone', `backbone '${s}': character '${bad[0]}' in stage '${st}'; only '1' (keep) and '2' (double) are allowed`);
+    if (bad) throw new ArchError('backbone', `backbone '${s}': character '${bad[0]}' in stage '${st}'; only '1' (keep) and '2' (double) are allowed, or a whole stage 'x' (not built)`);
   }
   return { kind: 'encoded', block: block as BlockKind, base: Number(baseStr), stages };
 }
@@ -313,8 +356,8 @@ export function toArch(a: Arch | string): Arch {
   return canonicalArch(shape.data);
 }
 
-/** Blocks per stage of any backbone (mobilenet_v2: 2, 3, 7, 4 as split by resolveLayout). */
+/** Blocks per stage of any backbone (mobilenet_v2: 2, 3, 7, 4 as split by resolveLayout; an 'x' stage: 0). */
 export function resolveBackboneBlocks(b: Backbone): number[] {
   const e = backboneEncoding(b);
-  return e ? e.stages.map((s) => s.length) : [2, 3, 7, 4];
+  return e ? e.stages.map(stageBlockCount) : [2, 3, 7, 4];
 }

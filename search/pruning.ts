@@ -13,7 +13,7 @@
  * Pure: no Node APIs.
  */
 import { resolveBackbone } from './layout-resolve';
-import { type Arch, canonicalArch } from './notation';
+import { type Arch, UNUSED_STAGE, canonicalArch } from './notation';
 import { dominates, type Point } from './pareto';
 
 export interface Shape {
@@ -31,7 +31,10 @@ export function containmentShape(arch: Arch): Shape {
   return {
     kindKey: JSON.stringify([a.input, neckKey, a.rpn, a.head, bb.block, bb.stemChannels]),
     fpnChannels: a.neck.kind === 'fpn' ? a.neck.channels : 0,
-    widths: bb.stages.map((s) => s.blocks.map((b) => [b.outChannels, b.midChannels] as [number, number])),
+    // a stage written 'x' is not built: nothing of it to compare (equal necks give equal 'x' stages)
+    widths: bb.stages.map((s, i) =>
+      a.backbone.kind === 'encoded' && a.backbone.stages[i] === UNUSED_STAGE ? [] : s.blocks.map((b) => [b.outChannels, b.midChannels] as [number, number]),
+    ),
   };
 }
 

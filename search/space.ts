@@ -30,9 +30,13 @@ import {
   RPN_KINDS,
   backboneBlock,
   backboneEncoding,
+  UNUSED_STAGE,
   canonicalArch,
   isLegalArch,
+  markUnusedStages,
   resolveBackboneBlocks,
+  stageBlockCount,
+  usedBackboneStages,
 } from './notation';
 
 export const PROFILES = ['paper', 'toy'] as const;
@@ -48,6 +52,8 @@ export const StageOneSpaceSchema = z.object({
   necks: z.array(NeckSchema).min(1),
   /** legal (rpn, head) pairs */
   rpnHeads: z.array(z.object({ rpn: z.enum(RPN_KINDS), head: HeadSchema })).min(1),
+  /** members are used-layers forms (notation.ts markUnusedStages); absent in spaces of campaigns started before */
+  usedLayers: z.literal(true).optional(),
 });
 export type StageOneSpace = z.infer<typeof StageOneSpaceSchema>;
 
@@ -58,13 +64,19 @@ export const StageTwoSpaceSchema = z.object({
   template: ArchShapeSchema,
   block: z.enum(BLOCK_KINDS),
   bases: z.array(z.number().int().positive()).min(1),
-  /** total block count range (inclusive), at least 4 (one block per stage) */
-  minBlocks: z.number().int().min(4),
-  maxBlocks: z.number().int().min(4),
+  /** total block count range (inclusive) of the searched stages, at least one block per searched stage */
+  minBlocks: z.number().int().min(1),
+  maxBlocks: z.number().int().min(1),
   /** exact number of '2' characters in the code */
   doublings: z.number().int().nonnegative(),
   /** FPN channel choices; empty when the candidate has no FPN */
   fpnChannels: z.array(z.number().int().positive()),
+  /**
+   * Only the stages the template's neck builds are searched; the others are written 'x'
+   * (notation.ts markUnusedStages), so no two members differ in layers the detector never uses.
+   * Absent in spaces of campaigns started before: all four stages are searched.
+   */
+  usedLayers: z.literal(true).optional(),
 });
 export type StageTwoSpace = z.infer<typeof StageTwoSpaceSchema>;
 
@@ -188,6 +200,8 @@ export interface StageTwoOptions {
   profile: Profile;
   /** override the profile's bases for the candidate's block */
   bases?: number[];
+  /** search only the stages the candidate's neck builds (see StageTwoSpace.usedLayers) */
+  usedLayers?: boolean;
   fpnChannels?: number[];
   minBlocks?: number;
   maxBlocks?: number;
@@ -196,13 +210,19 @@ export interface StageTwoOptions {
 /** The stage-two space around a stage-one candidate: its block kind, everything else fixed. */
 export function stageTwoSpaceFrom(candidate: Arch, opts: StageTwoOptions): StageTwoSpace {
   const settings = getSearchSpaces(opts.profile);
-  const a = canonicalArch(candidate);
+  const a = opts.usedLayers ? markUnusedStages(candidate) : canonicalArch(candidate);
   const block = backboneBlock(a.backbone);
-  const L = resolveBackboneBlocks(a.backbone).reduce((n, k) => n + k, 0);
+  // searched stages S: all four, or (usedLayers) those the candidate's neck builds; the block
+  // range is taken around the candidate's blocks in those stages, and the code has one doubling
+  // per stage transition (S - 1; the paper's 3 for four stages)
+  const S = opts.usedLayers ? usedBackboneStages(a.neck) : 4;
+  const L = resolveBackboneBlocks(a.backbone)
+    .slice(0, S)
+    .reduce((n, k) => n + k, 0);
   const r = settings.blockRange;
-  const minBlocks = opts.minBlocks ?? Math.max(4, Math.floor(L * r.low));
+  const minBlocks = opts.minBlocks ?? Math.max(S, Math.floor(L * r.low));
   const maxBlocks = opts.maxBlocks ?? Math.max(minBlocks, Math.min(r.maxBlocks, Math.ceil(L * r.high)));
-  if (minBlocks < 4 || maxBlocks < minBlocks) throw new RangeError(`stage-two block range ${minBlocks}..${maxBlocks} is empty or below 4`);
+  if (minBlocks < S || maxBlocks < minBlocks) throw new RangeError(`stage-two block range ${minBlocks}..${maxBlocks} is empty or below ${S} (one block per searched stage)`);
   const space: StageTwoSpace = {
     stage: 'two',
     profile: opts.profile,
@@ -211,10 +231,21 @@ export function stageTwoSpaceFrom(candidate: Arch, opts: StageTwoOptions): Stage
     bases: opts.bases ?? settings.stageTwoBases[block],
     minBlocks,
     maxBlocks,
-    doublings: 3,
+    doublings: S - 1,
     fpnChannels: a.neck.kind === 'fpn' ? (opts.fpnChannels ?? settings.stageTwoFpnChannels) : [],
+    ...(opts.usedLayers ? { usedLayers: true as const } : {}),
   };
   return StageTwoSpaceSchema.parse(space);
+}
+
+/** The stages a stage-two space searches: 4, or (usedLayers) those its template's neck builds. */
+export function searchedStages(space: Pick<StageTwoSpace, 'template' | 'usedLayers'>): number {
+  return space.usedLayers ? usedBackboneStages(space.template.neck) : 4;
+}
+
+/** The form members of a space are written in: used-layers forms or plain canonical forms. */
+export function spaceCanonical(space: SearchSpace): (a: Arch) => Arch {
+  return space.usedLayers ? markUnusedStages : canonicalArch;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,20 +260,40 @@ export function binom(n: number, k: number): number {
   return Math.round(r);
 }
 
-/** codes with exactly L blocks over 4 non-empty stages and exactly D doublings */
-export function codesWithBlocks(L: number, doublings: number): number {
-  return binom(L - 1, 3) * binom(L, doublings);
+/** codes with exactly L blocks over `stages` (default 4) non-empty stages and exactly D doublings */
+export function codesWithBlocks(L: number, doublings: number, stages = 4): number {
+  return binom(L - 1, stages - 1) * binom(L, doublings);
 }
 
-export function stageTwoCodeCount(space: Pick<StageTwoSpace, 'minBlocks' | 'maxBlocks' | 'doublings'>): number {
+export function stageTwoCodeCount(space: Pick<StageTwoSpace, 'minBlocks' | 'maxBlocks' | 'doublings'> & Partial<Pick<StageTwoSpace, 'template' | 'usedLayers'>>): number {
+  const S = space.usedLayers && space.template ? searchedStages({ template: space.template, usedLayers: true }) : 4;
   let n = 0;
-  for (let L = space.minBlocks; L <= space.maxBlocks; L++) n += codesWithBlocks(L, space.doublings);
+  for (let L = space.minBlocks; L <= space.maxBlocks; L++) n += codesWithBlocks(L, space.doublings, S);
   return n;
+}
+
+/** The distinct backbones of a stage-one space under one neck (usedLayers: backbones equal in the built stages are one). */
+function distinctBackbones(space: StageOneSpace, neck: Arch['neck']): Arch['backbone'][] {
+  if (!space.usedLayers) return space.backbones;
+  const seen = new Set<string>();
+  const out: Arch['backbone'][] = [];
+  for (const b of space.backbones) {
+    const key = JSON.stringify(markUnusedStages({ input: space.inputs[0], backbone: b, neck, rpn: space.rpnHeads[0].rpn, head: space.rpnHeads[0].head }).backbone);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(b);
+    }
+  }
+  return out;
 }
 
 /** Exact number of distinct architectures in the space (stage one: legal combinations). */
 export function spaceSize(space: SearchSpace): number {
-  if (space.stage === 'one') return space.inputs.length * space.backbones.length * space.necks.length * space.rpnHeads.length;
+  if (space.stage === 'one') {
+    if (!space.usedLayers) return space.inputs.length * space.backbones.length * space.necks.length * space.rpnHeads.length;
+    const pairs = space.necks.reduce((n, neck) => n + distinctBackbones(space, neck).length, 0);
+    return space.inputs.length * pairs * space.rpnHeads.length;
+  }
   return space.bases.length * Math.max(1, space.fpnChannels.length) * stageTwoCodeCount(space);
 }
 
@@ -257,29 +308,32 @@ export function sampleArch(space: SearchSpace, rng: Rng): Arch {
     const backbone = rng.pick(space.backbones);
     const neck = rng.pick(space.necks);
     const rh = rng.pick(space.rpnHeads);
-    return canonicalArch({ input, backbone, neck, rpn: rh.rpn, head: rh.head });
+    // usedLayers: backbones that collapse under a neck make their form more likely; the search
+    // rejects repeats by their form, so every distinct member is still reachable
+    return spaceCanonical(space)({ input, backbone, neck, rpn: rh.rpn, head: rh.head });
   }
   const base = rng.pick(space.bases);
   const stages = sampleCode(space, rng);
   const t = space.template;
   const neck: Arch['neck'] = t.neck.kind === 'fpn' ? { ...t.neck, channels: rng.pick(space.fpnChannels) } : t.neck;
-  return canonicalArch({ ...t, backbone: { kind: 'encoded', block: space.block, base, stages }, neck });
+  return spaceCanonical(space)({ ...t, backbone: { kind: 'encoded', block: space.block, base, stages }, neck });
 }
 
 /** A uniform code: L weighted by its number of codes, then uniform stage cuts and doubling positions. */
 function sampleCode(space: StageTwoSpace, rng: Rng): string[] {
+  const S = searchedStages(space);
   let r = rng.int(stageTwoCodeCount(space));
   let L = space.minBlocks;
   for (; L < space.maxBlocks; L++) {
-    const c = codesWithBlocks(L, space.doublings);
+    const c = codesWithBlocks(L, space.doublings, S);
     if (r < c) break;
     r -= c;
   }
-  const cuts = rng.subset(L - 1, 3).map((c) => c + 1); // 3 distinct cut points in 1..L-1
+  const cuts = rng.subset(L - 1, S - 1).map((c) => c + 1); // S - 1 distinct cut points in 1..L-1
   const doubles = new Set(rng.subset(L, space.doublings));
   const chars = Array.from({ length: L }, (_, i) => (doubles.has(i) ? '2' : '1'));
   const bounds = [0, ...cuts, L];
-  return [0, 1, 2, 3].map((s) => chars.slice(bounds[s], bounds[s + 1]).join(''));
+  return [0, 1, 2, 3].map((s) => (s < S ? chars.slice(bounds[s], bounds[s + 1]).join('') : UNUSED_STAGE));
 }
 
 /** `count` samples; with `unique`, distinct canonical architectures (at most the space size). */
@@ -320,15 +374,16 @@ export function outsideSpace(space: SearchSpace, arch: Arch): string | undefined
  * children are typed objects it checked with `archProblems`, so the zod shape check is skipped).
  */
 export function outsideSpaceOfLegal(space: SearchSpace, arch: Arch): string | undefined {
-  const a = canonicalArch(arch);
+  const canon = spaceCanonical(space);
+  const a = canon(arch);
   if (space.stage === 'one') {
     if (!space.inputs.some((i) => i.width === a.input.width && i.height === a.input.height)) return `input ${a.input.width}x${a.input.height} is not in the space`;
-    if (!space.backbones.some((b) => sameJson(canonicalArch({ ...a, backbone: b }).backbone, a.backbone))) return 'backbone is not in the space';
+    if (!space.backbones.some((b) => sameJson(canon({ ...a, backbone: b }).backbone, a.backbone))) return 'backbone is not in the space';
     if (!space.necks.some((n) => sameJson(canonicalArch({ ...a, neck: n }).neck, a.neck))) return 'neck is not in the space';
     if (!space.rpnHeads.some((rh) => rh.rpn === a.rpn && sameJson(canonicalArch({ ...a, head: rh.head }).head, a.head))) return 'rpn/head is not in the space';
     return undefined;
   }
-  const t = canonicalArch(space.template);
+  const t = canon(space.template);
   if (!sameJson(a.input, t.input) || a.rpn !== t.rpn || !sameJson(a.head, t.head)) return 'input, rpn and head must equal the stage-two template';
   if (a.neck.kind !== t.neck.kind) return 'neck kind differs from the template';
   if (a.neck.kind === 'fpn' && t.neck.kind === 'fpn') {
@@ -338,7 +393,10 @@ export function outsideSpaceOfLegal(space: SearchSpace, arch: Arch): string | un
   const e = backboneEncoding(a.backbone);
   if (!e || e.block !== space.block) return `backbone block must be ${space.block}`;
   if (!space.bases.includes(e.base)) return `base ${e.base} not in ${space.bases.join('/')}`;
-  const L = e.stages.reduce((n, s) => n + s.length, 0);
+  const S = searchedStages(space);
+  const unsearched = e.stages.findIndex((s, i) => (i < S) === (s === UNUSED_STAGE));
+  if (unsearched >= 0) return `stage ${unsearched + 1} is ${unsearched < S ? "'x' but searched" : `not searched and must be written '${UNUSED_STAGE}'`} (this space searches stages 1..${S})`;
+  const L = e.stages.reduce((n, s) => n + stageBlockCount(s), 0);
   if (L < space.minBlocks || L > space.maxBlocks) return `${L} blocks, outside ${space.minBlocks}..${space.maxBlocks}`;
   const d = e.stages.join('').split('').filter((c) => c === '2').length;
   if (d !== space.doublings) return `${d} doublings, the space has exactly ${space.doublings}`;
@@ -352,16 +410,15 @@ export function inSpace(space: SearchSpace, a: Arch): boolean {
 // ---------------------------------------------------------------------------------------------
 // enumeration (small spaces: exhaustive search, tests, and finding the last unevaluated members)
 
-/** All codes with L blocks over 4 non-empty stages and exactly `doublings` '2's. */
-function* codesOf(L: number, doublings: number): Generator<string[]> {
-  for (let a = 1; a < L; a++)
-    for (let b = a + 1; b < L; b++)
-      for (let c = b + 1; c < L; c++)
-        for (const pos of combinations(L, doublings)) {
-          const set = new Set(pos);
-          const chars = Array.from({ length: L }, (_, i) => (set.has(i) ? '2' : '1')).join('');
-          yield [chars.slice(0, a), chars.slice(a, b), chars.slice(b, c), chars.slice(c)];
-        }
+/** All codes with L blocks over S (default 4) non-empty stages and exactly `doublings` '2's; stages past S are 'x'. */
+function* codesOf(L: number, doublings: number, S = 4): Generator<string[]> {
+  for (const cuts of combinations(L - 1, S - 1))
+    for (const pos of combinations(L, doublings)) {
+      const set = new Set(pos);
+      const chars = Array.from({ length: L }, (_, i) => (set.has(i) ? '2' : '1')).join('');
+      const bounds = [0, ...cuts.map((c) => c + 1), L];
+      yield [0, 1, 2, 3].map((s) => (s < S ? chars.slice(bounds[s], bounds[s + 1]) : UNUSED_STAGE));
+    }
 }
 
 function* combinations(n: number, k: number, start = 0, acc: number[] = []): Generator<number[]> {
@@ -378,19 +435,32 @@ function* combinations(n: number, k: number, start = 0, acc: number[] = []): Gen
 
 /** Every architecture of the space, each once, in a fixed order (canonical JSON forms). */
 export function* enumerateArchs(space: SearchSpace): Generator<Arch> {
+  const canon = spaceCanonical(space);
   if (space.stage === 'one') {
+    if (!space.usedLayers) {
+      for (const input of space.inputs)
+        for (const backbone of space.backbones)
+          for (const neck of space.necks) for (const rh of space.rpnHeads) yield canonicalArch({ input, backbone, neck, rpn: rh.rpn, head: rh.head });
+      return;
+    }
+    // one member per distinct form: a backbone equal to an earlier one in the built stages is skipped under that neck
+    const distinct = space.necks.map((neck) => new Set(distinctBackbones(space, neck)));
     for (const input of space.inputs)
       for (const backbone of space.backbones)
-        for (const neck of space.necks) for (const rh of space.rpnHeads) yield canonicalArch({ input, backbone, neck, rpn: rh.rpn, head: rh.head });
+        for (let n = 0; n < space.necks.length; n++) {
+          if (!distinct[n].has(backbone)) continue;
+          for (const rh of space.rpnHeads) yield canon({ input, backbone, neck: space.necks[n], rpn: rh.rpn, head: rh.head });
+        }
     return;
   }
   const t = space.template;
+  const S = searchedStages(space);
   const channels = t.neck.kind === 'fpn' ? space.fpnChannels : [undefined];
   for (let L = space.minBlocks; L <= space.maxBlocks; L++)
-    for (const stages of codesOf(L, space.doublings))
+    for (const stages of codesOf(L, space.doublings, S))
       for (const base of space.bases)
         for (const c of channels) {
           const neck: Arch['neck'] = t.neck.kind === 'fpn' ? { ...t.neck, channels: c! } : t.neck;
-          yield canonicalArch({ ...t, backbone: { kind: 'encoded', block: space.block, base, stages }, neck });
+          yield canon({ ...t, backbone: { kind: 'encoded', block: space.block, base, stages }, neck });
         }
 }

@@ -14,18 +14,30 @@ export function initialRngState(seed: number): RngState {
 
 export type SpaceRef = { stage: 'structural' } | { stage: 'modular'; candidate: string };
 
-/** `toyRevision`: which revision of the toy stage-one space (see search.ToySpaceRevision); the stage picks it with patched() */
+/**
+ * `toyRevision`: which revision of the toy stage-one space (see search.ToySpaceRevision);
+ * `usedLayers`: members in used-layers forms (search.markUnusedStages). The stage picks both with patched().
+ */
 export function spaceOf(
   profile: 'toy' | 'paper',
   ref: SpaceRef,
   toyRevision?: search.ToySpaceRevision,
   namedBackbones?: readonly search.NamedBackbone[],
+  usedLayers = false,
 ): search.SearchSpace {
-  if (ref.stage === 'structural') return search.getSearchSpaces(profile, { toyRevision, namedBackbones }).stageOne;
-  return search.stageTwoSpaceFrom(search.parseArch(ref.candidate), { profile });
+  if (ref.stage === 'structural') {
+    const one = search.getSearchSpaces(profile, { toyRevision, namedBackbones }).stageOne;
+    return usedLayers ? { ...one, usedLayers: true } : one;
+  }
+  return search.stageTwoSpaceFrom(search.parseArch(ref.candidate), { profile, usedLayers });
 }
 
 export const canonical = (arch: string) => search.formatArch(search.parseArch(arch));
+
+/** The architecture a modular stage evaluates first: its candidate, in the form the stage's space uses. */
+export function seedArch(candidate: string, usedLayers: boolean): string {
+  return usedLayers ? search.usedLayersString(candidate) : canonical(candidate);
+}
 
 /** The named backbone of an architecture (its canonical form: an encoding of resnet50 is resnet50), or null. */
 export function namedBackboneOf(arch: string): search.NamedBackbone | null {

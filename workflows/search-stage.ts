@@ -38,7 +38,7 @@ import { ProposeMemo, type NamedBackbone, type RngState, type ToySpaceRevision }
 import { SmnasArch, SmnasCampaign, SmnasStage, stageProgressQuery, stageReportSignal, type EvalPoint, type StageProgress, type StageReport } from './api';
 import { evaluateArchitecture, type EvaluationInput, type EvaluationSummary } from './evaluation';
 import { evaluationWorkflowId } from './ids';
-import { initialRngState, namedBackboneOf, paretoFront, propose, spaceOf } from './search-ops';
+import { initialRngState, namedBackboneOf, paretoFront, propose, seedArch, spaceOf } from './search-ops';
 import { installStageControl } from './stage-control';
 
 export interface SearchStageInput {
@@ -97,6 +97,8 @@ export interface SearchStageCarry {
   runs: number;
   /** the toy stage-one space revision this stage started with (absent in carries of older versions: 1) */
   toyRevision?: ToySpaceRevision;
+  /** the stage searches used-layers forms (SEARCH_USED_LAYERS; absent in carries of older versions: no) */
+  usedLayers?: boolean;
 }
 
 /** in-run state */
@@ -128,7 +130,7 @@ function unpack(c: SearchStageCarry, costKind: EvalPoint['costKind']): SearchSta
   return { rng: c.rng, started: c.started, queue: c.queue, batchStart: c.batchStart, evaluated, failed, gpuSeconds: c.gpuSeconds, reused, runs: c.runs };
 }
 
-function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boolean }, toyRevision: ToySpaceRevision): SearchStageCarry {
+function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boolean }, toyRevision: ToySpaceRevision, usedLayers: boolean): SearchStageCarry {
   const byArch = new Map(st.evaluated.map((e) => [e.arch, e]));
   return {
     rng: st.rng,
@@ -145,6 +147,7 @@ function pack(st: SearchStageState, ctl: { paused: boolean; stopRequested: boole
     stopRequested: ctl.stopRequested,
     runs: st.runs + 1,
     toyRevision,
+    ...(usedLayers ? { usedLayers } : {}),
   };
 }
 
@@ -176,6 +179,21 @@ export const STAGE_HISTORY_CAP = 'stage-history-cap';
  */
 export const STAGE_HISTORY_EVENTS = 1500;
 
+/**
+ * patch id: the stage searches used-layers forms (search/notation.ts markUnusedStages): two
+ * architectures that differ only in backbone stages the detector never builds are one member, so
+ * the search never trains a copy. Stages started before keep plain canonical forms (their
+ * evaluation workflow ids are made from them).
+ */
+export const SEARCH_USED_LAYERS = 'search-used-layers';
+
+/**
+ * patch id: a modular stage evaluates its stage-one candidate first, with the stage-two recipe,
+ * so the candidate is a member of the stage's front and the stage can be judged against its
+ * starting point (the paper's Fig. 4). It counts against the stage's evaluation budget.
+ */
+export const STAGE_TWO_SEED = 'stage-two-seed';
+
 /** patch id: stage reports wait for 0.5 % of the planned evaluations (see maybeReport) */
 export const STAGE_REPORT_STEPS = 'stage-report-steps';
 
@@ -196,11 +214,13 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
     : input.stage === 'structural' && input.space === 'toy' && !patched(TOY_SPACE_REVISION_2)
       ? 1
       : 2;
+  const usedLayers = input.carried ? (input.carried.usedLayers ?? false) : patched(SEARCH_USED_LAYERS);
   const space = spaceOf(
     input.space,
     input.stage === 'structural' ? { stage: 'structural' } : { stage: 'modular', candidate: input.candidate! },
     toyRevision,
     input.stage === 'structural' ? input.namedBackbones : undefined,
+    usedLayers,
   );
   /** initial weights of an evaluation: ImageNet weights for a stage-one named backbone that has them, else none */
   const initOf = (arch: string): Pick<EvaluationInput, 'initWeights' | 'initKind' | 'recipeBackbone'> => {
@@ -212,6 +232,9 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   const st: SearchStageState = input.carried
     ? unpack(input.carried, costKind)
     : { rng: initialRngState(input.seed), started: [], queue: [], batchStart: 0, evaluated: [], failed: [], gpuSeconds: 0, reused: 0, runs: 1 };
+  // stage two starts from its candidate: queued before the first proposal, so the first batch
+  // already counts it as pending (never proposed again) and later batches see its score
+  if (!input.carried && input.stage === 'modular' && input.maxEvaluations > 0 && patched(STAGE_TWO_SEED)) st.queue = [seedArch(input.candidate!, usedLayers)];
   const ctl = installStageControl(input.stage, { paused: input.carried?.paused, stopRequested: input.carried?.stopRequested });
   const running = new Set<string>();
   let startedThisRun = 0;
@@ -369,7 +392,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       );
       if (running.size === 0 && needContinueAsNew() && budgetReason() === null) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof searchStage>({ ...input, carried: pack(st, ctl, toyRevision) });
+        await continueAsNew<typeof searchStage>({ ...input, carried: pack(st, ctl, toyRevision, usedLayers) });
       }
       const reason = budgetReason();
       if (reason !== null) {

@@ -230,6 +230,32 @@ describe('searchStage controls', () => {
     });
   });
 
+  test('a modular stage evaluates its candidate first and searches used-layers forms only', async () => {
+    const gpu = new MockGpu(10);
+    const tq = uniqueId('tq');
+    await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
+      const candidate = '64x64/basicblock_16_11-21-21-21/fpn(P1-P3,c=32)/rpn/2fc';
+      const input = stageInput(tq, { stage: 'modular', candidate, recipe: 'toy-stage-two', maxEvaluations: 6, population: 3 });
+      const r: any = await client.workflow.execute('searchStage', { taskQueue: tq, workflowId: uniqueId('seed'), args: [input] });
+      const trained = gpu.calls.filter((x) => x.activity === 'trainDetector').map((x) => x.arch);
+      // the candidate, in the stage's form (stage 4 is not built under fpn(P1-P3)), with the stage-two recipe, first
+      const seed = '64x64/basicblock_16_11-21-21-x/fpn(P1-P3,c=32)/rpn/2fc';
+      expect(trained[0]).toBe(seed);
+      expect(gpu.calls.find((x) => x.arch === seed)?.recipe).toBe('toy-stage-two');
+      expect(r.evaluatedCount).toBe(6);
+      // every member is a used-layers form and no two are one network
+      expect(trained.every((a) => /_[12]+-[12]+-[12]+-x\//.test(a))).toBe(true);
+      expect(new Set(trained).size).toBe(trained.length);
+      // the candidate's place in its front: on it, or dominated by a member of it
+      const log = fs.readFileSync(path.join(input.template.artifactRoot!, 'campaigns', input.campaignId, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const s = log.find((l) => l.arch === seed);
+      expect(s).toBeDefined();
+      const onFront = r.front.some((p: any) => p.arch === seed);
+      const dominated = r.front.some((p: any) => p.cost <= s.gflops && p.mAP >= s.mAP && (p.cost < s.gflops || p.mAP > s.mAP));
+      expect(onFront !== dominated).toBe(true);
+    });
+  });
+
   test('continues as new every N evaluations, carrying its state and the Rng', async () => {
     const gpu = new MockGpu(10);
     const tq = uniqueId('tq');
