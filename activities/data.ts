@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { describeZodError } from '../common/errors';
-import { parseCampaign, type Campaign, type TransferDataset } from '../protocol/campaign';
+import { parseCampaign, transferProtocol, type Campaign, type TransferDataset } from '../protocol/campaign';
 import { CocoInstancesSchema, instancesPath, imagesDir } from '../datasets/coco-schema';
 import { writeSynthDetection } from '../datasets/synth/detection';
 import { writeSynthClassification } from '../datasets/synth/classification';
@@ -75,16 +75,26 @@ function treeFingerprint(root: string): string {
   return sha256(entries.join('\n'));
 }
 
+/**
+ * A transfer data set in canonical COCO form with the splits of its protocol (transferProtocol:
+ * the paper's VOC07+12 trainval / VOC07 test, BDD100K train / val, unless the campaign says
+ * otherwise) and the metric its results are scored with.
+ */
 function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
-  if (t.format === 'coco') return describeCocoDir(t.name, t.root, 'train', 'val');
+  const p = transferProtocol(t);
+  const withMetric = (ref: DatasetRef): DatasetRef => (p.metric === 'coco-ap' ? ref : { ...ref, metric: p.metric });
+  if (p.train.split === p.test.split)
+    throw badData(`transfer dataset '${t.name}': train and test both use split '${p.train.split}' (the converted set needs one folder per split)`);
+  if (t.format === 'coco') return withMetric(describeCocoDir(t.name, t.root, p.train.split, p.test.split));
   if (!fs.existsSync(t.root)) throw badData(`transfer dataset '${t.name}': ${t.root} does not exist`);
-  const out = st.datasetDir(t.name, treeFingerprint(t.root));
+  // the splits are part of what is converted: another protocol on the same files is another set
+  const out = st.datasetDir(t.name, sha256(`${treeFingerprint(t.root)}\n${JSON.stringify([p.train, p.test])}`));
   const done = path.join(out, '.converted');
   if (!fs.existsSync(done)) {
     const tmp = `${out}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     try {
-      convertToCoco({ format: t.format, src: t.root, out: tmp });
+      convertToCoco({ format: t.format, src: t.root, out: tmp, splits: [p.train, p.test] });
     } catch (e) {
       if (e instanceof ApplicationFailure) throw e;
       throw badData(`transfer dataset '${t.name}' (${t.format}, ${t.root}): ${(e as Error).message}`);
@@ -93,7 +103,7 @@ function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
     fs.renameSync(tmp, out); // the converted set appears whole or not at all
     writeFileAtomic(done, new Date().toISOString() + '\n');
   }
-  return describeCocoDir(t.name, out, 'train', 'val');
+  return withMetric(describeCocoDir(t.name, out, p.train.split, p.test.split));
 }
 
 function describeClassification(root: string): NonNullable<DataSummary['classification']> {

@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import type { ActivityDeps } from './index';
 import { ArtifactStore, writeFileAtomic } from './artifact-store';
-import { ReportInputSchema, type ReportInput, type ReportOutput } from './types';
+import { ReportInputSchema, type FinalRow, type ReportInput, type ReportOutput } from './types';
+import type { TransferMetric } from '../protocol/campaign';
 
 export interface PlotPoint {
   x: number;
@@ -58,6 +59,14 @@ interface LogLine {
 
 const fmt = (v: number | null | undefined, digits = 3) => (v === null || v === undefined ? '-' : v.toFixed(digits));
 
+/** Column titles of the transfer metrics (protocol/campaign.ts TRANSFER_METRICS). */
+const TRANSFER_METRIC_TITLES: Record<TransferMetric, string> = {
+  'voc-map50': 'VOC mAP@0.5',
+  'voc07-map50': 'VOC07 mAP@0.5 (11-point)',
+  'bdd-ap': 'BDD AP',
+  'coco-ap': 'mAP',
+};
+
 export function makeReportActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore) {
   async function writeReport(input: ReportInput & { artifactRoot?: string }): Promise<ReportOutput> {
     const r = ReportInputSchema.parse(input);
@@ -79,6 +88,13 @@ export function makeReportActivities(deps: ActivityDeps, store: (root?: string) 
     put('pareto-modular.svg', paretoSvg('Stage two: mAP vs FLOPs', 'GFLOPs', s2.map((l) => ({ x: l.gflops!, y: l.mAP!, label: l.arch, front: frontKeys.has(l.key) }))));
 
     const transferNames = [...new Set(r.finalTable.flatMap((row) => Object.keys(row.transfer)))].sort();
+    // each transfer set's own metric, then COCO-style AP on the same split where it differs
+    const transferColumns = transferNames.flatMap((n) => {
+      const metric = r.transferMetrics?.[n] ?? 'coco-ap';
+      const own = { title: `${n} ${TRANSFER_METRIC_TITLES[metric]}`, value: (row: FinalRow) => row.transfer[n] };
+      const hasCoco = metric !== 'coco-ap' && r.finalTable.some((row) => row.transferCocoAP?.[n] !== undefined);
+      return hasCoco ? [own, { title: `${n} COCO AP`, value: (row: FinalRow) => row.transferCocoAP?.[n] ?? null }] : [own];
+    });
     const md = [
       `# SM-NAS campaign ${r.campaignId}`,
       '',
@@ -106,11 +122,11 @@ export function makeReportActivities(deps: ActivityDeps, store: (root?: string) 
       ]),
       '## Final models',
       '',
-      `| model | architecture | pretrain top-1 | final mAP | GFLOPs | latency ms | ${transferNames.map((n) => `${n} mAP`).join(' | ')} |`,
-      `|---|---|---|---|---|---|${transferNames.map(() => '---|').join('')}`,
+      `| model | architecture | pretrain top-1 | final mAP | GFLOPs | latency ms | ${transferColumns.map((c) => c.title).join(' | ')} |`,
+      `|---|---|---|---|---|---|${transferColumns.map(() => '---|').join('')}`,
       ...r.finalTable.map(
         (row, i) =>
-          `| E${i} | ${row.arch} | ${fmt(row.pretrainTop1)} | ${fmt(row.finalMap, 4)} | ${fmt(row.gflops)} | ${fmt(row.latencyMs, 2)} | ${transferNames.map((n) => fmt(row.transfer[n], 4)).join(' | ')} |`,
+          `| E${i} | ${row.arch} | ${fmt(row.pretrainTop1)} | ${fmt(row.finalMap, 4)} | ${fmt(row.gflops)} | ${fmt(row.latencyMs, 2)} | ${transferColumns.map((c) => fmt(c.value(row), 4)).join(' | ')} |`,
       ),
       '',
     ].join('\n');

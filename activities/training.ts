@@ -14,6 +14,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { SMNAS_CLI } from '../common/paths';
+import { instancesPath } from '../datasets/coco-schema';
+import { evaluateVocFiles } from '../evaluation/coco-eval-io';
 import { UserError } from '../common/errors';
 import { buildClassificationJob, buildDetectionJob } from '../protocol/job-builder';
 import { withBackboneTraining } from '../protocol/recipe';
@@ -170,6 +172,26 @@ async function withDevice<T>(pool: DevicePool, fn: (device: string) => Promise<T
   }
 }
 
+/**
+ * The data set's own metric (DatasetRef.metric) of a finished training: VOC mAP@0.5 from the
+ * trainer's detections on the test split with the project's VOC evaluator; BDD's detection AP is
+ * the COCO AP the trainer reported (the converter made BDD's ignore boxes iscrowd regions).
+ * Undefined for COCO AP, which `mAP` already is.
+ */
+export async function scoreDatasetMetric(req: Pick<TrainRequest, 'arch' | 'data'>, mAP: number, detections: string): Promise<TrainOutcome['datasetMetric']> {
+  const metric = req.data.metric;
+  if (metric === undefined || metric === 'coco-ap') return undefined;
+  if (metric === 'bdd-ap') return { name: metric, value: mAP };
+  const gt = instancesPath(req.data.root, req.data.valSplit);
+  try {
+    const r = await evaluateVocFiles(gt, detections, { voc07: metric === 'voc07-map50' });
+    return { name: metric, value: r.mAP };
+  } catch (e) {
+    // the trainer's own output or the prepared data set is unreadable: retrying the same files cannot help
+    throw ApplicationFailure.nonRetryable(`train ${req.arch}: ${metric} on ${gt} with ${detections}: ${(e as Error).message}`, 'MetricFailed');
+  }
+}
+
 export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore, pool: DevicePool) {
   const evaluator = deps.evaluator ?? [...SMNAS_CLI, 'eval'];
 
@@ -236,9 +258,10 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       if (mAP === null || mAP === undefined) {
         throw ApplicationFailure.nonRetryable(`train ${req.arch}: the trainer finished without COCO metrics (is the evaluator ${evaluator.join(' ')} working?)`, 'NoMetrics');
       }
+      const datasetMetric = await scoreDatasetMetric(req, mAP, r.detections ?? path.join(outDir, 'detections_val.json'));
       return {
         kind: 'ok', mAP, stats, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds, gpuSeconds: r.wallSeconds,
-        device, attempt, resumedFrom: run.resumedFrom, message: null,
+        device, attempt, resumedFrom: run.resumedFrom, message: null, ...(datasetMetric ? { datasetMetric } : {}),
       };
     });
   }

@@ -4,6 +4,7 @@
  * small: artifacts stay in the artifact store, only paths and figures cross the history.
  */
 import { z } from 'zod';
+import { TRANSFER_METRICS } from '../protocol/campaign';
 import { InitKindSchema } from '../protocol/job';
 import { BackboneTrainingSchema } from '../protocol/recipe';
 import { BenchFiguresSchema, CocoStatsSchema } from '../protocol/trainer-messages';
@@ -20,6 +21,8 @@ export const DatasetRefSchema = z.object({
   valImages: z.number().int().nonnegative(),
   /** sha256 of the annotation files (hex, 16 chars shown is enough for humans; full in keys) */
   fingerprint: z.string(),
+  /** how results on it are scored besides COCO AP (transfer sets, protocol/campaign.ts transferProtocol); absent: COCO AP */
+  metric: z.enum(TRANSFER_METRICS).optional(),
 });
 export type DatasetRef = z.infer<typeof DatasetRefSchema>;
 
@@ -66,6 +69,8 @@ export const TrainOutcomeSchema = z.object({
   attempt: z.number().int().positive(),
   resumedFrom: z.string().nullable(),
   message: z.string().nullable(),
+  /** the data set's own metric (DatasetRef.metric) on its test split; absent when it is COCO AP (= mAP) or in older records */
+  datasetMetric: z.object({ name: z.enum(TRANSFER_METRICS), value: z.number() }).nullable().optional(),
 });
 export type TrainOutcome = z.infer<typeof TrainOutcomeSchema>;
 
@@ -191,10 +196,15 @@ export const ReportInputSchema = z.object({
       finalMap: z.number().nullable(),
       gflops: z.number().nullable(),
       latencyMs: z.number().nullable(),
+      /** per transfer data set: its own metric (transferMetrics) */
       transfer: z.record(z.string(), z.number().nullable()),
+      /** per transfer data set: COCO-style AP on the same test split (absent in older campaigns) */
+      transferCocoAP: z.record(z.string(), z.number().nullable()).optional(),
       weights: z.string().nullable(),
     }),
   ),
+  /** per transfer data set: the metric of `transfer` (absent in older campaigns: COCO AP) */
+  transferMetrics: z.record(z.string(), z.enum(TRANSFER_METRICS)).optional(),
 });
 export type ReportInput = z.infer<typeof ReportInputSchema>;
 export type FinalRow = ReportInput['finalTable'][number];

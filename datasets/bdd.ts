@@ -4,8 +4,11 @@
  *    or the bdd100k root (labels/det_20/det_<split>.json, labels/bdd100k_labels_images_<split>.json);
  *    images from `images` or <root>/images/100k/<split>;
  *  - the 10 detection classes (classes.ts BDD_CLASSES, ids 1..10; 2018 names person/bike/motor
- *    are mapped); labels without box2d (lanes, drivable area) are skipped, and boxed labels of
- *    other categories (other person, other vehicle, trailer) are dropped and counted;
+ *    and the toolkit's caravan/van are mapped); labels without box2d (lanes, drivable area) are
+ *    skipped; as in the BDD100K toolkit's detection evaluation, boxes of 'other person',
+ *    'other vehicle' and 'trailer' (BDD_IGNORED) and boxes with the `crowd` attribute become
+ *    ignore regions (iscrowd = 1) of their mapped class, so COCO evaluation of the converted set
+ *    is BDD's detection metric; boxed labels of any other category are dropped and counted;
  *  - box2d {x1, y1, x2, y2} -> [x1, y1, x2 - x1, y2 - y1] (the convention of BDD's bdd2coco);
  *  - frames carry no image size: it is read from each image's header.
  * Label files can be large: they are streamed when above the streaming threshold. Synchronous
@@ -15,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { describeZodError } from '../common/errors';
-import { BDD_ALIASES, BDD_CLASSES } from './classes';
+import { BDD_ALIASES, BDD_CLASSES, BDD_IGNORED } from './classes';
 import { DatasetError, STREAM_THRESHOLD } from './coco';
 import { instancesPath, type CocoInstances } from './coco-schema';
 import { readImageHeader } from './image-header';
@@ -27,7 +30,13 @@ const Box2dSchema = z.object({ x1: z.number(), y1: z.number(), x2: z.number(), y
 export const BddFrameSchema = z.looseObject({
   name: z.string().min(1),
   labels: z
-    .array(z.looseObject({ category: z.string(), box2d: Box2dSchema.optional().nullable() }))
+    .array(
+      z.looseObject({
+        category: z.string(),
+        box2d: Box2dSchema.optional().nullable(),
+        attributes: z.looseObject({ crowd: z.boolean().optional() }).optional().nullable(),
+      }),
+    )
     .nullable()
     .optional(),
 });
@@ -89,6 +98,7 @@ export function convertBdd(o: {
   const catId = new Map<string, number>(BDD_CLASSES.map((n, i) => [n, i + 1]));
   const inst: CocoInstances = { images: [], annotations: [], categories: BDD_CLASSES.map((name, i) => ({ id: i + 1, name, supercategory: 'none' })) };
   const skipped: Record<string, number> = {};
+  let ignored = 0;
   readFrames(files.labels, (f, i) => {
     const src = path.join(files.images, f.name);
     const h = readImageHeader(src);
@@ -98,7 +108,8 @@ export function convertBdd(o: {
     inst.images.push({ id: imageId, file_name: f.name, width: h.width, height: h.height });
     (f.labels ?? []).forEach((l, k) => {
       if (!l.box2d) return; // lanes, drivable area
-      const name = BDD_ALIASES[l.category] ?? l.category;
+      const ignore = BDD_IGNORED[l.category] !== undefined || l.attributes?.crowd === true;
+      const name = BDD_IGNORED[l.category] ?? BDD_ALIASES[l.category] ?? l.category;
       const cid = catId.get(name);
       if (cid === undefined) {
         skipped[l.category] = (skipped[l.category] ?? 0) + 1;
@@ -108,10 +119,11 @@ export function convertBdd(o: {
       const w = x2 - x1;
       const hh = y2 - y1;
       if (!(w > 0 && hh > 0)) throw new DatasetError(`${files.labels}: frame ${i} (${f.name}) label ${k}: empty box2d ${JSON.stringify(l.box2d)}`);
-      inst.annotations.push({ id: inst.annotations.length + 1, image_id: imageId, category_id: cid, bbox: [x1, y1, w, hh], area: w * hh, iscrowd: 0 });
+      if (ignore) ignored++;
+      inst.annotations.push({ id: inst.annotations.length + 1, image_id: imageId, category_id: cid, bbox: [x1, y1, w, hh], area: w * hh, iscrowd: ignore ? 1 : 0 });
     });
     o.progress?.(i + 1, 0);
   });
   writeJsonAtomic(instancesPath(o.out, o.split), inst);
-  return { out: o.out, split: o.split, images: inst.images.length, annotations: inst.annotations.length, difficult: 0, categories: [...BDD_CLASSES], skipped };
+  return { out: o.out, split: o.split, images: inst.images.length, annotations: inst.annotations.length, difficult: ignored, categories: [...BDD_CLASSES], skipped };
 }

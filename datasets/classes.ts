@@ -11,9 +11,25 @@ export const BDD_CLASSES = [
   'pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light', 'traffic sign',
 ] as const;
 
-/** Names used by the 2018 release (bdd100k_labels_images_*.json) for the same classes. */
+/**
+ * Other names of the same classes: the 2018 release (bdd100k_labels_images_*.json) and the
+ * BDD100K toolkit's detection config (bdd100k/configs/det.toml `name_mapping`).
+ */
 export const BDD_ALIASES: Record<string, (typeof BDD_CLASSES)[number]> = {
   person: 'pedestrian',
   bike: 'bicycle',
   motor: 'motorcycle',
+  caravan: 'car',
+  van: 'car',
+};
+
+/**
+ * Boxed categories BDD's detection evaluation treats as ignore regions of a class (det.toml
+ * `ignore_mapping`): a detection there is neither a true nor a false positive. Written as
+ * iscrowd = 1 annotations, which the COCO evaluation treats the same way.
+ */
+export const BDD_IGNORED: Record<string, (typeof BDD_CLASSES)[number]> = {
+  'other person': 'pedestrian',
+  'other vehicle': 'car',
+  trailer: 'truck',
 };

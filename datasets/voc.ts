@@ -90,6 +90,7 @@ export interface ConvertResult {
   split: string;
   images: number;
   annotations: number;
+  /** annotations written as iscrowd = 1: VOC `difficult` objects, BDD ignore regions */
   difficult: number;
   categories: string[];
   skipped: Record<string, number>;

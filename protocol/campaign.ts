@@ -29,6 +29,27 @@ export const CampaignIdSchema = z
   .max(100)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must start with a letter or digit and use only letters, digits, ".", "_" and "-"');
 
+/** One side (training or test) of a transfer data set: a split name and, for VOC, the years it takes. */
+export const TransferSplitSchema = z.object({
+  split: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a split name such as trainval, test, train or val'),
+  /** VOC only: the VOC<year> folders to take it from (default: every year found) */
+  years: z.array(z.string().regex(/^\d{4}$/, 'a year such as 2007')).min(1).optional(),
+});
+export type TransferSplit = z.infer<typeof TransferSplitSchema>;
+
+/**
+ * How a transfer result is scored:
+ *  - `voc-map50`: Pascal VOC mAP at IoU 0.5, all-points interpolation (SPEC 8; the paper's Table 5);
+ *  - `voc07-map50`: the same with VOC2007's 11-point interpolation;
+ *  - `bdd-ap`: BDD100K's detection metric: COCO-style AP over IoU 0.5:0.95 on its 10 classes, with
+ *    the boxes of 'other person' / 'other vehicle' / 'trailer' and crowd boxes as ignore regions
+ *    (the converter writes them as iscrowd = 1, as the BDD100K toolkit's det config maps them);
+ *  - `coco-ap`: COCO AP.
+ * COCO-style AP is always recorded as well.
+ */
+export const TRANSFER_METRICS = ['voc-map50', 'voc07-map50', 'bdd-ap', 'coco-ap'] as const;
+export type TransferMetric = (typeof TRANSFER_METRICS)[number];
+
 export const TransferDatasetSchema = z.object({
   /** a short name used in ids, reports and folder names (e.g. "voc", "bdd") */
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, "_" and "-"'),
@@ -36,8 +57,40 @@ export const TransferDatasetSchema = z.object({
   format: z.enum(['voc', 'bdd', 'coco']),
   /** dataset root (VOC: the VOCdevkit dir; BDD: the dir with images/ and labels/; COCO: canonical dir) */
   root: z.string().min(1),
+  /** the split trained on (default: the paper's protocol for the format, see transferProtocol) */
+  train: TransferSplitSchema.optional(),
+  /** the split evaluated on (default: the paper's protocol for the format) */
+  test: TransferSplitSchema.optional(),
+  /** how results are scored (default: voc-map50 / bdd-ap / coco-ap by format) */
+  metric: z.enum(TRANSFER_METRICS).optional(),
+}).superRefine((t, ctx) => {
+  for (const side of ['train', 'test'] as const)
+    if (t[side]?.years && t.format !== 'voc') ctx.addIssue({ code: 'custom', path: [side, 'years'], message: `years apply to VOC data sets only (this one is ${t.format})` });
 });
 export type TransferDataset = z.infer<typeof TransferDatasetSchema>;
+
+/** The transfer protocol of a data set: what it trains on, what it is evaluated on, and how it is scored. */
+export interface TransferProtocol {
+  train: TransferSplit;
+  test: TransferSplit;
+  metric: TransferMetric;
+}
+
+/**
+ * The paper's protocol (section 4.2) by format, with the data set's own overrides:
+ *  - VOC: train on VOC2007 trainval + VOC2012 trainval, evaluate on VOC2007 test, VOC mAP@0.5;
+ *  - BDD100K: train on train (70K images), evaluate on val (10K), BDD's detection AP;
+ *  - COCO form: train / val, COCO AP.
+ */
+export function transferProtocol(t: TransferDataset): TransferProtocol {
+  const defaults: Record<TransferDataset['format'], TransferProtocol> = {
+    voc: { train: { split: 'trainval' }, test: { split: 'test', years: ['2007'] }, metric: 'voc-map50' },
+    bdd: { train: { split: 'train' }, test: { split: 'val' }, metric: 'bdd-ap' },
+    coco: { train: { split: 'train' }, test: { split: 'val' }, metric: 'coco-ap' },
+  };
+  const d = defaults[t.format];
+  return { train: t.train ?? d.train, test: t.test ?? d.test, metric: t.metric ?? d.metric };
+}
 
 /** `data.backboneWeights`: named backbone -> torchvision checkpoint path (any subset of the names). */
 export const BackboneWeightsSchema = z.partialRecord(

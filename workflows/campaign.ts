@@ -430,7 +430,12 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
       finalMap: finals[arch]?.mAP ?? null,
       gflops: finals[arch]?.gflops ?? null,
       latencyMs: finals[arch]?.latencyMs ?? null,
-      transfer: Object.fromEntries(data.transfer.map((ds) => [ds.name, transferResults[ds.name]?.[arch]?.mAP ?? null])),
+      // each data set's own metric (VOC mAP@0.5, BDD's AP), and COCO-style AP on the same split beside it
+      transfer: Object.fromEntries(data.transfer.map((ds) => {
+        const r = transferResults[ds.name]?.[arch];
+        return [ds.name, r?.datasetMetric?.value ?? r?.mAP ?? null];
+      })),
+      transferCocoAP: Object.fromEntries(data.transfer.map((ds) => [ds.name, transferResults[ds.name]?.[arch]?.mAP ?? null])),
       weights: finals[arch]?.weights ?? null,
     }));
     const strip = (p: EvalPoint) => ({ arch: p.arch, mAP: p.mAP, cost: p.cost, key: p.key });
@@ -442,6 +447,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
       modularFronts: Object.fromEntries(Object.entries(fronts.modular).map(([k2, v]) => [k2, v.map(strip)])),
       selected: candidates.selected.map((p) => p.arch),
       finalTable,
+      transferMetrics: Object.fromEntries(data.transfer.map((ds) => [ds.name, ds.metric ?? 'coco-ap'])),
     });
     phase = 'done';
     show();

@@ -45,6 +45,8 @@ export interface EvaluationSummary {
   attempts: number;
   reused: boolean;
   weights: string | null;
+  /** the data set's own metric (transfer sets scored with VOC mAP@0.5 or BDD's AP); null: COCO AP only (= mAP) */
+  datasetMetric?: { name: string; value: number } | null;
 }
 
 function activities(input: EvaluationInput) {
@@ -144,6 +146,7 @@ function summarise(r: EvaluationRecord, reused: boolean): EvaluationSummary {
     attempts: r.train.attempt,
     reused,
     weights: r.train.weights,
+    datasetMetric: r.train.datasetMetric ?? null,
   };
 }
 

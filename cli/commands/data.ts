@@ -30,7 +30,8 @@ subcommands:
              --json                            print a summary object on stdout
            layouts written:
              coco: <out>/annotations/instances_{train,val}.json, <out>/{train,val}/*.png
-             voc:  <out>/VOCdevkit/VOC2007/{Annotations/*.xml, JPEGImages/*.png, ImageSets/Main/{train,val,trainval}.txt}
+             voc:  <out>/VOCdevkit/VOC{2007,2012}/{Annotations/*.xml, JPEGImages/*.png, ImageSets/Main/{train,val,trainval}.txt},
+                   VOC2007/ImageSets/Main/test.txt (the paper's protocol: 07+12 trainval = train scenes, 07 test = val scenes)
              bdd:  <out>/labels/det_20/det_{train,val}.json, <out>/images/100k/{train,val}/*.png
              classification: <out>/{train,val}/<class>/*.png
 
@@ -178,7 +179,7 @@ async function convert(argv: string[]): Promise<number> {
   if (bool(flags, 'json')) printJson(r);
   else {
     const skipped = Object.entries(r.skipped).map(([k, v]) => `${k}: ${v}`).join(', ');
-    process.stdout.write(`${out}: split ${split}: ${r.images} images, ${r.annotations} boxes (${r.difficult} difficult -> iscrowd), ${r.categories.length} classes${skipped ? `; skipped ${skipped}` : ''}\n`);
+    process.stdout.write(`${out}: split ${split}: ${r.images} images, ${r.annotations} boxes (${r.difficult} ${from === 'voc' ? 'difficult' : 'ignore regions'} -> iscrowd), ${r.categories.length} classes${skipped ? `; skipped ${skipped}` : ''}\n`);
   }
   return 0;
 }

@@ -98,23 +98,35 @@ export function writeSynthDetection(o: SynthDetectionOptions): { images: number;
       fs.writeFileSync(file, JSON.stringify(inst));
     }
   } else if (o.format === 'voc') {
-    const root = path.join(o.out, 'VOCdevkit', 'VOC2007');
-    for (const sub of ['Annotations', 'JPEGImages', path.join('ImageSets', 'Main')]) fs.mkdirSync(path.join(root, sub), { recursive: true });
-    const lists: Record<string, string[]> = { train: [], val: [] };
+    // The devkit layout of the paper's VOC protocol: the train scenes are VOC2007 trainval (first
+    // half) and VOC2012 trainval (second half), each with its train / val lists; the val scenes
+    // are VOC2007 test. So VOC07+12 trainval is the train split and VOC07 test the val split.
+    const devkit = path.join(o.out, 'VOCdevkit');
+    const years = ['VOC2007', 'VOC2012'] as const;
+    for (const y of years) for (const sub of ['Annotations', 'JPEGImages', path.join('ImageSets', 'Main')]) fs.mkdirSync(path.join(devkit, y, sub), { recursive: true });
+    const trainval: Record<(typeof years)[number], string[]> = { VOC2007: [], VOC2012: [] };
+    const test: string[] = [];
+    const in2007 = Math.ceil(o.train / 2);
     for (const split of ['train', 'val'] as const) {
       forEachScene(o, split, (scene, i) => {
         const stem = stemOf(split, i);
+        const year = split === 'val' || i < in2007 ? 'VOC2007' : 'VOC2012';
+        const root = path.join(devkit, year);
         // Generated images are PNG; the XML's <filename> names the file, as in the devkit.
         fs.writeFileSync(path.join(root, 'JPEGImages', `${stem}.png`), encodePngRgb(scene.width, scene.height, scene.rgb));
-        fs.writeFileSync(path.join(root, 'Annotations', `${stem}.xml`), vocXml(stem, `${stem}.png`, scene, names));
-        lists[split].push(stem);
+        fs.writeFileSync(path.join(root, 'Annotations', `${stem}.xml`), vocXml(stem, `${stem}.png`, scene, names, year));
+        (split === 'val' ? test : trainval[year]).push(stem);
         objects += scene.objects.length;
       }, tick);
     }
-    const main = path.join(root, 'ImageSets', 'Main');
-    fs.writeFileSync(path.join(main, 'train.txt'), lists.train.map((s) => s + '\n').join(''));
-    fs.writeFileSync(path.join(main, 'val.txt'), lists.val.map((s) => s + '\n').join(''));
-    fs.writeFileSync(path.join(main, 'trainval.txt'), [...lists.train, ...lists.val].map((s) => s + '\n').join(''));
+    const list = (year: string, name: string, stems: string[]) => fs.writeFileSync(path.join(devkit, year, 'ImageSets', 'Main', `${name}.txt`), stems.map((s) => s + '\n').join(''));
+    for (const y of years) {
+      const half = Math.ceil(trainval[y].length / 2);
+      list(y, 'train', trainval[y].slice(0, half));
+      list(y, 'val', trainval[y].slice(half));
+      list(y, 'trainval', trainval[y]);
+    }
+    list('VOC2007', 'test', test);
   } else {
     for (const split of ['train', 'val'] as const) {
       const imgDir = path.join(o.out, 'images', '100k', split);
@@ -154,7 +166,7 @@ function xmlEscape(s: string): string {
 }
 
 /** A VOC annotation; VOC boxes are 1-based inclusive pixel indices: xmin = x + 1, xmax = x + w. */
-function vocXml(stem: string, file: string, scene: Scene, names: string[]): string {
+function vocXml(stem: string, file: string, scene: Scene, names: string[], year: string): string {
   const objs = scene.objects
     .map((o) => {
       const [x, y, w, h] = o.bbox;
@@ -173,7 +185,7 @@ function vocXml(stem: string, file: string, scene: Scene, names: string[]): stri
     })
     .join('');
   return `<annotation>
-  <folder>VOC2007</folder>
+  <folder>${year}</folder>
   <filename>${xmlEscape(file)}</filename>
   <source><database>smnas synthetic</database></source>
   <size>

@@ -29,10 +29,15 @@ describe('prepareData', () => {
     expect(s.generated).toBe(true);
     expect(s.detection).toMatchObject({ numClasses: 3, trainImages: 6, valImages: 3 });
     expect(s.transfer.map((t) => t.name)).toEqual(['voc', 'bdd']);
+    // the paper's transfer protocol: VOC07+12 trainval -> VOC07 test scored with VOC mAP@0.5; BDD train -> val with BDD's AP
+    expect(s.transfer.map((t) => [t.trainSplit, t.valSplit, t.metric])).toEqual([
+      ['trainval', 'test', 'voc-map50'],
+      ['train', 'val', 'bdd-ap'],
+    ]);
     for (const t of s.transfer) {
       expect(t.root.startsWith(path.join(work, 'store', 'datasets'))).toBe(true);
-      expect(fs.existsSync(path.join(t.root, 'annotations', 'instances_train.json'))).toBe(true);
-      expect(t.trainImages).toBe(6);
+      expect(fs.existsSync(path.join(t.root, 'annotations', `instances_${t.trainSplit}.json`))).toBe(true);
+      expect([t.trainImages, t.valImages]).toEqual([6, 3]);
     }
     expect(s.classification).toMatchObject({ classes: 3 });
     expect(fs.existsSync(path.join(s.campaignDir, 'data.json'))).toBe(true);
@@ -52,6 +57,20 @@ describe('prepareData', () => {
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toMatch(/instances_train\.json: not valid JSON/);
+  });
+
+  test('a transfer protocol of the campaign is converted as asked; impossible ones name the data set', async () => {
+    const voc = { name: 'voc12', format: 'voc' as const, root: path.join(work, 'toy', 'voc'), train: { split: 'train', years: ['2012'] }, test: { split: 'val', years: ['2012'] }, metric: 'voc07-map50' as const };
+    const s = await run<DataSummary>(acts.prepareData, { ...c, data: { ...c.data, transfer: [voc] } });
+    expect(s.transfer[0]).toMatchObject({ trainSplit: 'train', valSplit: 'val', trainImages: 2, valImages: 1, metric: 'voc07-map50' });
+    const same = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ ...voc, test: { split: 'train' } }] } }).catch((e) => e);
+    expect(same.nonRetryable).toBe(true);
+    expect(same.message).toMatch(/transfer dataset 'voc12': train and test both use split 'train'/);
+    const missing = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ ...voc, test: { split: 'test', years: ['2012'] } }] } }).catch((e) => e);
+    expect(missing.nonRetryable).toBe(true);
+    expect(missing.message).toMatch(/transfer dataset 'voc12' \(voc, .*\): .*VOC2012\/ImageSets\/Main\/test\.txt: split file not found/);
+    const years = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ name: 'b', format: 'bdd', root: '/x', train: { split: 'train', years: ['2007'] } }] } }).catch((e) => e);
+    expect(years.message).toMatch(/data\.transfer\.0\.train\.years: years apply to VOC data sets only/);
   });
 
   test('an invalid campaign names the field', async () => {
