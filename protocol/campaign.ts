@@ -265,7 +265,7 @@ export function campaignDefaults(profile: Profile): Defaults {
     candidates: 2,
     stages: {
       structural: { maxEvaluations: 6, population: 4, recipe: 'toy-stage-one' },
-      modular: { maxEvaluationsPerCandidate: 3, population: 2, recipe: 'toy-stage-two', finalists: 1 },
+      modular: { maxEvaluationsPerCandidate: 4, population: 2, recipe: 'toy-stage-two', finalists: 1 }, // the first is the candidate itself (stage-two-seed)
       pretrain: { recipe: 'toy-pretrain' },
       final: { recipe: 'toy-final' },
       transfer: { recipe: 'toy-transfer' },
