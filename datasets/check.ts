@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DatasetError, loadCocoInstances } from './coco';
 import type { CocoInstances } from './coco-schema';
+import { DataRoots } from './confine';
 import { readImageHeaderAsync } from './image-header';
 import type { Problem } from './problems';
 
@@ -45,6 +46,12 @@ export interface CheckOptions {
   imagesDir?: string;
   /** skip reading image headers */
   skipImages?: boolean;
+  /**
+   * Folders outside the split's images folder that images may resolve into through symlinks
+   * (e.g. the source of a converted set); any other image leading out is an `image_outside_root`
+   * error and is never read.
+   */
+  allowedRoots?: readonly string[];
   progress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -136,12 +143,14 @@ async function checkImages(
   file: string,
   imagesDir: string,
   add: (p: Problem) => void,
+  allowedRoots: readonly string[],
   progress?: (done: number, total: number) => void,
 ): Promise<void> {
   if (!fs.existsSync(imagesDir)) {
     add({ severity: 'error', code: 'missing_images_dir', file, message: `images folder ${imagesDir} does not exist` });
     return;
   }
+  const roots = new DataRoots(imagesDir, allowedRoots);
   let next = 0;
   let done = 0;
   const worker = async () => {
@@ -149,7 +158,13 @@ async function checkImages(
       const i = next++;
       const im = inst.images[i];
       const rec = `images[${i}] (id ${im.id})`;
-      const p = path.join(imagesDir, im.file_name);
+      const c = await roots.resolveAsync(im.file_name);
+      const p = c.path;
+      if ('problem' in c) {
+        add({ severity: 'error', code: c.problem === 'missing' ? 'missing_image' : 'image_outside_root', file, record: rec, message: c.message });
+        progress?.(++done, inst.images.length);
+        continue;
+      }
       const h = await readImageHeaderAsync(p);
       if (typeof h === 'string') {
         add({ severity: 'error', code: h === 'missing' ? 'missing_image' : 'unreadable_image', file, record: rec, message: `${p}: ${h}` });
@@ -177,7 +192,7 @@ export async function checkDataset(target: string, opts: CheckOptions = {}): Pro
       continue;
     }
     const { imageIds } = checkInstances(inst, s.annotationsFile, add);
-    if (!opts.skipImages) await checkImages(inst, s.annotationsFile, s.imagesDir, add, (d, t) => opts.progress?.(`images ${s.split}`, d, t));
+    if (!opts.skipImages) await checkImages(inst, s.annotationsFile, s.imagesDir, add, opts.allowedRoots ?? [], (d, t) => opts.progress?.(`images ${s.split}`, d, t));
     const key = JSON.stringify([...inst.categories].sort((a, b) => a.id - b.id).map((c) => [c.id, c.name]));
     if (!firstCats) firstCats = { split: s.split, key };
     else if (firstCats.key !== key) {
