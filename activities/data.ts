@@ -134,8 +134,14 @@ function describeClassification(root: string): NonNullable<DataSummary['classifi
   const classes = fs.readdirSync(train, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
   let images = 0;
   const parts: string[] = [];
+  // class folders and images must resolve inside the classification root (symlinks never lead out)
+  const roots = new DataRoots(root);
   for (const c of classes) {
     const files = fs.readdirSync(path.join(train, c)).sort();
+    for (const f of files) {
+      const r = roots.resolve(path.join('train', c, f));
+      if ('problem' in r && r.problem === 'outside') throw badData(`classification data: ${r.message}`);
+    }
     images += files.length;
     parts.push(`${c}:${files.length}:${files.join(',')}`);
   }
