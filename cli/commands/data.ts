@@ -183,6 +183,9 @@ async function convert(argv: string[]): Promise<number> {
   else {
     const skipped = Object.entries(r.skipped).map(([k, v]) => `${k}: ${v}`).join(', ');
     process.stdout.write(`${out}: split ${split}: ${r.images} images, ${r.annotations} boxes (${r.difficult} ${from === 'voc' ? 'difficult' : 'ignore regions'} -> iscrowd), ${r.categories.length} classes${skipped ? `; skipped ${skipped}` : ''}\n`);
+    // linked images lead into the source tree, which data check reads only when told to trust it
+    const src = str(flags, 'images') ?? input;
+    if (!bool(flags, 'copy')) process.stdout.write(`images linked into ${src}: check with 'smnas data check ${out} --allow-root ${src}'\n`);
   }
   return 0;
 }
