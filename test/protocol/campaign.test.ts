@@ -14,6 +14,7 @@ import { parseFlags } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { CampaignSchema, parseCampaign } from '../../protocol/campaign';
 import { PROJECT_ROOT } from '../../common/paths';
+import { unknownFields } from '../../protocol/unknown-fields';
 import { mutationOf, namesPath } from '../support/mutate';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-campaign-fuzz-'));
@@ -71,8 +72,10 @@ test('every mutation is accepted, or rejected by a UserError naming the file and
       }
       fs.rmSync(file);
       const r = parseCampaign(m.value);
+      const unknown = unknownFields(CampaignSchema, m.value);
       if (!err) {
         expect(r.success).toBe(true);
+        expect(unknown).toEqual([]);
         expect(CampaignSchema.safeParse(campaign).success).toBe(true);
         return;
       }
@@ -81,7 +84,13 @@ test('every mutation is accepted, or rejected by a UserError naming the file and
       const msg = (err as Error).message;
       expect(msg.startsWith(`${file}: `)).toBe(true);
       expect(msg).not.toMatch(/\n\s+at |undefined\.|\[object Object\]/);
-      expect(r.success).toBe(false);
+      if (r.success) {
+        // valid but for a field the schema does not know (a misspelling would keep its default)
+        expect(unknown.length).toBeGreaterThan(0);
+        expect(unknown.every((u) => namesPath(u.path, m.path))).toBe(true);
+        expect(msg).toContain(`${unknown[0].path.join('.')}: unknown field (known here: `);
+        return;
+      }
       // the first issues are the ones the message shows; one of them names the mutated field
       const shown = r.error!.issues.slice(0, 3);
       const named = shown.find((i) => namesPath(i.path, m.path));
@@ -92,6 +101,17 @@ test('every mutation is accepted, or rejected by a UserError naming the file and
   );
   // the generator exercises both outcomes
   expect(rejected).toBeGreaterThan(50);
+});
+
+test('the example campaign files are accepted; a misspelt field is refused naming its path', () => {
+  for (const f of ['campaign-toy.json', 'campaign-paper-imagenet.json']) {
+    expect(campaignFromFlags(flagsFor(path.join(PROJECT_ROOT, 'docs', 'examples', f)), tmp).id).toBeTruthy();
+  }
+  const file = path.join(tmp, 'typo.json');
+  fs.writeFileSync(file, JSON.stringify({ ...fullPaper, stages: { ...fullPaper.stages, structural: { population: 50, recipe: 'paper-stage-one', maxEvaluations: 9, maxEvalutions: 10 } } }));
+  expect(() => campaignFromFlags(flagsFor(file), tmp)).toThrow(
+    `${file}: stages.structural.maxEvalutions: unknown field (known here: maxEvaluations, population, recipe)`,
+  );
 });
 
 test('the CLI: a bad campaign file exits non-zero with one line naming the field, before any network', () => {

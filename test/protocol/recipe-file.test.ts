@@ -11,6 +11,7 @@ import { UserError } from '../../common/errors';
 import { ClassificationRecipeSchema, DetectionRecipeSchema } from '../../protocol/recipe';
 import { loadClassificationRecipeFile, loadDetectionRecipeFile } from '../../protocol/recipe-file';
 import { CLASSIFICATION_RECIPE_NAMES, DETECTION_RECIPE_NAMES, getClassificationRecipe, getDetectionRecipe } from '../../protocol/recipes';
+import { unknownFields } from '../../protocol/unknown-fields';
 import { mutationOf, namesPath } from '../support/mutate';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-recipe-fuzz-'));
@@ -36,12 +37,24 @@ describe.each(cases)('$kind recipe files', ({ load, schema, docs }) => {
           err = e;
         }
         fs.rmSync(file);
-        if (!err) return;
+        if (!err) {
+          expect(unknownFields(schema, m.value)).toEqual([]);
+          return;
+        }
         rejected++;
         expect(err).toBeInstanceOf(UserError);
         const msg = (err as Error).message;
         expect(msg.startsWith(`${file}: `)).toBe(true);
-        const issues = schema.safeParse(m.value).error!.issues.slice(0, 3);
+        const parsed = schema.safeParse(m.value);
+        if (parsed.success) {
+          // valid but for a field the schema does not know (a misspelling would keep its default)
+          const unknown = unknownFields(schema, m.value);
+          expect(unknown.length).toBeGreaterThan(0);
+          expect(unknown.every((u) => namesPath(u.path, m.path))).toBe(true);
+          expect(msg).toContain(`${unknown[0].path.join('.')}: unknown field (known here: `);
+          return;
+        }
+        const issues = parsed.error.issues.slice(0, 3);
         const named = issues.find((i) => namesPath(i.path, m.path));
         expect({ mutation: m.path.join('.'), message: msg, named: Boolean(named) }).toMatchObject({ named: true });
         expect(msg).toContain(named!.path.map(String).join('.'));
