@@ -128,7 +128,7 @@ export async function loadCocoInstances(file: string, opts: LoadOptions = {}): P
   }
 
   function finish(): CocoInstances {
-    for (const section of ['images', 'categories'] as const) {
+    for (const section of SECTIONS) {
       if (!seen.has(section)) {
         report({ severity: 'error', code: 'missing_section', file, message: `no "${section}" array` });
       }

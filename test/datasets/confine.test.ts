@@ -197,3 +197,41 @@ test('corrupt and truncated images: named by data check; the CLI exits 1', async
   }
   expect(out.join('')).toMatch(/error: .*instances_train\.json: images\[0\] \(id 1\): .*PNG truncated/);
 });
+
+test('mutated annotation files: data check never crashes, names file and record, and admission is never stricter', async () => {
+  const fc = (await import('fast-check')).default;
+  const { mutationOf } = await import('../support/mutate');
+  const d = path.join(dir, 'mutated');
+  fs.cpSync(good, d, { recursive: true });
+  const file = path.join(d, 'annotations/instances_train.json');
+  const base = JSON.parse(fs.readFileSync(file, 'utf8')) as CocoInstances;
+  // a small document: two images, three boxes, the categories
+  const doc = { images: base.images.slice(0, 2), annotations: base.annotations.filter((a) => a.image_id === base.images[0].id).slice(0, 3), categories: base.categories };
+  let rejected = 0;
+  await fc.assert(
+    fc.asyncProperty(mutationOf([doc]), async (m) => {
+      fs.writeFileSync(file, JSON.stringify(m.value));
+      const r = await checkDataset(d);
+      for (const p of r.problems) {
+        expect(p.file).toBeTruthy();
+        expect(p.message).not.toMatch(/\[object Object\]|NaN/);
+      }
+      let admitted = true;
+      try {
+        admit(d)();
+      } catch (e) {
+        admitted = false;
+        expect(e).toBeInstanceOf(ApplicationFailure);
+        expect((e as ApplicationFailure).nonRetryable).toBe(true);
+        expect((e as Error).message).toContain(file);
+      }
+      if (r.ok) expect(admitted).toBe(true);
+      if (!admitted) {
+        rejected++;
+        expect(r.ok).toBe(false);
+      }
+    }),
+    { numRuns: 150, seed: 15 },
+  );
+  expect(rejected).toBeGreaterThan(20);
+});
