@@ -17,14 +17,28 @@ import { CocoInstancesSchema, instancesPath, imagesDir } from '../datasets/coco-
 import { writeSynthDetection } from '../datasets/synth/detection';
 import { writeSynthClassification } from '../datasets/synth/classification';
 import { convertToCoco } from '../datasets/convert';
+import { checkInstances } from '../datasets/check';
+import { DataRoots } from '../datasets/confine';
+import { formatProblem } from '../datasets/problems';
 import type { ActivityDeps } from './index';
 import { ArtifactStore, sha256, writeFileAtomic } from './artifact-store';
 import type { DataSummary, DatasetRef } from './types';
 
 const badData = (msg: string) => ApplicationFailure.nonRetryable(msg, 'BadData');
 
-/** Check a canonical COCO dir and fingerprint it. */
-export function describeCocoDir(name: string, root: string, trainSplit: string, valSplit: string): DatasetRef {
+/**
+ * Problems found by checkInstances that make a data set unusable at admission (the trainer would
+ * fail on them mid-campaign, or train on wrong labels). Degenerate boxes are not among them: the
+ * trainer drops them, as mmdetection does, and `data check` reports them.
+ */
+const ADMISSION_ERRORS = new Set(['unknown_category', 'unknown_image', 'duplicate_image_id', 'duplicate_category_id', 'no_categories']);
+
+/**
+ * Check a canonical COCO dir and fingerprint it. Images must resolve (symlinks followed) inside
+ * the split's images folder or one of `allowedRoots` (datasets/confine.ts); one that does not is
+ * refused and never read.
+ */
+export function describeCocoDir(name: string, root: string, trainSplit: string, valSplit: string, allowedRoots: readonly string[] = []): DatasetRef {
   const hash = sha256('');
   const h = [hash];
   const counts: number[] = [];
@@ -45,11 +59,18 @@ export function describeCocoDir(name: string, root: string, trainSplit: string, 
     }
     const r = CocoInstancesSchema.safeParse(json);
     if (!r.success) throw badData(describeZodError(file, r.error));
-    const imgDir = imagesDir(root, split);
-    for (const img of r.data.images) {
-      const f = path.join(imgDir, String(img.file_name));
-      if (!fs.existsSync(f)) throw badData(`${file}: image id ${img.id}: file ${f} does not exist`);
-    }
+    let firstError: string | undefined;
+    checkInstances(r.data, file, (p) => {
+      if (p.severity === 'error' && ADMISSION_ERRORS.has(p.code)) firstError ??= formatProblem(p);
+    });
+    if (firstError) throw badData(firstError);
+    const roots = new DataRoots(imagesDir(root, split), allowedRoots);
+    r.data.images.forEach((img, i) => {
+      const c = roots.resolve(img.file_name);
+      if ('problem' in c) {
+        throw badData(`${file}: images[${i}] (id ${img.id}): ${c.problem === 'missing' ? `file ${c.path} does not exist` : c.message}`);
+      }
+    });
     numClasses = Math.max(numClasses, r.data.categories.length);
     counts.push(r.data.images.length);
     h.push(sha256(text));
@@ -103,7 +124,8 @@ function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
     fs.renameSync(tmp, out); // the converted set appears whole or not at all
     writeFileAtomic(done, new Date().toISOString() + '\n');
   }
-  return withMetric(describeCocoDir(t.name, out, p.train.split, p.test.split));
+  // the converted set links its images into the source tree the campaign names
+  return withMetric(describeCocoDir(t.name, out, p.train.split, p.test.split, [t.root]));
 }
 
 function describeClassification(root: string): NonNullable<DataSummary['classification']> {
@@ -112,8 +134,14 @@ function describeClassification(root: string): NonNullable<DataSummary['classifi
   const classes = fs.readdirSync(train, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
   let images = 0;
   const parts: string[] = [];
+  // class folders and images must resolve inside the classification root (symlinks never lead out)
+  const roots = new DataRoots(root);
   for (const c of classes) {
     const files = fs.readdirSync(path.join(train, c)).sort();
+    for (const f of files) {
+      const r = roots.resolve(path.join('train', c, f));
+      if ('problem' in r && r.problem === 'outside') throw badData(`classification data: ${r.message}`);
+    }
     images += files.length;
     parts.push(`${c}:${files.length}:${files.join(',')}`);
   }

@@ -1,15 +1,17 @@
 /**
  * `data check`: validates a canonical data set (or one instances file) and reports EVERY problem
  * found: malformed JSON (line/column), invalid records, duplicate ids, dangling references, boxes of
- * zero/negative size or outside the image, missing/unreadable images and images whose size differs
- * from the annotation (PNG/JPEG headers only). `ok` is false when an error would make training or
+ * zero/negative size or outside the image, missing/unreadable images, images whose size differs
+ * from the annotation (PNG/JPEG headers only), images cut short (PNG/JPEG trailers), and images
+ * that lie outside the data root (datasets/confine.ts: never read). `ok` is false when an error would make training or
  * evaluation wrong; warnings are suspicious but usable.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DatasetError, loadCocoInstances } from './coco';
+import { DatasetError, loadCocoInstances, sourceIndex } from './coco';
 import type { CocoInstances } from './coco-schema';
-import { readImageHeaderAsync } from './image-header';
+import { DataRoots } from './confine';
+import { readImageHeaderAsync, readImageTrailerAsync } from './image-header';
 import type { Problem } from './problems';
 
 /** Boxes may exceed the image by this much (float rounding in real annotation files) before it is an error. */
@@ -45,6 +47,12 @@ export interface CheckOptions {
   imagesDir?: string;
   /** skip reading image headers */
   skipImages?: boolean;
+  /**
+   * Folders outside the split's images folder that images may resolve into through symlinks
+   * (e.g. the source of a converted set); any other image leading out is an `image_outside_root`
+   * error and is never read.
+   */
+  allowedRoots?: readonly string[];
   progress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -88,7 +96,7 @@ export function checkInstances(inst: CocoInstances, file: string, add: (p: Probl
   const images = new Map<number, { width: number; height: number }>();
   const fileNames = new Map<string, number>();
   inst.images.forEach((im, i) => {
-    const rec = `images[${i}] (id ${im.id})`;
+    const rec = `images[${sourceIndex.get(im) ?? i}] (id ${im.id})`;
     if (images.has(im.id)) err('duplicate_image_id', rec, `duplicate image id ${im.id}`);
     else images.set(im.id, im);
     const prev = fileNames.get(im.file_name);
@@ -98,7 +106,7 @@ export function checkInstances(inst: CocoInstances, file: string, add: (p: Probl
   const cats = new Set<number>();
   const catNames = new Set<string>();
   inst.categories.forEach((c, i) => {
-    const rec = `categories[${i}] (id ${c.id})`;
+    const rec = `categories[${sourceIndex.get(c) ?? i}] (id ${c.id})`;
     if (cats.has(c.id)) err('duplicate_category_id', rec, `duplicate category id ${c.id}`);
     cats.add(c.id);
     if (catNames.has(c.name)) warn('duplicate_category_name', rec, `duplicate category name '${c.name}'`);
@@ -109,7 +117,7 @@ export function checkInstances(inst: CocoInstances, file: string, add: (p: Probl
   const perCat = new Map<number, number>();
   const annotated = new Set<number>();
   inst.annotations.forEach((a, i) => {
-    const rec = `annotations[${i}] (id ${a.id})`;
+    const rec = `annotations[${sourceIndex.get(a) ?? i}] (id ${a.id})`;
     if (annIds.has(a.id)) err('duplicate_annotation_id', rec, `duplicate annotation id ${a.id}`);
     annIds.add(a.id);
     if (a.id === 0) warn('annotation_id_zero', rec, 'annotation id 0: pycocotools treats a match to it as unmatched (counts a false positive)');
@@ -126,7 +134,7 @@ export function checkInstances(inst: CocoInstances, file: string, add: (p: Probl
     if (!a.iscrowd && a.area <= 0) warn('zero_area', rec, 'area is 0 (it decides the small/medium/large range in evaluation)');
   });
   inst.categories.forEach((c, i) => {
-    if (!perCat.has(c.id)) warn('category_without_annotations', `categories[${i}] (id ${c.id})`, `category '${c.name}' has no annotations`);
+    if (!perCat.has(c.id)) warn('category_without_annotations', `categories[${sourceIndex.get(c) ?? i}] (id ${c.id})`, `category '${c.name}' has no annotations`);
   });
   return { imageIds: annotated };
 }
@@ -136,25 +144,37 @@ async function checkImages(
   file: string,
   imagesDir: string,
   add: (p: Problem) => void,
+  allowedRoots: readonly string[],
   progress?: (done: number, total: number) => void,
 ): Promise<void> {
   if (!fs.existsSync(imagesDir)) {
     add({ severity: 'error', code: 'missing_images_dir', file, message: `images folder ${imagesDir} does not exist` });
     return;
   }
+  const roots = new DataRoots(imagesDir, allowedRoots);
   let next = 0;
   let done = 0;
   const worker = async () => {
     while (next < inst.images.length) {
       const i = next++;
       const im = inst.images[i];
-      const rec = `images[${i}] (id ${im.id})`;
-      const p = path.join(imagesDir, im.file_name);
+      const rec = `images[${sourceIndex.get(im) ?? i}] (id ${im.id})`;
+      const c = await roots.resolveAsync(im.file_name);
+      const p = c.path;
+      if ('problem' in c) {
+        add({ severity: 'error', code: c.problem === 'missing' ? 'missing_image' : 'image_outside_root', file, record: rec, message: c.message });
+        progress?.(++done, inst.images.length);
+        continue;
+      }
       const h = await readImageHeaderAsync(p);
       if (typeof h === 'string') {
         add({ severity: 'error', code: h === 'missing' ? 'missing_image' : 'unreadable_image', file, record: rec, message: `${p}: ${h}` });
       } else if (h.width !== im.width || h.height !== im.height) {
         add({ severity: 'error', code: 'image_size_mismatch', file, record: rec, message: `${p} is ${h.width}x${h.height} but the annotation says ${im.width}x${im.height}` });
+      } else {
+        // a cut-short file: the trainer cannot decode a PNG without its end; a JPEG decodes partly grey
+        const t = await readImageTrailerAsync(p, h.format);
+        if (t) add({ severity: h.format === 'png' ? 'error' : 'warning', code: 'truncated_image', file, record: rec, message: `${p}: ${t}` });
       }
       progress?.(++done, inst.images.length);
     }
@@ -177,7 +197,7 @@ export async function checkDataset(target: string, opts: CheckOptions = {}): Pro
       continue;
     }
     const { imageIds } = checkInstances(inst, s.annotationsFile, add);
-    if (!opts.skipImages) await checkImages(inst, s.annotationsFile, s.imagesDir, add, (d, t) => opts.progress?.(`images ${s.split}`, d, t));
+    if (!opts.skipImages) await checkImages(inst, s.annotationsFile, s.imagesDir, add, opts.allowedRoots ?? [], (d, t) => opts.progress?.(`images ${s.split}`, d, t));
     const key = JSON.stringify([...inst.categories].sort((a, b) => a.id - b.id).map((c) => [c.id, c.name]));
     if (!firstCats) firstCats = { split: s.split, key };
     else if (firstCats.key !== key) {

@@ -5,11 +5,35 @@
  */
 import { z } from 'zod';
 
+/**
+ * Largest image side a data set may declare. Decoding is width x height x 3 bytes per image per
+ * loader thread; a header or annotation claiming more is hostile or broken, and is refused before
+ * anything is decoded.
+ */
+export const MAX_IMAGE_SIDE = 16384;
+
+/**
+ * Why a `file_name` may not be used as a path below its split's images folder, or undefined when
+ * it may: it must be relative, without `..` segments, backslashes or NUL bytes. (Symlinks that
+ * lead out of the folder are caught where the data set is admitted: datasets/confine.ts.)
+ */
+export function unsafeFileName(name: string): string | undefined {
+  if (name.length === 0) return 'is empty';
+  if (name.includes('\0')) return 'contains a NUL byte';
+  if (name.includes('\\')) return 'contains a backslash';
+  if (name.startsWith('/')) return 'is an absolute path';
+  if (name.split('/').includes('..')) return "has a '..' segment";
+  return undefined;
+}
+
 export const CocoImageSchema = z.looseObject({
   id: z.number().int(),
-  file_name: z.string().min(1),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
+  file_name: z.string().superRefine((name, ctx) => {
+    const why = unsafeFileName(name);
+    if (why) ctx.addIssue({ code: 'custom', message: `'${name}' ${why} (images are read only from inside the split's images folder)` });
+  }),
+  width: z.number().int().positive().max(MAX_IMAGE_SIDE),
+  height: z.number().int().positive().max(MAX_IMAGE_SIDE),
 });
 export type CocoImage = z.infer<typeof CocoImageSchema>;
 

@@ -46,6 +46,12 @@ function recordName(section: string, index: number, value: unknown): string {
   return `${section}[${index}]${id !== undefined ? ` (id ${JSON.stringify(id)})` : ''}`;
 }
 
+/**
+ * A loaded record's index in its file's array. Invalid records are dropped while loading, so the
+ * position in the loaded array can differ; problems name records by their index in the file.
+ */
+export const sourceIndex = new WeakMap<object, number>();
+
 export async function loadCocoInstances(file: string, opts: LoadOptions = {}): Promise<CocoInstances> {
   const report = (p: Problem): void => {
     if (opts.onProblem) opts.onProblem(p);
@@ -68,6 +74,7 @@ export async function loadCocoInstances(file: string, opts: LoadOptions = {}): P
       return;
     }
     (out[section] as unknown[]).push(r.data);
+    sourceIndex.set(r.data, index);
   };
 
   if (size <= STREAM_THRESHOLD && !opts.stream) {
@@ -121,7 +128,7 @@ export async function loadCocoInstances(file: string, opts: LoadOptions = {}): P
   }
 
   function finish(): CocoInstances {
-    for (const section of ['images', 'categories'] as const) {
+    for (const section of SECTIONS) {
       if (!seen.has(section)) {
         report({ severity: 'error', code: 'missing_section', file, message: `no "${section}" array` });
       }

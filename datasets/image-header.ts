@@ -104,3 +104,39 @@ export async function readImageHeaderAsync(file: string): Promise<ImageHeader | 
     await fh.close();
   }
 }
+
+/** Bytes at the end of a file searched for the JPEG end-of-image marker (padding may follow it). */
+const JPEG_TRAILER_BYTES = 1024;
+const PNG_IEND = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/**
+ * Whether the end of an image file is what a whole file ends with: the PNG IEND chunk, or the JPEG
+ * end-of-image marker (FFD9) within the last KB. Returns a problem text, or undefined when whole.
+ * A file cut short (copy interrupted, disk full) has a good header but no such end.
+ */
+export function parseImageTrailer(format: ImageHeader['format'], tail: Buffer): string | undefined {
+  if (format === 'png') return tail.length >= 12 && tail.subarray(tail.length - 12).equals(PNG_IEND) ? undefined : 'PNG truncated (does not end with the IEND chunk)';
+  for (let i = tail.length - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) return undefined;
+  return 'JPEG truncated (no end-of-image marker)';
+}
+
+/** Reads the last bytes of an image and checks them with parseImageTrailer. */
+export async function readImageTrailerAsync(file: string, format: ImageHeader['format']): Promise<string | undefined> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (e) {
+    return openFailure(e);
+  }
+  try {
+    const { size } = await fh.stat();
+    const n = Math.min(size, format === 'png' ? 12 : JPEG_TRAILER_BYTES);
+    const buf = Buffer.alloc(n);
+    await fh.read(buf, 0, n, size - n);
+    return parseImageTrailer(format, buf);
+  } catch (e) {
+    return `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  } finally {
+    await fh.close();
+  }
+}

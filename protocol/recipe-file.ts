@@ -1,5 +1,7 @@
 /** Recipe files (`--recipe <file>`): JSON validated with zod, errors naming the file and field. */
 import * as fs from 'node:fs';
+import type { z } from 'zod';
+import { describeUnknownFields, unknownFields } from './unknown-fields';
 import { UserError, describeZodError } from '../common/errors';
 import { ClassificationRecipeSchema, DetectionRecipeSchema, type ClassificationRecipe, type DetectionRecipe } from './recipe';
 import { getClassificationRecipe, getDetectionRecipe, isClassificationRecipeName, isDetectionRecipeName } from './recipes';
@@ -20,15 +22,25 @@ function readJsonFile(file: string): unknown {
 
 /** Load and validate a detection recipe file (JSON); errors name the file and the field. */
 export function loadDetectionRecipeFile(file: string): DetectionRecipe {
-  const r = DetectionRecipeSchema.safeParse(readJsonFile(file));
+  const raw = readJsonFile(file);
+  const r = DetectionRecipeSchema.safeParse(raw);
   if (!r.success) throw new UserError(describeZodError(file, r.error));
+  refuseUnknownFields(file, DetectionRecipeSchema, raw);
   return r.data;
 }
 
 export function loadClassificationRecipeFile(file: string): ClassificationRecipe {
-  const r = ClassificationRecipeSchema.safeParse(readJsonFile(file));
+  const raw = readJsonFile(file);
+  const r = ClassificationRecipeSchema.safeParse(raw);
   if (!r.success) throw new UserError(describeZodError(file, r.error));
+  refuseUnknownFields(file, ClassificationRecipeSchema, raw);
   return r.data;
+}
+
+/** A misspelt recipe field would silently keep its default: refuse it, naming the path. */
+function refuseUnknownFields(file: string, schema: z.ZodType, raw: unknown): void {
+  const msg = describeUnknownFields(file, unknownFields(schema, raw));
+  if (msg) throw new UserError(msg);
 }
 
 /** `--recipe` value: a known name/alias, else a path to a recipe file. */

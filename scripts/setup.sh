@@ -15,7 +15,9 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 
 # python3-torchvision / python3-pil: the reference side of the tests that check the trainer against
 # torchvision (ImageNet weight import and preprocessing) and of bench/trainer-bench.sh
-APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil)
+# googletest / libgtest-dev: the native unit tests (CTest); native/CMakeLists.txt refuses to
+# configure without GoogleTest while SMNAS_BUILD_TESTS is on, so the suite cannot lose them silently
+APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil googletest libgtest-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -51,7 +53,7 @@ if ! .venv/bin/temporal --version >/dev/null 2>&1; then
 fi
 
 if [ "${SMNAS_SKIP_NATIVE:-0}" != "1" ]; then
-  if [ ! -x native/build/smnas-trainer ] || [ -n "$(find native/src native/CMakeLists.txt native/tests -newer native/build/smnas-trainer 2>/dev/null | head -n 1)" ]; then
+  if [ ! -x native/build/smnas-trainer ] || [ ! -x native/build/smnas-unit-tests ] || [ -n "$(find native/src native/CMakeLists.txt native/tests -newer native/build/smnas-trainer 2>/dev/null | head -n 1)" ]; then
     say "building the native trainer (native/build)"
     cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release >&2
     cmake --build native/build -j"$(nproc)" >&2

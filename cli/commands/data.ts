@@ -44,7 +44,10 @@ subcommands:
              [--json]
            writes <out>/annotations/instances_<split>.json and <out>/<split>/<images>
   check    validate a canonical data set dir or one instances file and report every problem
-             <dataset dir | instances.json> [--images <dir>] [--skip-images] [--json]
+             <dataset dir | instances.json> [--images <dir>] [--skip-images] [--allow-root <dir>]... [--json]
+           images are read only from inside the split's images folder: a file_name with '..' or an
+           absolute path, or a symlink leading out (image_outside_root), is an error and is not read;
+           --allow-root <dir> (repeatable) trusts a folder too, e.g. the source a converted set links to
            exit 0: usable (maybe warnings); 1: errors that make training/evaluation wrong
   summary  classes and counts: <dataset dir> [--json]; a dir of class folders (train/<class>/...) is
            listed as an ImageNet-style classification set
@@ -180,13 +183,21 @@ async function convert(argv: string[]): Promise<number> {
   else {
     const skipped = Object.entries(r.skipped).map(([k, v]) => `${k}: ${v}`).join(', ');
     process.stdout.write(`${out}: split ${split}: ${r.images} images, ${r.annotations} boxes (${r.difficult} ${from === 'voc' ? 'difficult' : 'ignore regions'} -> iscrowd), ${r.categories.length} classes${skipped ? `; skipped ${skipped}` : ''}\n`);
+    // linked images lead into the source tree, which data check reads only when told to trust it
+    const src = str(flags, 'images') ?? input;
+    if (!bool(flags, 'copy')) process.stdout.write(`images linked into ${src}: check with 'smnas data check ${out} --allow-root ${src}'\n`);
   }
   return 0;
 }
 
 async function check(argv: string[]): Promise<number> {
   const cmd = 'smnas data check';
-  const flags = parseFlags(cmd, argv, { images: { type: 'string' }, 'skip-images': { type: 'boolean' }, json: { type: 'boolean' } });
+  const flags = parseFlags(cmd, argv, {
+    images: { type: 'string' },
+    'skip-images': { type: 'boolean' },
+    'allow-root': { type: 'string', multiple: true },
+    json: { type: 'boolean' },
+  });
   const target = flags.positionals[0];
   if (!target || flags.positionals.length > 1) throw new UserError(`${cmd}: expected one <dataset dir | instances.json> (see '${cmd} --help')`);
   const bars = new Map<string, ProgressBar>();
@@ -195,6 +206,7 @@ async function check(argv: string[]): Promise<number> {
     report = await checkDataset(target, {
       imagesDir: str(flags, 'images'),
       skipImages: bool(flags, 'skip-images'),
+      allowedRoots: (flags.values['allow-root'] as string[] | undefined) ?? [],
       progress: (phase, d, t) => {
         if (!bars.has(phase)) bars.set(phase, new ProgressBar(phase, t));
         bars.get(phase)!.update(d, '', t);

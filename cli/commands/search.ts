@@ -11,7 +11,8 @@ import { bool, int, parseFlags, printJson, str, type Command, type ParsedFlags }
 import { describeZodError, UserError } from '../../common/errors';
 import { log } from '../../common/log';
 import { STATE_DIR } from '../../common/paths';
-import { CampaignIdSchema, makePaperCampaign, makeToyCampaign, parseCampaign, type Campaign } from '../../protocol/campaign';
+import { describeUnknownFields, unknownFields } from '../../protocol/unknown-fields';
+import { CampaignIdSchema, CampaignSchema, makePaperCampaign, makeToyCampaign, parseCampaign, type Campaign } from '../../protocol/campaign';
 import {
   campaignWorkflowId,
   candidatesQuery,
@@ -94,6 +95,9 @@ export function campaignFromFlags(flags: ParsedFlags, stateDir = STATE_DIR): Cam
     }
     const r = parseCampaign(raw);
     if (!r.success) throw new UserError(describeZodError(file, r.error));
+    // a misspelt field would silently keep its default: refuse it, naming the path
+    const unknown = describeUnknownFields(file, unknownFields(CampaignSchema, raw));
+    if (unknown) throw new UserError(unknown);
     return r.data;
   }
   if (profile === undefined) throw new UserError(`${NAME} start: give --profile toy|paper or --campaign <file> (see '${NAME} --help')`);

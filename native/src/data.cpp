@@ -36,6 +36,15 @@ std::vector<size_t> epochOrder(size_t n, uint64_t seed, int64_t epoch) {
   return order;
 }
 
+std::string unsafeFileName(const std::string& name) {
+  if (name.empty()) return "is empty";
+  if (name.find('\0') != std::string::npos) return "contains a NUL byte";
+  if (name.front() == '/' || name.front() == '\\') return "is an absolute path";
+  for (const auto& part : fs::path(name))
+    if (part == "..") return "has a '..' segment";
+  return "";
+}
+
 CocoDataset loadCoco(const std::string& root, const std::string& split) {
   CocoDataset ds;
   ds.annotationFile = (fs::path(root) / "annotations" / ("instances_" + split + ".json")).string();
@@ -81,6 +90,10 @@ CocoDataset loadCoco(const std::string& root, const std::string& split) {
     } catch (const json::exception& e) {
       throw BadData(F + ": " + rec, F + ": " + rec + ": " + e.what());
     }
+    if (r.width <= 0 || r.height <= 0)
+      throw BadData(F + ": " + rec, F + ": " + rec + ": width and height must be positive (got " + std::to_string(r.width) + "x" + std::to_string(r.height) + ")");
+    if (const std::string why = unsafeFileName(r.file); !why.empty())
+      throw BadData(F + ": " + rec, F + ": " + rec + ".file_name '" + r.file + "' " + why + " (images are read only from inside " + ds.imageDir + ")");
     if (imgIndex.count(r.id)) throw BadData(F + ": " + rec, F + ": " + rec + ": duplicate image id " + std::to_string(r.id));
     imgIndex[r.id] = ds.images.size();
     ds.images.push_back(std::move(r));
@@ -104,6 +117,8 @@ CocoDataset loadCoco(const std::string& root, const std::string& split) {
     if (it == imgIndex.end()) throw BadData(F + ": " + rec, F + ": " + rec + ".image_id " + std::to_string(imageId) + " is not in images");
     auto ct = catIndex.find(cat);
     if (ct == catIndex.end()) throw BadData(F + ": " + rec, F + ": " + rec + ".category_id " + std::to_string(cat) + " is not in categories");
+    for (double v : bbox)
+      if (!std::isfinite(v)) throw BadData(F + ": " + rec, F + ": " + rec + ".bbox has a value that is not a finite number");
     if (bbox[2] < 1 || bbox[3] < 1) continue;  // degenerate boxes carry no signal (mmdet filters them too)
     ds.images[it->second].boxes.push_back({static_cast<float>(bbox[0]), static_cast<float>(bbox[1]),
                                            static_cast<float>(bbox[0] + bbox[2]), static_cast<float>(bbox[1] + bbox[3]), ct->second, crowd});
@@ -116,6 +131,12 @@ PreparedImage prepareDetection(const CocoDataset& ds, size_t index, int inputW, 
                                bool flip, uint64_t seed, int64_t epoch, bool train) {
   const DetRecord& r = ds.images.at(index);
   std::string path = (fs::path(ds.imageDir) / r.file).string();
+  // the header first: a file claiming a huge size is refused before anything is decoded
+  int headerW = 0, headerH = 0;
+  imageSize(path, headerW, headerH);
+  if (headerW != r.width || headerH != r.height)
+    throw BadData(path, path + ": image header says " + std::to_string(headerW) + "x" + std::to_string(headerH) + " but the annotation says " +
+                            std::to_string(r.width) + "x" + std::to_string(r.height));
   Image img = loadImage(path);
   if (img.width != r.width || img.height != r.height)
     throw BadData(path, path + ": decoded size " + std::to_string(img.width) + "x" + std::to_string(img.height) + " differs from the annotation's " +

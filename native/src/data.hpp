@@ -35,6 +35,9 @@ struct CocoDataset {
   std::vector<int64_t> categoryIds;  // contiguous label -> COCO category id
 };
 
+// Why a COCO file_name may not be used as a path below the images folder ("" when it may): absolute,
+// a ".." segment, empty, a NUL byte.
+std::string unsafeFileName(const std::string& name);
 // Validates the file; throws BadData naming the file and record.
 CocoDataset loadCoco(const std::string& root, const std::string& split);
 

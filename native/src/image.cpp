@@ -24,6 +24,12 @@ Image loadImage(const std::string& path) {
   return img;
 }
 
+void imageSize(const std::string& path, int& width, int& height) {
+  int c = 0;
+  if (!stbi_info(path.c_str(), &width, &height, &c))
+    throw BadData(path, "cannot read the image header of " + path + ": " + (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
+}
+
 Image cropResize(const Image& in, int x0, int y0, int cw, int ch, int outW, int outH) {
   Image out;
   out.width = outW;

@@ -14,6 +14,8 @@ struct Image {
 
 // Throws BadData naming the file on failure.
 Image loadImage(const std::string& path);
+// Width and height from the file's header (no decoding); throws BadData naming the file when unreadable.
+void imageSize(const std::string& path, int& width, int& height);
 // Bilinear resize (half-pixel centres, like align_corners=false).
 Image resizeBilinear(const Image& in, int width, int height);
 // Crop [x, x+w) x [y, y+h) then resize to outW x outH.

@@ -1,6 +1,7 @@
 #include "job.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -86,9 +87,16 @@ struct Field {
     return v;
   }
   int64_t integer(int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const {
-    if (!j->is_number_integer() && !(j->is_number() && j->get<double>() == static_cast<double>(static_cast<int64_t>(j->get<double>()))))
-      fail("must be an integer");
-    int64_t v = j->is_number_integer() ? j->get<int64_t>() : static_cast<int64_t>(j->get<double>());
+    if (!j->is_number()) fail("must be an integer");
+    // beyond int64 (an unsigned above INT64_MAX, a float out of range): say so, never wrap around
+    if (j->is_number_unsigned() && j->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      fail("must be <= " + std::to_string(hi) + ", got " + std::to_string(j->get<uint64_t>()));
+    if (j->is_number_float()) {
+      const double d = j->get<double>();
+      if (!std::isfinite(d) || std::floor(d) != d) fail("must be an integer");
+      if (d < -9.2e18 || d > 9.2e18) fail(std::string(d < 0 ? "must be >= " + std::to_string(lo) : "must be <= " + std::to_string(hi)) + ", got " + fmt(d));
+    }
+    int64_t v = j->is_number_float() ? static_cast<int64_t>(j->get<double>()) : j->get<int64_t>();
     if (v < lo) fail("must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
     if (v > hi) fail("must be <= " + std::to_string(hi) + ", got " + std::to_string(v));
     return v;

@@ -73,6 +73,39 @@ describe('prepareData', () => {
     expect(years.message).toMatch(/data\.transfer\.0\.train\.years: years apply to VOC data sets only/);
   });
 
+  test('a data set leading out of its root is refused at admission; nothing is stored for the campaign', async () => {
+    const hostile = path.join(work, 'hostile');
+    fs.cpSync(path.join(work, 'toy', 'coco'), hostile, { recursive: true });
+    const file = path.join(hostile, 'annotations', 'instances_val.json');
+    const inst = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.symlinkSync(path.join(work, 'toy', 'voc'), path.join(hostile, 'val', 'escape'));
+    inst.images[1].file_name = 'escape/../../secret.png';
+    fs.writeFileSync(file, JSON.stringify(inst));
+    const id = 'hostile-data';
+    const bad = { ...c, id, data: { detection: { root: hostile, trainSplit: 'train', valSplit: 'val' }, transfer: [] } };
+    const err = await run(acts.prepareData, bad).catch((e) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err.nonRetryable).toBe(true);
+    expect(err.type).toBe('BadData');
+    expect(err.message).toMatch(/instances_val\.json: images\.1\.file_name: 'escape\/\.\.\/\.\.\/secret\.png' has a '\.\.' segment/);
+    // the same through a symlinked folder: the real path is outside
+    inst.images[1].file_name = 'escape/VOCdevkit/VOC2007/JPEGImages/' + fs.readdirSync(path.join(work, 'toy', 'voc', 'VOCdevkit', 'VOC2007', 'JPEGImages'))[0];
+    fs.writeFileSync(file, JSON.stringify(inst));
+    const err2 = await run(acts.prepareData, bad).catch((e) => e);
+    expect(err2.nonRetryable).toBe(true);
+    expect(err2.message).toMatch(/instances_val\.json: images\[1\] \(id \d+\): .*escape\/VOCdevkit.* resolves to .*outside the data root/);
+    expect(fs.existsSync(path.join(work, 'store', 'campaigns', id))).toBe(false);
+    // class folders: an image symlinked out of the classification root
+    const cls = path.join(work, 'hostile-cls');
+    fs.cpSync(path.join(work, 'toy', 'classification'), cls, { recursive: true });
+    const klass = fs.readdirSync(path.join(cls, 'train'))[0];
+    fs.symlinkSync(path.join(hostile, 'annotations', 'instances_val.json'), path.join(cls, 'train', klass, 'zz.png'));
+    const err3 = await run(acts.prepareData, { ...c, id, data: { ...c.data, classification: { root: cls } } }).catch((e) => e);
+    expect(err3.nonRetryable).toBe(true);
+    expect(err3.message).toMatch(/^classification data: .*zz\.png resolves to .*instances_val\.json, outside the data root/);
+    expect(fs.existsSync(path.join(work, 'store', 'campaigns', id))).toBe(false);
+  });
+
   test('an invalid campaign names the field', async () => {
     const err = await run(acts.prepareData, { ...c, candidates: -1 }).catch((e) => e);
     expect(err.message).toMatch(/^campaign: candidates: /);

@@ -15,9 +15,9 @@ import type { BenchFigures } from '../../protocol/trainer-messages';
 import { TRAINER_BIN } from '../../common/paths';
 import { makeToyCampaign } from '../../protocol/campaign';
 import { tmpDir } from './mock-trainer';
+import { describeIf } from '../support/gate';
 
-const haveTrainer = fs.existsSync(TRAINER_BIN);
-const maybe = haveTrainer ? describe : describe.skip;
+const maybe = describeIf(fs.existsSync(TRAINER_BIN), `GPU activities with the real trainer: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
 const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
 
 maybe('GPU activities with the real trainer (toy data, CPU)', () => {

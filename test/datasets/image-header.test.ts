@@ -41,3 +41,47 @@ describe('image headers', () => {
     }
   });
 });
+
+describe('image headers under hostile bytes', () => {
+  const fc = require('fast-check') as typeof import('fast-check');
+  const valid = [encodePngRgb(7, 5, new Uint8Array(7 * 5 * 3)), jpegHeader(640, 427, 100, 0xc0), jpegHeader(33, 1000, 0, 0xc2)];
+  const want = [
+    { format: 'png', width: 7, height: 5 },
+    { format: 'jpeg', width: 640, height: 427 },
+    { format: 'jpeg', width: 33, height: 1000 },
+  ];
+
+  it('truncated headers give the right size or an error string, never a wrong size or an exception', () => {
+    fc.assert(
+      fc.property(fc.nat(2), fc.nat(), (k, cut) => {
+        const buf = valid[k].subarray(0, cut % (valid[k].length + 1));
+        const r = parseImageHeader(buf);
+        if (typeof r !== 'string') expect(r).toEqual(want[k]);
+        else expect(r.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('corrupted headers and random bytes never throw and always terminate', () => {
+    const corrupted = fc
+      .tuple(fc.nat(2), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }))
+      .map(([k, flips]) => {
+        const b = Buffer.from(valid[k]);
+        for (const [at, v] of flips) b[at % b.length] = v;
+        return b;
+      });
+    const random = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a));
+    const jpegish = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.concat([Buffer.from([0xff, 0xd8]), Buffer.from(a)]));
+    fc.assert(
+      fc.property(fc.oneof(corrupted, random, jpegish), (buf) => {
+        const r = parseImageHeader(buf);
+        if (typeof r !== 'string') {
+          expect(['png', 'jpeg']).toContain(r.format);
+          expect(Number.isInteger(r.width) && Number.isInteger(r.height)).toBe(true);
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});

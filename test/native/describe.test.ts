@@ -9,6 +9,8 @@ import { Rng } from '../../search/rng';
 import { getSearchSpaces, sampleArchs, stageTwoSpaceFrom } from '../../search/space';
 import { buildDetectionJob } from '../../protocol/job-builder';
 import { getDetectionRecipe } from '../../protocol/recipes';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { TrainerExit } from '../../protocol/trainer-messages';
 import { requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
 
@@ -91,5 +93,21 @@ describe('smnas-trainer job validation', () => {
     const err = run.messages.find((m) => m.type === 'error');
     expect(err).toMatchObject({ kind: 'bad_data' });
     expect(err && err.type === 'error' && err.message).toContain('/nonexistent/shapes/annotations/instances_train.json');
+  });
+
+  it('refuses a file_name leading out of the images folder as bad data (exit 3) naming the record, before training', async () => {
+    const root = tmpDir('hostile-data');
+    fs.cpSync(shapesDataset(16, 8), root, { recursive: true });
+    const file = path.join(root, 'annotations', 'instances_train.json');
+    const inst = JSON.parse(fs.readFileSync(file, 'utf8'));
+    inst.images[2].file_name = '../../../etc/passwd';
+    fs.writeFileSync(file, JSON.stringify(inst));
+    const job = base();
+    job.data = { root, trainSplit: 'train', valSplit: 'val' };
+    const run = await runTrainer(job);
+    expect(run.code).toBe(TrainerExit.badData);
+    const err = run.messages.find((m) => m.type === 'error');
+    expect(err && err.type === 'error' && err.message).toContain(`${file}: images[2].file_name '../../../etc/passwd' has a '..' segment`);
+    expect(run.messages.some((m) => m.type === 'progress')).toBe(false);
   });
 });

@@ -84,3 +84,62 @@ describe('notation rejects illegal input with a message naming the part', () => 
     expect(r.error!.issues[0].path).toEqual(['rpn']);
   });
 });
+
+describe('notation under hostile input (mutated and truncated strings)', () => {
+  const PARTS = ['notation', 'input', 'backbone', 'neck', 'rpn', 'head'];
+  /** valid strings, then one of: truncation, a character replaced / inserted / deleted, two parts swapped */
+  const mutated = fc
+    .tuple(archArb.map(formatArch), fc.nat(), fc.nat(), fc.constantFrom(...'0123456789x/_-(),=Pcn abfgikmoprtvX.\u00e9\u0000'), fc.integer({ min: 0, max: 4 }))
+    .map(([s, i, j, ch, kind]) => {
+      const at = i % (s.length + 1);
+      if (kind === 0) return s.slice(0, at);
+      if (kind === 1) return s.slice(0, at) + ch + s.slice(at + 1);
+      if (kind === 2) return s.slice(0, at) + ch + s.slice(at);
+      if (kind === 3) return s.slice(0, at) + s.slice(at + 1);
+      const parts = s.split('/');
+      const a = i % parts.length, b = j % parts.length;
+      [parts[a], parts[b]] = [parts[b], parts[a]];
+      return parts.join('/');
+    });
+
+  test('every mutation parses to a legal architecture that round-trips, or throws an ArchError naming the part', () => {
+    fc.assert(
+      fc.property(mutated, (s) => {
+        let a;
+        try {
+          a = parseArch(s);
+        } catch (e) {
+          expect(e).toBeInstanceOf(ArchError);
+          const err = e as ArchError;
+          expect(PARTS).toContain(err.part);
+          expect(err.message).not.toMatch(/undefined|NaN|\[object/);
+          // the message quotes the offending token, or names the part when the rule spans parts
+          const tokens = s.trim().split('/');
+          if (err.part !== 'notation' && tokens.length === 5) {
+            const token = tokens[PARTS.indexOf(err.part) - 1];
+            const rule = /one-stage|two-stage|P\d|doublings|input (width|height)|base|stride|level|channels/;
+            expect(err.message.includes(token) || rule.test(err.message)).toBe(true);
+          }
+          return;
+        }
+        expect(isLegalArch(a)).toBe(true);
+        expect(parseArch(formatArch(a))).toEqual(a);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('random strings never crash the parser', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 80 }), (s) => {
+        try {
+          const a = parseArch(s);
+          expect(parseArch(formatArch(a))).toEqual(a);
+        } catch (e) {
+          expect(e).toBeInstanceOf(ArchError);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

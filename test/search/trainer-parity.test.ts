@@ -14,10 +14,9 @@ import { layoutCost } from '../../search/cost';
 import { formatArch } from '../../search/notation';
 import { Rng } from '../../search/rng';
 import { getSearchSpaces, sampleArch, stageTwoSpaceFrom } from '../../search/space';
+import { describeIf } from '../support/gate';
 
-const haveTrainer = fs.existsSync(TRAINER_BIN);
-const maybe = haveTrainer ? describe : describe.skip;
-if (!haveTrainer) console.warn(`trainer-parity tests skipped: ${TRAINER_BIN} is not built`);
+const maybe = describeIf(fs.existsSync(TRAINER_BIN), `trainer-parity tests: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
 
 const FIXED = [
   '128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc',

@@ -14,8 +14,9 @@ import { closeTestClients, ensureTestServer, startTestWorker, uniqueId, type Tes
 import { createControlActivities } from '../../activities';
 import { PROJECT_ROOT, TRAINER_BIN } from '../../common/paths';
 import { makeToyCampaign } from '../../protocol/campaign';
+import { describeIf } from '../support/gate';
 
-const maybe = fs.existsSync(TRAINER_BIN) ? describe : describe.skip;
+const maybe = describeIf(fs.existsSync(TRAINER_BIN), `fault tests with the real trainer: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
 
 maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-fault-'));
