@@ -15,7 +15,7 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 
 # python3-torchvision / python3-pil: the reference side of the tests that check the trainer against
 # torchvision (ImageNet weight import and preprocessing) and of bench/trainer-bench.sh
-APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil)
+APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
