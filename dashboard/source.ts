@@ -32,6 +32,7 @@ export class TemporalSource {
   private client: Client | null = null;
   private failedAt = 0;
   private failure: string | null = null;
+  private connecting: Promise<void> | null = null;
   constructor(
     private readonly settings: ConnectionSettings | null,
     private readonly logger: Logger,
@@ -45,22 +46,37 @@ export class TemporalSource {
   /** a line for the page when Temporal is not there (null when it is, or when it is off on purpose) */
   note(): string | null {
     if (!this.settings) return 'Temporal not asked (--no-temporal): showing the artifact store only.';
+    if (!this.client && this.failure === null) return `Connecting to Temporal at ${this.settings.address}: showing the artifact store meanwhile.`;
     if (this.failure) return `Temporal at ${this.settings.address} is unreachable (${this.failure}): showing the artifact store only; stage status, planned counts and running trainings need Temporal.`;
     return null;
   }
 
+  /**
+   * The client, or null while there is none. Connecting happens in the background (a connection
+   * attempt to an unreachable server takes seconds): requests never wait for it, the page shows
+   * the store meanwhile, and a lost server is tried again at most every `retryMs`.
+   */
   private async getClient(): Promise<Client | null> {
     if (!this.settings) return null;
     if (this.client) return this.client;
-    if (this.failure && Date.now() - this.failedAt < this.o.retryMs) return null;
-    try {
-      this.client = await connectClient(this.settings);
-      this.failure = null;
-      return this.client;
-    } catch (e) {
-      this.lost(e);
-      return null;
+    if (!this.connecting && (this.failure === null || Date.now() - this.failedAt >= this.o.retryMs)) {
+      const settings = this.settings;
+      this.connecting = connectClient(settings).then(
+        (c) => {
+          this.client = c;
+          this.failure = null;
+        },
+        (e: unknown) => this.lost(e),
+      ).finally(() => {
+        this.connecting = null;
+      });
     }
+    return null;
+  }
+
+  /** resolves once the current connection attempt (if any) has finished */
+  async settled(): Promise<void> {
+    await this.connecting;
   }
 
   private lost(e: unknown) {
