@@ -115,7 +115,7 @@ const CLIENT = String.raw`
       var td = el('td'); var bar = el('span', { class: 'bar' }); var fill = el('span');
       var frac = r.planned ? Math.min(1, r.done / r.planned) : (r.status === 'done' ? 1 : 0);
       fill.style.width = Math.round(frac * 100) + '%'; bar.appendChild(fill); td.appendChild(bar); tr.appendChild(td);
-      tr.appendChild(el('td', {}, r.done + ' ' + r.unit));
+      tr.appendChild(el('td', {}, r.done + ' ' + (r.done === 1 ? r.unit.replace(/s$/, '') : r.unit)));
       tr.appendChild(el('td', {}, r.planned === null ? '-' : r.planned));
       tr.appendChild(el('td', {}, r.running)); tr.appendChild(el('td', {}, r.failed)); tr.appendChild(el('td', {}, r.reused));
       tr.appendChild(el('td', {}, r.unit === 'evaluations' ? r.gpuHours.toFixed(3) : '-'));
@@ -177,13 +177,13 @@ const CLIENT = String.raw`
         a.appendChild(el('div', { class: 'meta' }, (c.status || 'store only') + ' \u00b7 ' + c.evaluations + ' evaluations'));
         nav.appendChild(a);
       });
-      if (list.temporalNote) note(list.temporalNote);
       if (!want) { clear('summary').appendChild(el('div', {}, 'no campaigns in ' + list.artifactRoot)); state.ready = true; return; }
       var payload = await getJson('api/campaigns/' + encodeURIComponent(want));
       if (want !== state.campaign || payload.version !== state.version) {
         state.campaign = want; state.version = payload.version;
         await draw(payload);
       }
+      note(list.temporalNote || payload.view.temporal.note);
     } catch (e) {
       note('dashboard: ' + e.message);
       state.ready = true;
