@@ -15,7 +15,7 @@ import { offInfo, TemporalSource } from '../../dashboard/source';
 import { readCampaign } from '../../dashboard/store-reader';
 import { writeCampaignReport } from '../../dashboard/report-files';
 import { tmpDir } from '../activities/mock-trainer';
-import { buildCampaignStore, MODULAR, STRUCTURAL } from '../support/campaign-store';
+import { buildCampaignStore, MODULAR, STRUCTURAL, writeReportInputFiles } from '../support/campaign-store';
 
 /** browser globals inside page functions (the project compiles without the DOM library) */
 declare const window: any;
@@ -53,10 +53,7 @@ async function clickFirst(page: Page, chart: string, layer: string): Promise<str
 }
 
 test('static report: opens offline from a file, draws every evaluation, a click shows the architecture', async () => {
-  const c = await buildCampaignStore(root, 'finished');
-  // the files the campaign writes at its end (fronts.json, candidates.json, final.json), then the report
-  for (const [f, v] of [['fronts.json', { structural: c.reportInput.structuralFront, modular: c.reportInput.modularFronts }], ['candidates.json', { selected: c.reportInput.selected }], ['final.json', c.reportInput.finalTable]] as const)
-    fs.writeFileSync(path.join(c.dir, f), JSON.stringify(v));
+  writeReportInputFiles(await buildCampaignStore(root, 'finished'));
   const out = path.join(work, 'report');
   await writeCampaignReport(readCampaign(root, 'finished')!, offInfo(null), { webUi: 'http://localhost:8233', namespace: 'default' }, out);
 

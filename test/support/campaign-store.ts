@@ -115,3 +115,12 @@ export async function buildCampaignStore(root: string, campaignId: string, o: { 
   };
   return { root, campaignId, dir, reportInput, records };
 }
+
+/** fronts.json, candidates.json and final.json as writeReport writes them before the report itself */
+export function writeReportInputFiles(c: FixtureCampaign): FixtureCampaign {
+  const r = c.reportInput;
+  writeFileAtomic(path.join(c.dir, 'fronts.json'), JSON.stringify({ structural: r.structuralFront, modular: r.modularFronts }, null, 1) + '\n');
+  writeFileAtomic(path.join(c.dir, 'candidates.json'), JSON.stringify({ selected: r.selected }, null, 1) + '\n');
+  writeFileAtomic(path.join(c.dir, 'final.json'), JSON.stringify(r.finalTable, null, 1) + '\n');
+  return c;
+}
