@@ -30,12 +30,23 @@ function stageLine(name: string, p: StageProgress | undefined): string {
   return `  ${name.padEnd(11)} ${bar(p.evaluated, p.planned)} ${counts}  ${p.status.padEnd(8)} ${extras.join(', ')}`.trimEnd();
 }
 
+/**
+ * What `progress.evaluated` adds up, split the way the results log and the report count it:
+ * evaluations (structural, modular, final, transfer) and the other stages' items.
+ */
+export function evaluationCounts(p: Progress): { evaluations: number; selected: number; pretrained: number } {
+  const n = (s: string) => p.stages[s]?.evaluated ?? 0;
+  return { evaluations: n('structural') + n('modular') + n('final') + n('transfer'), selected: n('selection'), pretrained: n('pretrain') };
+}
+
 /** The block `watch` redraws: a header, one bar per stage, then the trainings in flight. */
 export function renderProgress(p: Progress, nowMs = p.updatedAt): string[] {
   const elapsed = Math.max(0, (nowMs - p.startedAt) / 1000);
+  const c = evaluationCounts(p);
+  const others = [c.selected ? `${c.selected} selected` : '', c.pretrained ? `${c.pretrained} pretrained` : ''].filter(Boolean).join(', ');
   const head =
     `campaign ${p.campaignId} (${p.profile})  phase: ${p.phase}${p.paused ? ' [PAUSED]' : ''}  ` +
-    `evaluated: ${p.evaluated}  best mAP%: ${fmtMap(p.bestMap).trim()}  elapsed: ${p.startedAt > 0 ? fmtSeconds(elapsed) : '-'}`;
+    `evaluations: ${c.evaluations}${others ? ` (+ ${others})` : ''}  best mAP%: ${fmtMap(p.bestMap).trim()}  elapsed: ${p.startedAt > 0 ? fmtSeconds(elapsed) : '-'}`;
   const lines = [head];
   for (const s of STAGES) lines.push(stageLine(s, p.stages[s]));
   const running = STAGES.flatMap((s) => (p.stages[s]?.runningArchs ?? []).map((a) => `    ${s}: ${a}`));
