@@ -210,6 +210,8 @@ export type ReportOutput = z.infer<typeof ReportOutputSchema>;
 export const ResultLineSchema = z.object({
   key: z.string().min(1),
   stage: z.enum(['structural', 'modular', 'final', 'transfer']),
+  /** stage two: the candidate whose search asked for it (absent in logs written before it was logged) */
+  candidate: z.string().optional(),
   arch: z.string().min(1),
   recipe: z.string(),
   recipeHash: z.string(),

@@ -183,7 +183,7 @@ export function buildCampaignView(s: CampaignSnapshot, t: TemporalInfo, o: ViewO
     const a = tryParse(r.arch);
     let candidateArch: string | null = null;
     if (r.stage === 'modular') {
-      candidateArch = byKeyCandidate.get(r.key) ?? null;
+      candidateArch = r.candidate ?? byKeyCandidate.get(r.key) ?? null;
       if (candidateArch === null && a) {
         const tpl = templateOf(a);
         const i = templates.indexOf(tpl);

@@ -78,7 +78,7 @@ const CLIENT = String.raw`
     var v = state.payload && state.payload.view;
     if (!v || !d) return;
     var p = null;
-    if (d.key) p = v.points.find(function (x) { return x.key === d.key; });
+    if (d.key) p = v.points.find(function (x) { return x.key === d.key && (!d.group || x.group === d.group); });
     if (!p && d.arch) p = v.points.find(function (x) { return x.arch === d.arch && (!d.group || x.group === d.group); });
     if (!p) return;
     var box = clear('details');

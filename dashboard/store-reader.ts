@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { describeZodError, UserError } from '../common/errors';
+import { resultLineId } from '../activities/artifact-store';
 import { ReportInputSchema, ResultLineSchema, DataSummarySchema, EvaluationRecordSchema, type DataSummary, type ReportInput, type ResultLine } from '../activities/types';
 
 export class StoreReadError extends UserError {
@@ -23,7 +24,7 @@ export interface CampaignSnapshot {
   campaignId: string;
   dir: string;
   artifactRoot: string;
-  /** one entry per evaluation key (the last line of a key wins, as ArtifactStore.readResultsLog) */
+  /** one entry per evaluation key and candidate (the last line wins, as ArtifactStore.readResultsLog) */
   results: ResultLine[];
   /** lines in results.jsonl (more than results.length only when a retried record logged a key twice) */
   logLines: number;
@@ -74,8 +75,9 @@ export function parseResultsLog(file: string, text: string): { results: ResultLi
     }
     const r = ResultLineSchema.safeParse(raw);
     if (!r.success) throw new StoreReadError(describeZodError(`${file}: line ${i + 1}`, r.error));
-    byKey.delete(r.data.key); // keep first-seen order of the last occurrence
-    byKey.set(r.data.key, r.data);
+    const id = resultLineId(r.data);
+    byKey.delete(id); // keep first-seen order of the last occurrence
+    byKey.set(id, r.data);
   });
   return { results: [...byKey.values()], lines };
 }

@@ -11,7 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createControlActivities } from '../../activities';
 import type { ReportOutput } from '../../activities/types';
 import { parseResultsLog } from '../../dashboard/store-reader';
-import { buildCampaignStore, MODULAR, STRUCTURAL } from '../support/campaign-store';
+import { buildCampaignStore, C0, C1, MODULAR, STRUCTURAL } from '../support/campaign-store';
 import { tmpDir } from './mock-trainer';
 
 const work = tmpDir('smnas-report-');
@@ -62,6 +62,21 @@ describe('writeReport', () => {
     expect(html).not.toMatch(/<script[^>]+src=/);
     expect(html).not.toMatch(/https?:\/\/(cdn|unpkg|fastly)/);
     expect(html).toContain('vegaEmbed');
+  });
+
+  test('a stage-two architecture asked for by two candidates is logged once for each, and counted twice', async () => {
+    const root = path.join(work, 'store');
+    const c = await buildCampaignStore(root, 'shared', { upTo: 'modular' });
+    const rec = c.records.find((r) => r.stage === 'modular')!;
+    // the other candidate's search asks for the same architecture: the store has it, it is reused
+    await run(acts.recordEvaluation, { record: rec, artifactRoot: root, reused: true, candidate: C0 === MODULAR[0][0] ? C1 : C0 });
+    // a retried record activity logs nothing more
+    await run(acts.recordEvaluation, { record: rec, artifactRoot: root, reused: true, candidate: C0 === MODULAR[0][0] ? C1 : C0 });
+    const log = parseResultsLog('results.jsonl', fs.readFileSync(path.join(c.dir, 'results.jsonl'), 'utf8'));
+    expect(log.lines).toBe(STRUCTURAL.length + MODULAR.length + 1);
+    expect(log.results.filter((r) => r.key === rec.key).map((r) => [r.candidate, r.reused])).toEqual([[MODULAR[0][0], false], [C0 === MODULAR[0][0] ? C1 : C0, true]]);
+    await run<ReportOutput>(acts.writeReport, { ...c.reportInput, finalTable: [] });
+    expect(fs.readFileSync(path.join(c.dir, 'report.md'), 'utf8')).toContain(`Evaluations: ${STRUCTURAL.length + MODULAR.length + 1} in results.jsonl (structural 6, modular 7, final 0, transfer 0); 1 reused`);
   });
 
   test('a damaged results log fails the activity non-retryably, naming the file and the line', async () => {

@@ -19,9 +19,9 @@ const work = tmpDir('smnas-dash-model-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 const opts = { webUi: 'http://ui:8233/', namespace: 'ns' };
 
-test('a running campaign (no fronts.json yet): points, candidates by structure, fronts, counts, links', async () => {
+test('a running campaign (no fronts.json yet, a log without candidates): points, candidates by structure, fronts, counts, links', async () => {
   const root = path.join(work, 'a');
-  await buildCampaignStore(root, 'live', { upTo: 'modular' });
+  await buildCampaignStore(root, 'live', { upTo: 'modular', logCandidates: false });
   const snap = readCampaign(root, 'live')!;
   expect(snap.fronts).toBeNull();
   // what Temporal's candidates query would say while stage two runs
@@ -49,6 +49,16 @@ test('a running campaign (no fronts.json yet): points, candidates by structure, 
   expect(v.points.find((p) => p.arch === C1)).toMatchObject({ input: '128x128', neck: 'fpn P2-P6', head: 'cascade (3)', backbone: 'basicblock-16 L16' });
   // stage rows: search stages from the log, planned unknown without Temporal's progress
   expect(v.stages.find((s) => s.stage === 'modular')).toMatchObject({ done: 6, unit: 'evaluations', planned: null });
+});
+
+test('stage-two lines name their candidate: no structure or fronts needed', async () => {
+  const root = path.join(work, 'c');
+  await buildCampaignStore(root, 'logged', { upTo: 'modular' });
+  const snap = readCampaign(root, 'logged')!;
+  expect(snap.results.filter((r) => r.stage === 'modular').map((r) => r.candidate)).toEqual(MODULAR.map(([c]) => c));
+  // no candidates.json and no Temporal: the candidates are unknown, each point still knows its own
+  const v = buildCampaignView(snap, offInfo(null), opts);
+  for (const [c, arch] of MODULAR) expect(v.points.find((p) => p.arch === arch)!.candidateArch).toBe(c);
 });
 
 test('frontIndices is the search library front; an empty group has none', () => {

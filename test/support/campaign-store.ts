@@ -53,7 +53,11 @@ export interface FixtureCampaign {
  * Writes the campaign under `root`. `upTo` stops after a stage (a running campaign: no report
  * input files); `duplicateLine` appends one line again (a record retried between the append and its marker).
  */
-export async function buildCampaignStore(root: string, campaignId: string, o: { upTo?: 'structural' | 'modular' | 'transfer'; duplicateLine?: boolean } = {}): Promise<FixtureCampaign> {
+export async function buildCampaignStore(
+  root: string,
+  campaignId: string,
+  o: { upTo?: 'structural' | 'modular' | 'transfer'; duplicateLine?: boolean; /** false: stage-two lines without their candidate, as logs written before it was logged */ logCandidates?: boolean } = {},
+): Promise<FixtureCampaign> {
   const store = new ArtifactStore(root);
   const deps = { artifactRoot: root, trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) } as ActivityDeps;
   const { recordEvaluation } = makeStoreActivities(deps, (r?: string) => new ArtifactStore(r ?? root));
@@ -72,7 +76,7 @@ export async function buildCampaignStore(root: string, campaignId: string, o: { 
 
   const records: EvaluationRecord[] = [];
   let n = 0;
-  const record = async (stage: EvaluationRecord['stage'], arch: string, mAP: number, cost: { gflops?: number; latencyMs?: number }, fingerprint: string) => {
+  const record = async (stage: EvaluationRecord['stage'], arch: string, mAP: number, cost: { gflops?: number; latencyMs?: number }, fingerprint: string, candidate?: string) => {
     n++;
     const key = fp(`${stage}-${arch}-${fingerprint}`).slice(0, 56) + String(n).padStart(8, '0');
     const stats = { AP: mAP, AP50: Math.min(1, mAP * 2.1), AP75: mAP * 0.8, APs: mAP * 0.1, APm: mAP * 1.5, APl: -1, AR1: mAP, AR10: mAP * 1.4, AR100: mAP * 1.5, ARs: 0.03, ARm: 0.37, ARl: -1 };
@@ -83,7 +87,7 @@ export async function buildCampaignStore(root: string, campaignId: string, o: { 
       latency: cost.latencyMs !== undefined ? { device: 'cpu', warmup: 1, iterations: 3, medianMs: cost.latencyMs, meanMs: cost.latencyMs, p10Ms: cost.latencyMs * 0.98, p90Ms: cost.latencyMs * 1.02, stdMs: cost.latencyMs * 0.01, peakMemoryMB: 180 } : null,
       finishedAt: new Date(Date.UTC(2026, 10, 30, 1, 5, n)).toISOString(),
     });
-    await recordEvaluation({ record: rec, artifactRoot: root });
+    await recordEvaluation({ record: rec, artifactRoot: root, ...(candidate && o.logCandidates !== false ? { candidate } : {}) });
     records.push(rec);
     return rec;
   };
@@ -94,7 +98,7 @@ export async function buildCampaignStore(root: string, campaignId: string, o: { 
     fs.appendFileSync(path.join(dir, 'results.jsonl'), first + '\n');
   }
   if (o.upTo !== 'structural') {
-    for (const [, arch, mAP, g] of MODULAR) await record('modular', arch, mAP, { gflops: g }, det);
+    for (const [cand, arch, mAP, g] of MODULAR) await record('modular', arch, mAP, { gflops: g }, det, cand);
   }
   if (o.upTo === undefined || o.upTo === 'transfer') {
     await record('final', E0, FINAL_MAP, { gflops: 1.349, latencyMs: 23.29 }, det);
