@@ -59,6 +59,11 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   fs.renameSync(tmp, file);
 }
 
+/** What identifies a results-log line: its key, and for stage two the candidate it was logged for. */
+export function resultLineId(l: { key: string; candidate?: string | null }): string {
+  return l.candidate ? `${l.key}\n${l.candidate}` : l.key;
+}
+
 export class ArtifactStore {
   constructor(readonly root: string) {}
 
@@ -115,29 +120,32 @@ export class ArtifactStore {
   /**
    * Append one line to a campaign's results log (O_APPEND, one write per line, so concurrent
    * workers never interleave and the cost stays constant however long the log grows). A marker
-   * per (campaign, key) keeps a retried record activity from logging an evaluation twice; if a
-   * worker dies between the append and the marker, the retry appends the line again, so readers
-   * take the last line per key (readResultsLog).
+   * per (campaign, key, candidate) keeps a retried record activity from logging an evaluation
+   * twice; if a worker dies between the append and the marker, the retry appends the line again,
+   * so readers take the last line per key and candidate (readResultsLog). A stage-two
+   * architecture that two candidates' searches both asked for has one key and two lines, one per
+   * candidate (the second a reuse), as both searches count it.
    */
-  appendResultLine(campaignId: string, key: string, line: object): void {
+  appendResultLine(campaignId: string, key: string, line: Record<string, unknown> & { candidate?: string }): void {
     const dir = this.campaignDir(campaignId);
-    const marker = path.join(dir, 'logged', key);
+    const marker = path.join(dir, 'logged', line.candidate ? `${key}-${sha256(line.candidate).slice(0, 16)}` : key);
     if (fs.existsSync(marker)) return;
     fs.mkdirSync(path.dirname(marker), { recursive: true });
     fs.appendFileSync(path.join(dir, 'results.jsonl'), JSON.stringify({ key, ...line }) + '\n');
     fs.writeFileSync(marker, '');
   }
 
-  /** The results log of a campaign, one entry per key (the last line wins). */
-  readResultsLog<T extends { key: string }>(campaignId: string): T[] {
+  /** The results log of a campaign, one entry per key and candidate (the last line wins). */
+  readResultsLog<T extends { key: string; candidate?: string | null }>(campaignId: string): T[] {
     const file = path.join(this.campaignDir(campaignId), 'results.jsonl');
     if (!fs.existsSync(file)) return [];
     const byKey = new Map<string, T>();
     for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
       if (!l.trim()) continue;
       const entry = JSON.parse(l) as T;
-      byKey.delete(entry.key); // keep first-seen order of the last occurrence
-      byKey.set(entry.key, entry);
+      const id = resultLineId(entry);
+      byKey.delete(id); // keep first-seen order of the last occurrence
+      byKey.set(id, entry);
     }
     return [...byKey.values()];
   }

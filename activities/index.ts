@@ -36,6 +36,9 @@ export interface ActivityDeps {
   threads?: number;
   /** how often trainings write checkpoints (default every 30 s of wall time) */
   checkpoint?: { everyIterations?: number; everySeconds?: number };
+  /** Temporal Web UI base and namespace, for the report's links to workflows (default http://localhost:8233, default) */
+  webUi?: string;
+  namespace?: string;
 }
 
 /** Defaults for a worker on this machine: store under $SMNAS_STATE/artifacts, the built trainer, CPU. */

@@ -28,13 +28,15 @@ export function makeStoreActivities(deps: ActivityDeps, store: (root?: string) =
     return { key, recipeHash: hash, record };
   }
 
-  async function recordEvaluation(input: { record: EvaluationRecord; artifactRoot?: string; reused?: boolean }): Promise<string> {
+  /** `candidate`: a stage-two evaluation's candidate (logged; one line per key and candidate) */
+  async function recordEvaluation(input: { record: EvaluationRecord; artifactRoot?: string; reused?: boolean; candidate?: string }): Promise<string> {
     const record = EvaluationRecordSchema.parse(input.record);
     const st = store(input.artifactRoot);
     // a reused record stays as it was (its original campaign); the results log of this campaign still gets its line
     const file = input.reused ? st.evaluationFile(record.key) : st.writeEvaluation(record);
     st.appendResultLine(record.campaignId, record.key, {
       stage: record.stage,
+      ...(input.candidate ? { candidate: input.candidate } : {}),
       arch: record.arch,
       recipe: record.recipe,
       recipeHash: record.recipeHash,

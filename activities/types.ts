@@ -211,3 +211,33 @@ export type FinalRow = ReportInput['finalTable'][number];
 
 export const ReportOutputSchema = z.object({ dir: z.string(), files: z.array(z.string()) });
 export type ReportOutput = z.infer<typeof ReportOutputSchema>;
+
+/**
+ * One line of a campaign's results log (`<root>/campaigns/<id>/results.jsonl`), as
+ * recordEvaluation appends it (activities/store-activities.ts). Readers (report, dashboard)
+ * validate every line with it, so a damaged log is named by file and line instead of drawn wrong.
+ */
+export const ResultLineSchema = z.object({
+  key: z.string().min(1),
+  stage: z.enum(['structural', 'modular', 'final', 'transfer']),
+  /** stage two: the candidate whose search asked for it (absent in logs written before it was logged) */
+  candidate: z.string().optional(),
+  arch: z.string().min(1),
+  recipe: z.string(),
+  recipeHash: z.string(),
+  kind: z.enum(['ok', 'diverged']),
+  mAP: z.number().nullable(),
+  stats: CocoStatsSchema.nullable(),
+  gflops: z.number().nullable(),
+  mparams: z.number().nullable(),
+  latencyMs: z.number().nullable(),
+  latencySpreadMs: z.tuple([z.number(), z.number()]).nullable(),
+  wallSeconds: z.number(),
+  gpuSeconds: z.number(),
+  attempts: z.number().int(),
+  resumedFrom: z.string().nullable(),
+  reused: z.boolean(),
+  weights: z.string().nullable(),
+  finishedAt: z.string(),
+});
+export type ResultLine = z.infer<typeof ResultLineSchema>;

@@ -30,12 +30,23 @@ function stageLine(name: string, p: StageProgress | undefined): string {
   return `  ${name.padEnd(11)} ${bar(p.evaluated, p.planned)} ${counts}  ${p.status.padEnd(8)} ${extras.join(', ')}`.trimEnd();
 }
 
+/**
+ * What `progress.evaluated` adds up, split the way the results log and the report count it:
+ * evaluations (structural, modular, final, transfer) and the other stages' items.
+ */
+export function evaluationCounts(p: Progress): { evaluations: number; selected: number; pretrained: number } {
+  const n = (s: string) => p.stages[s]?.evaluated ?? 0;
+  return { evaluations: n('structural') + n('modular') + n('final') + n('transfer'), selected: n('selection'), pretrained: n('pretrain') };
+}
+
 /** The block `watch` redraws: a header, one bar per stage, then the trainings in flight. */
 export function renderProgress(p: Progress, nowMs = p.updatedAt): string[] {
   const elapsed = Math.max(0, (nowMs - p.startedAt) / 1000);
+  const c = evaluationCounts(p);
+  const others = [c.selected ? `${c.selected} selected` : '', c.pretrained ? `${c.pretrained} pretrained` : ''].filter(Boolean).join(', ');
   const head =
     `campaign ${p.campaignId} (${p.profile})  phase: ${p.phase}${p.paused ? ' [PAUSED]' : ''}  ` +
-    `evaluated: ${p.evaluated}  best mAP%: ${fmtMap(p.bestMap).trim()}  elapsed: ${p.startedAt > 0 ? fmtSeconds(elapsed) : '-'}`;
+    `evaluations: ${c.evaluations}${others ? ` (+ ${others})` : ''}  best mAP%: ${fmtMap(p.bestMap).trim()}  elapsed: ${p.startedAt > 0 ? fmtSeconds(elapsed) : '-'}`;
   const lines = [head];
   for (const s of STAGES) lines.push(stageLine(s, p.stages[s]));
   const running = STAGES.flatMap((s) => (p.stages[s]?.runningArchs ?? []).map((a) => `    ${s}: ${a}`));
@@ -78,18 +89,25 @@ export interface FinalRowView {
   gflops: number | null;
   latencyMs: number | null;
   transfer: Record<string, number | null>;
+  /** COCO-style AP on each transfer set's test split, where its own metric is another one */
+  transferCocoAP?: Record<string, number | null>;
 }
 
 export function renderFinalTable(rows: FinalRowView[]): string[] {
   const transferNames = [...new Set(rows.flatMap((r) => Object.keys(r.transfer)))].sort();
-  const head = ['model', 'top1%', 'mAP%', 'GFLOPs', 'ms', ...transferNames.map((n) => `${n} mAP%`), 'architecture'];
+  // each set's own metric (VOC mAP@0.5, BDD AP, COCO AP), then its COCO AP where the campaign recorded it
+  const columns = transferNames.flatMap((n) => [
+    { title: `${n} mAP%`, value: (r: FinalRowView) => r.transfer[n] },
+    ...(rows.some((r) => r.transferCocoAP?.[n] !== undefined && r.transferCocoAP[n] !== r.transfer[n]) ? [{ title: `${n} COCO AP%`, value: (r: FinalRowView) => r.transferCocoAP?.[n] ?? null }] : []),
+  ]);
+  const head = ['model', 'top1%', 'mAP%', 'GFLOPs', 'ms', ...columns.map((c) => c.title), 'architecture'];
   const table = rows.map((r, i) => [
     `E${i}`,
     r.pretrainTop1 === null ? '-' : (r.pretrainTop1 * 100).toFixed(1),
     fmtMap(r.finalMap).trim(),
     r.gflops === null ? '-' : r.gflops.toFixed(3),
     r.latencyMs === null ? '-' : r.latencyMs.toFixed(2),
-    ...transferNames.map((n) => fmtMap(r.transfer[n]).trim()),
+    ...columns.map((c) => fmtMap(c.value(r) ?? null).trim()),
     r.arch,
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...table.map((row) => row[c].length)));

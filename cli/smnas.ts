@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string> = {
   classify: './commands/classify',
   bench: './commands/bench',
   search: './commands/search',
+  dashboard: './commands/dashboard',
   dev: './commands/dev',
   worker: './commands/worker',
   protocol: './commands/protocol',

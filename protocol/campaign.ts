@@ -49,6 +49,13 @@ export type TransferSplit = z.infer<typeof TransferSplitSchema>;
  */
 export const TRANSFER_METRICS = ['voc-map50', 'voc07-map50', 'bdd-ap', 'coco-ap'] as const;
 export type TransferMetric = (typeof TRANSFER_METRICS)[number];
+/** How tables title each metric. */
+export const TRANSFER_METRIC_TITLES: Record<TransferMetric, string> = {
+  'voc-map50': 'VOC mAP@0.5',
+  'voc07-map50': 'VOC07 mAP@0.5 (11-point)',
+  'bdd-ap': 'BDD AP',
+  'coco-ap': 'mAP',
+};
 
 export const TransferDatasetSchema = z.object({
   /** a short name used in ids, reports and folder names (e.g. "voc", "bdd") */

@@ -115,6 +115,8 @@ export async function createWorker(o: CreateWorkerOptions) {
   const deps = {
     ...defaultActivityDeps(o.logger.child({ worker: plan.kind }), plan.kind === 'gpu' ? plan.devices : ['cpu']),
     ...(o.artifactRoot ? { artifactRoot: o.artifactRoot } : {}),
+    namespace: o.connection.namespace,
+    ...(process.env.SMNAS_WEB_UI ? { webUi: process.env.SMNAS_WEB_UI } : {}),
   };
   const connection = await NativeConnection.connect(connectOptions(o.connection));
   const common = {

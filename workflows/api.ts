@@ -67,7 +67,7 @@ export const ProgressSchema = z.object({
   stages: z.record(z.string(), StageProgressSchema),
   bestMapByCostBand: z.array(CostBandSchema),
   bestMap: z.number().nullable(),
-  /** total evaluations finished across the campaign */
+  /** evaluations finished across the campaign (structural, modular, final, transfer; campaigns started before the campaign-count-evaluations-only patch also add the selection and pretrain stages) */
   evaluated: z.number().int(),
   /** ms since epoch (workflow time) */
   startedAt: z.number(),

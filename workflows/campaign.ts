@@ -81,11 +81,20 @@ export function costBands(stage: 'structural' | 'modular', points: EvalPoint[]):
  */
 export const CAMPAIGN_BACKBONE_WEIGHTS = 'campaign-backbone-weights';
 
+/**
+ * patch id: `progress.evaluated` and the SmnasEvaluated search attribute count evaluations only
+ * (structural, modular, final, transfer: what the results log holds). Before, they also added the
+ * candidates selected and the backbones pretrained (18 for a toy campaign of 15 evaluations).
+ */
+export const COUNT_EVALUATIONS_ONLY = 'campaign-count-evaluations-only';
+const EVALUATION_STAGES: readonly StageName[] = ['structural', 'modular', 'final', 'transfer'];
+
 export async function smnasSearch(input: unknown): Promise<{ campaignId: string; artifactDir: string; finalTable: FinalRow[]; fronts: Fronts }> {
   // ---- validation: a bad campaign fails at once, non-retryably, naming the field
   const parsed = parseCampaign(input);
   if (!parsed.success) throw ApplicationFailure.nonRetryable(describeZodError('campaign', parsed.error), 'InvalidCampaign');
   const c: Campaign = parsed.data;
+  const countEvaluationsOnly = patched(COUNT_EVALUATIONS_ONLY);
   const me = workflowInfo().workflowId;
   const startedAt = Date.now();
   const deadline = c.budgets.wallClockHours !== undefined ? startedAt + c.budgets.wallClockHours * 3600_000 : null;
@@ -110,7 +119,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     const all = [...fronts.structural, ...Object.values(fronts.modular).flat()].map((p) => p.mAP).filter((m): m is number => m !== null);
     return all.length ? Math.max(...all) : null;
   };
-  const evaluatedTotal = () => STAGES.reduce((n, s) => n + stages[s].evaluated, 0);
+  const evaluatedTotal = () => (countEvaluationsOnly ? EVALUATION_STAGES : STAGES).reduce((n, s) => n + stages[s].evaluated, 0);
   const progress = (): Progress => ({
     campaignId: c.id, profile: c.profile, phase, paused, stages,
     bestMapByCostBand: [...costBands('structural', fronts.structural), ...costBands('modular', Object.values(fronts.modular).flat())],

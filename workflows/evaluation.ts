@@ -32,6 +32,12 @@ export interface EvaluationInput {
   initKind?: InitKind;
   /** recipe.backbone on top of the named recipe (PRETRAINED_BACKBONE with ImageNet weights); part of the store key */
   recipeBackbone?: BackboneTraining;
+  /**
+   * modular: the stage-one candidate whose stage-two search asked for this evaluation; logged with
+   * the result (the same architecture asked for by two candidates' searches is logged for each).
+   * Absent in histories recorded before it was passed.
+   */
+  candidate?: string;
 }
 
 export interface EvaluationSummary {
@@ -84,7 +90,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
   if (found.record) {
     // the same architecture, recipe and data were evaluated before (this or another campaign): reuse
     const rec: EvaluationRecord = { ...found.record, campaignId: input.campaignId, stage: input.stage };
-    await control.recordEvaluation({ record: rec, artifactRoot: input.artifactRoot, reused: true });
+    await control.recordEvaluation({ record: rec, artifactRoot: input.artifactRoot, reused: true, ...(input.candidate ? { candidate: input.candidate } : {}) });
     return summarise(rec, true);
   }
   const train = await gpu.trainDetector.executeWithOptions({ summary: `train + evaluate (${input.stage}, ${input.recipe}): ${input.arch}` }, [{
@@ -130,7 +136,7 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     latency,
     finishedAt: new Date().toISOString(), // workflow time: deterministic on replay
   };
-  await control.recordEvaluation({ record, artifactRoot: input.artifactRoot });
+  await control.recordEvaluation({ record, artifactRoot: input.artifactRoot, ...(input.candidate ? { candidate: input.candidate } : {}) });
   return summarise(record, false);
 }
 

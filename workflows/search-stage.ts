@@ -339,6 +339,7 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
       cost: input.stage === 'structural' ? 'latency' : 'flops',
       ...initOf(arch),
       ...input.template,
+      ...(input.stage === 'modular' && input.candidate ? { candidate: input.candidate } : {}),
     };
     executeChild(evaluateArchitecture, {
       workflowId: evaluationWorkflowId(input.campaignId, input.stage, arch, scope),

@@ -31,11 +31,12 @@ import { renderFinalTable, renderFronts, renderProgress, type FinalRowView } fro
 
 const NAME = 'smnas search';
 const WORKFLOW_TYPE = 'smnasSearch';
-const ID_COMMANDS = ['status', 'watch', 'pause', 'resume', 'stop-stage', 'cancel', 'pareto', 'result'] as const;
+const ID_COMMANDS = ['status', 'watch', 'pause', 'resume', 'stop-stage', 'cancel', 'pareto', 'result', 'report'] as const;
 
 const HELP = `usage: smnas search start (--profile toy|paper [--data dir] | --campaign file.json) [--id id] [--seed n]
                           [--follow] [--json]
        smnas search status|watch|pause|resume|stop-stage|cancel|pareto|result <campaign-id> [--json]
+       smnas search report <campaign-id> [--out dir] [--artifacts dir] [--web-ui url] [--json]
 
 start       validate the campaign (zod; errors name the field), then start the smnasSearch workflow
             on the campaign's control queue (smnas-control) with workflow id smnas-<id>.
@@ -53,6 +54,13 @@ stop-stage  keep what finished in the current stage and move to the next  [--sta
 cancel      cancel the campaign (running trainings are stopped)
 pareto      the current fronts (stage one, and each candidate's stage two) as a table
 result      the finished campaign's result (fronts, final table, report folder)
+report      write the campaign's report from the artifact store (no Temporal needed): report.html
+            (the dashboard's views in one self-contained file: opens offline, no server),
+            paper-style figures pareto-structural, pareto-modular, correlation, gpu-hours as .svg
+            and .png, and report.md. The campaign writes the same files at its end.
+  --out dir       where to write (default: the campaign's folder <artifacts>/campaigns/<id>)
+  --artifacts dir artifact store root (default $SMNAS_STATE/artifacts)
+  --web-ui url    Temporal Web UI base for the links to workflows (default http://localhost:8233)
   --interval s   refresh period of watch/--follow (default 2)
 
 The same workflow starts without this CLI:
@@ -71,6 +79,9 @@ const FLAGS = {
   json: { type: 'boolean' },
   stage: { type: 'string' },
   interval: { type: 'string' },
+  out: { type: 'string' },
+  artifacts: { type: 'string' },
+  'web-ui': { type: 'string' },
   ...CONNECTION_FLAGS,
 } as const;
 
@@ -259,6 +270,23 @@ function intervalMs(flags: ParsedFlags): number {
   return Number(v) * 1000;
 }
 
+/** `search report <id>`: the report files from the artifact store alone. */
+async function report(id: string, flags: ParsedFlags, json: boolean): Promise<number> {
+  const { readCampaign } = await import('../../dashboard/store-reader');
+  const { writeCampaignReport } = await import('../../dashboard/report-files');
+  const { offInfo } = await import('../../dashboard/source');
+  const root = path.resolve(str(flags, 'artifacts') ?? path.join(STATE_DIR, 'artifacts'));
+  const snapshot = readCampaign(root, id);
+  if (!snapshot) throw new UserError(`${NAME} report: no campaign '${id}' in ${root} (no folder ${path.join(root, 'campaigns', id)}; see --artifacts)`);
+  const out = path.resolve(str(flags, 'out') ?? snapshot.dir);
+  const settings = resolveConnectionSettings(flags, process.env);
+  const { view, files } = await writeCampaignReport(snapshot, offInfo(null), { webUi: str(flags, 'web-ui') ?? 'http://localhost:8233', namespace: settings.namespace }, out);
+  log.info({ campaign: id, out, files: files.length }, 'report written');
+  if (json) printJson({ campaignId: id, out, files, counts: view.counts });
+  else process.stdout.write(`${view.countsSentence}\nreport: ${path.join(out, 'report.html')}\nfiles: ${files.join(', ')}\n`);
+  return 0;
+}
+
 export const command: Command = {
   summary: 'start, watch and steer SM-NAS campaigns (status, pause, resume, stop-stage, cancel, pareto)',
   help: HELP,
@@ -275,6 +303,7 @@ export const command: Command = {
       if (extra !== undefined) throw new UserError(`${NAME} ${sub}: unexpected argument '${extra}'`);
     }
     const json = bool(flags, 'json');
+    if (sub === 'report') return await report(id, flags, json);
     const client = await connectClient(resolveConnectionSettings(flags, process.env));
     try {
       if (sub === 'start') return await start(client, flags);

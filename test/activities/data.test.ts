@@ -1,7 +1,7 @@
 /**
  * The control activities on real (generated) files: toy data preparation (generation in COCO, VOC
  * and BDD form + classification folders, VOC/BDD converted to canonical COCO form, fingerprints),
- * the artifact store (atomic records, stable keys, reuse), and the report (SVG Pareto plot, tables).
+ * the artifact store (atomic records, stable keys, reuse). The report: test/activities/report.test.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +10,6 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { createControlActivities } from '../../activities';
 import { canonicalJson, evaluationKey } from '../../activities/artifact-store';
-import { paretoSvg } from '../../activities/report';
 import type { DataSummary, EvaluationRecord, LookupResult } from '../../activities/types';
 import { makeToyCampaign } from '../../protocol/campaign';
 import { tmpDir } from './mock-trainer';
@@ -142,20 +141,5 @@ describe('artifact store', () => {
     // no temp files left behind by the atomic writes
     const dir = path.dirname(path.join(work, 'store', 'evaluations', miss.key.slice(0, 2), 'x'));
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
-  });
-});
-
-describe('report', () => {
-  test('the Pareto SVG marks front points and names every architecture', () => {
-    const svg = paretoSvg('t', 'ms', [
-      { x: 1, y: 0.2, label: 'a', front: true },
-      { x: 2, y: 0.1, label: 'b', front: false },
-      { x: 3, y: 0.4, label: 'c', front: true },
-    ]);
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect((svg.match(/<circle/g) ?? []).length).toBe(3);
-    expect((svg.match(/fill="#d62728"/g) ?? []).length).toBe(2);
-    expect(svg).toContain('<polyline');
-    expect(svg).toMatch(/<title>b mAP=0\.1000/);
   });
 });

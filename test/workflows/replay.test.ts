@@ -7,7 +7,9 @@
  * control activities. Sets, all replayed:
  *   - toy-campaign: recorded before the `patched()` changes of session 2 (toy space revision 1,
  *     no stage history cap, full fronts in every stage report): old campaigns must still replay;
- *   - toy-campaign-v2: recorded after them (the patch markers are in its histories).
+ *   - toy-campaign-v2: recorded after them (the patch markers are in its histories);
+ *   - toy-campaign-v3: recorded with the campaign-count-evaluations-only patch (progress counts
+ *     evaluations only).
  * Never re-record a set to make a failing replay pass: version the change with `patched()`, and
  * record a new set for the new code path with
  *   SMNAS_RECORD_FIXTURES=<new set name> npx jest test/workflows/replay.test.ts
@@ -28,7 +30,7 @@ import { MockGpu } from './mock-gpu';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
 const NAMES = ['campaign', 'structural-stage', 'evaluation'] as const;
-const SETS = ['toy-campaign', 'toy-campaign-v2'];
+const SETS = ['toy-campaign', 'toy-campaign-v2', 'toy-campaign-v3'];
 const fixture = (set: string, n: string) => path.join(FIXTURES, `${set}-${n}.history.json`);
 
 async function record(set: string): Promise<void> {
