@@ -241,7 +241,7 @@ describe('searchStage controls', () => {
     const tq = uniqueId('tq');
     await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
       const candidate = '64x64/basicblock_16_11-21-21-21/fpn(P1-P3,c=32)/rpn/2fc';
-      const input = stageInput(tq, { stage: 'modular', candidate, recipe: 'toy-stage-two', maxEvaluations: 6, population: 3 });
+      const input = stageInput(tq, { stage: 'modular', candidate, recipe: 'toy-stage-two', maxEvaluations: 6, population: 3, concurrency: 1 }); // one at a time: the GPU calls come in start order
       const r: any = await client.workflow.execute('searchStage', { taskQueue: tq, workflowId: uniqueId('seed'), args: [input] });
       const trained = gpu.calls.filter((x) => x.activity === 'trainDetector').map((x) => x.arch);
       // the candidate, in the stage's form (stage 4 is not built under fpn(P1-P3)), with the stage-two recipe, first
