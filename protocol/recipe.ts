@@ -49,6 +49,11 @@ export const OptimizerSchema = z.object({
   noDecayOnNormAndBias: z.boolean().default(true),
   /** clip the global gradient norm (0 = off) */
   clipGradNorm: z.number().nonnegative().default(0),
+  /**
+   * linear scaling rule: `lr` is the rate for a global batch of this many images and the trainer
+   * scales it by (batchSize x processes) / lrReferenceBatch. Absent: `lr` whatever the batch.
+   */
+  lrReferenceBatch: z.number().int().positive().optional(),
 });
 
 /**
@@ -70,8 +75,10 @@ export const DetectionRecipeSchema = z.object({
   name: z.string().min(1),
   norm: NormSchema,
   epochs: z.number().int().positive(),
-  /** images per iteration on one worker */
+  /** images per iteration on one device (one process of a data-parallel training) */
   batchSize: z.number().int().positive(),
+  /** devices (processes) of one data-parallel training; the GPU worker leases them together. Absent: 1 */
+  devices: z.number().int().positive().optional(),
   optimizer: OptimizerSchema,
   schedule: ScheduleSchema,
   augment: z.object({
@@ -120,6 +127,8 @@ export const ClassificationRecipeSchema = z.object({
   norm: NormSchema,
   epochs: z.number().int().positive(),
   batchSize: z.number().int().positive(),
+  /** devices (processes) of one data-parallel training. Absent: 1 */
+  devices: z.number().int().positive().optional(),
   /** square crop side of RandomResizedCrop in training, centre crop in evaluation */
   cropSize: z.number().int().positive(),
   optimizer: OptimizerSchema,
