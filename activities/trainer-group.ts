@@ -148,3 +148,24 @@ export async function runTrainerGroup(run: TrainerGroupRun): Promise<TrainerGrou
     .join('\n');
   return { ...exit, aborted: aborted || exit.aborted, stderrTail: stderrTail || exit.stderrTail, ranks, failedRank: rank };
 }
+
+export interface ProcessPlan {
+  /** processes (devices) of the training */
+  nproc: number;
+  /** images per process and iteration */
+  batchSize: number;
+}
+
+/**
+ * How a training that asks for `wantDevices` runs on a worker that owns `available` devices:
+ * min(want, available) processes of the recipe's batch (a host never waits for more devices than
+ * it has; multi-host trainings are configured outside campaigns, docs/runtime.md). A resumed
+ * training keeps the global batch its checkpoints were written with (`resumeGlobalBatch`): the
+ * largest process count n <= min(want, available) that divides it, each with global / n images.
+ */
+export function planProcesses(wantDevices: number, batchSize: number, available: number, resumeGlobalBatch?: number): ProcessPlan {
+  const most = Math.max(1, Math.min(wantDevices, available));
+  if (resumeGlobalBatch === undefined || resumeGlobalBatch === most * batchSize) return { nproc: most, batchSize };
+  for (let n = most; n >= 1; n--) if (resumeGlobalBatch % n === 0) return { nproc: n, batchSize: resumeGlobalBatch / n };
+  return { nproc: most, batchSize };
+}
