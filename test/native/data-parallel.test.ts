@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runTrainerGroup, type TrainerGroupExit } from '../../activities/trainer-group';
+import { freePort, runTrainerGroup, type TrainerGroupExit } from '../../activities/trainer-group';
 import { TRAINER_BIN } from '../../common/paths';
 import { buildClassificationJob, buildDetectionJob } from '../../protocol/job-builder';
 import { getClassificationRecipe, getDetectionRecipe } from '../../protocol/recipes';
@@ -27,14 +27,21 @@ interface GroupRun {
   peer: { rank: number; m: TrainerMessage }[];
 }
 
-async function runGroup(job: { command: string; outDir: string }, nproc: number, onMessage?: (m: TrainerMessage) => void): Promise<GroupRun> {
+interface Hosts {
+  nnodes: number;
+  nodeRank: number;
+  masterPort: number;
+}
+
+async function runGroup(job: { command: string; outDir: string }, nproc: number, onMessage?: (m: TrainerMessage) => void, hosts?: Hosts): Promise<GroupRun> {
   fs.mkdirSync(job.outDir, { recursive: true });
-  const jobFile = path.join(job.outDir, `job-${nproc}-${Date.now()}.json`);
+  const jobFile = path.join(job.outDir, `job-${nproc}-${hosts?.nodeRank ?? 0}-${Date.now()}.json`);
   fs.writeFileSync(jobFile, JSON.stringify(job));
   const messages: TrainerMessage[] = [];
   const peer: { rank: number; m: TrainerMessage }[] = [];
   const exit = await runTrainerGroup({
-    bin: TRAINER_BIN, command: job.command, jobFile, nproc, pidFile: path.join(job.outDir, 'trainer.pid'), straggleMs: 30_000,
+    bin: TRAINER_BIN, command: job.command, jobFile, nproc, pidFile: path.join(job.outDir, `trainer${hosts ? `-host${hosts.nodeRank}` : ''}.pid`), straggleMs: 30_000,
+    ...hosts,
     onMessage: (m) => {
       messages.push(m);
       onMessage?.(m);
@@ -135,6 +142,17 @@ describe('data-parallel training (2 processes, Gloo, CPU)', () => {
     expect(other.exit.code).toBe(2);
     expect(other.messages.find((m) => m.type === 'error')).toMatchObject({ kind: 'invalid_job', field: 'recipe.batchSize' });
   }, 180_000);
+
+  it('two "hosts" (one process each, loopback rendezvous): the same training as one process', async () => {
+    // what two GPU workers on two machines do: one launcher per host, the same masterAddr:masterPort
+    const two = clsJob(tmpDir('dp-hosts'), 8, 4);
+    const masterPort = await freePort();
+    const [h0, h1] = await Promise.all([0, 1].map((nodeRank) => runGroup(two, 1, undefined, { nnodes: 2, nodeRank, masterPort })));
+    expect([h0.exit.code, h1.exit.code]).toEqual([0, 0]);
+    expect(h1.messages).toEqual([]); // rank 1's host reports errors only
+    expect(maxAbsDiff(path.join(one.outDir, 'weights'), path.join(two.outDir, 'weights'))).toBeLessThan(1e-5);
+    expect(result(h0).metrics).toEqual(result(r1).metrics);
+  }, 60_000);
 
   it('detection: 2-process training, and sharded evaluation equal to one process on the same weights', async () => {
     const recipe = { ...getDetectionRecipe('toy-train'), batchSize: 2, maxIterations: 2, workers: 0 };
