@@ -33,14 +33,20 @@ interface Hosts {
   masterPort: number;
 }
 
-async function runGroup(job: { command: string; outDir: string }, nproc: number, onMessage?: (m: TrainerMessage) => void, hosts?: Hosts): Promise<GroupRun> {
+async function runGroup(
+  job: { command: string; outDir: string },
+  nproc: number,
+  onMessage?: (m: TrainerMessage) => void,
+  hosts?: Hosts,
+  straggleMs = 30_000,
+): Promise<GroupRun> {
   fs.mkdirSync(job.outDir, { recursive: true });
   const jobFile = path.join(job.outDir, `job-${nproc}-${hosts?.nodeRank ?? 0}-${Date.now()}.json`);
   fs.writeFileSync(jobFile, JSON.stringify(job));
   const messages: TrainerMessage[] = [];
   const peer: { rank: number; m: TrainerMessage }[] = [];
   const exit = await runTrainerGroup({
-    bin: TRAINER_BIN, command: job.command, jobFile, nproc, pidFile: path.join(job.outDir, `trainer${hosts ? `-host${hosts.nodeRank}` : ''}.pid`), straggleMs: 30_000,
+    bin: TRAINER_BIN, command: job.command, jobFile, nproc, pidFile: path.join(job.outDir, `trainer${hosts ? `-host${hosts.nodeRank}` : ''}.pid`), straggleMs, killGraceMs: 1000,
     ...hosts,
     onMessage: (m) => {
       messages.push(m);
@@ -142,6 +148,25 @@ describe('data-parallel training (2 processes, Gloo, CPU)', () => {
     expect(other.exit.code).toBe(2);
     expect(other.messages.find((m) => m.type === 'error')).toMatchObject({ kind: 'invalid_job', field: 'recipe.batchSize' });
   }, 180_000);
+
+  it('a rank that stops answering (SIGSTOP) makes the other fail within the collective timeout; the launcher ends the group', async () => {
+    const outDir = tmpDir('dp-stop');
+    const job = { ...clsJob(outDir, 8, 4), distributed: { ...clsJob(outDir, 8, 4).distributed!, timeoutSeconds: 3 } };
+    let stoppedAt = 0;
+    const r = await runGroup(job, 2, (m) => {
+      if (m.type === 'checkpoint' && m.iteration === 2 && !stoppedAt) {
+        const pid = (JSON.parse(fs.readFileSync(path.join(outDir, 'trainer.pid.rank1'), 'utf8')) as { pid: number }).pid;
+        process.kill(pid, 'SIGSTOP');
+        stoppedAt = Date.now();
+      }
+    }, undefined, 1000);
+    const rank0FailedAfter = Date.now() - stoppedAt;
+    expect(stoppedAt).toBeGreaterThan(0);
+    expect(r.exit.ranks[0].code).toBe(6);
+    expect(r.messages.find((m) => m.type === 'error')).toMatchObject({ kind: 'peer_lost', message: expect.stringMatching(/did not answer within 3 s/) });
+    expect(r.exit.ranks[1].signal).toBe('SIGKILL'); // stopped processes only go with SIGKILL
+    expect(rank0FailedAfter).toBeLessThan(15_000);
+  }, 60_000);
 
   it('two "hosts" (one process each, loopback rendezvous): the same training as one process', async () => {
     // what two GPU workers on two machines do: one launcher per host, the same masterAddr:masterPort
