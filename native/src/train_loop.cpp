@@ -64,6 +64,9 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
   const int64_t ipe = options.itersPerEpoch(), total = options.totalIterations();
   const int64_t G = static_cast<int64_t>(r.batchSize) * dist.world();
   const double lrScale = r.optimizer.lrReferenceBatch > 0 ? static_cast<double>(G) / r.optimizer.lrReferenceBatch : 1.0;
+  if (dist.active() && r.norm == NormKind::BN)
+    logWarn("BN with " + std::to_string(dist.world()) + " processes: each normalises with its own batch of " + std::to_string(r.batchSize) +
+            " (no SyncBN); frozen statistics (normEval) or GN / GN+WS are unaffected");
   if (lrScale != 1.0) logInfo("linear lr scaling: global batch " + std::to_string(G) + " / reference " + std::to_string(r.optimizer.lrReferenceBatch));
 
   AmpSettings amp;
