@@ -111,6 +111,8 @@ export const DetectionRecipeSchema = z.object({
   /** optional hard cap on iterations (short test runs); the schedule is computed for this length */
   maxIterations: z.number().int().positive().optional(),
   mixedPrecision: MixedPrecisionSchema.optional(),
+  /** data-parallel: BN layers in train mode normalise with the statistics of every process (SyncBN) */
+  syncBn: z.boolean().optional(),
   /**
    * mmdetection's settings for a pretrained backbone (absent: nothing frozen, BN in train mode).
    * frozenStages: -1 none, 0 the stem, k the stem and stages 1..k (parameters get no gradient,
@@ -136,6 +138,8 @@ export const ClassificationRecipeSchema = z.object({
   workers: z.number().int().nonnegative().default(2),
   maxIterations: z.number().int().positive().optional(),
   mixedPrecision: MixedPrecisionSchema.optional(),
+  /** data-parallel: BN layers in train mode normalise with the statistics of every process (SyncBN) */
+  syncBn: z.boolean().optional(),
 });
 export type ClassificationRecipe = z.infer<typeof ClassificationRecipeSchema>;
 

@@ -90,6 +90,7 @@ struct Dist::Impl {
   std::vector<Bucket> buckets;
   size_t nextLaunch = 0;
   bool inBackward = false;
+  bool overlap = true;
   double weight = 1;
   std::mutex m;  // hooks may run on autograd's device threads
 
@@ -131,7 +132,7 @@ struct Dist::Impl {
     if (weight != 1) dst.mul_(weight);
     hadGrad[i] = 1;
     b.ready++;
-    launchReady();
+    if (overlap) launchReady();
   }
 };
 #else
@@ -306,6 +307,14 @@ void Dist::attachGradients(const std::vector<torch::Tensor>& params) {
           std::to_string(options_.bucketBytes() >> 20) + " MiB, started from the backward pass's hooks");
 #else
   (void)params;
+#endif
+}
+
+void Dist::overlapWithBackward(bool on) {
+#if SMNAS_DIST
+  if (impl_) impl_->overlap = on;
+#else
+  (void)on;
 #endif
 }
 

@@ -65,6 +65,9 @@ class Dist {
   // all-reduce starts from the parameters' hooks as soon as its last gradient is there, on the
   // process group's own threads, while the backward pass goes on.
   void attachGradients(const std::vector<torch::Tensor>& params);
+  // false: the buckets are all-reduced after the backward pass, not from its hooks (SyncBN runs
+  // collectives inside the backward pass; both must come in the same order on every rank).
+  void overlapWithBackward(bool on);
   // Before backward: this rank's gradients count `weight` (its share of the global batch).
   void beginBackward(double weight);
   // After backward: starts the buckets still waiting (parameters without a gradient here count

@@ -250,6 +250,7 @@ void parseRecipeCommon(const Field& f, Recipe& r) {
   r.schedule = parseSchedule(f.at("schedule"));
   r.workers = f.has("workers") ? f.at("workers").integer(0, 64) : 2;
   r.maxIterations = f.has("maxIterations") ? f.at("maxIterations").integer(1) : 0;
+  r.syncBn = f.has("syncBn") ? f.at("syncBn").boolean() : false;
   r.mixedPrecision = f.has("mixedPrecision") ? f.at("mixedPrecision").oneOf({"off", "bf16", "fp16"}) : "off";
 }
 

@@ -7,6 +7,7 @@
 #include "autocast.hpp"
 #include "data.hpp"
 #include "protocol.hpp"
+#include "sync_bn.hpp"
 
 namespace smnas {
 
@@ -64,7 +65,18 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
   const int64_t ipe = options.itersPerEpoch(), total = options.totalIterations();
   const int64_t G = static_cast<int64_t>(r.batchSize) * dist.world();
   const double lrScale = r.optimizer.lrReferenceBatch > 0 ? static_cast<double>(G) / r.optimizer.lrReferenceBatch : 1.0;
-  if (dist.active() && r.norm == NormKind::BN)
+  // SyncBN: the BN statistics all-reduced inside forward and backward; the weighting then goes on
+  // the loss (the backward's cross-process terms need every rank's weighted gradient)
+  const bool syncBn = dist.active() && r.syncBn;
+  if (syncBn) {
+    setSyncBatchNorm([&dist](torch::Tensor& t) { dist.allreduceSum(t, "SyncBN all-reduce"); });
+    dist.overlapWithBackward(false);
+    logInfo("SyncBN: BatchNorm statistics over all " + std::to_string(dist.world()) + " processes");
+  }
+  struct SyncBnOff {
+    ~SyncBnOff() { setSyncBatchNorm(nullptr); }
+  } syncBnOff;
+  if (dist.active() && r.norm == NormKind::BN && !syncBn)
     logWarn("BN with " + std::to_string(dist.world()) + " processes: each normalises with its own batch of " + std::to_string(r.batchSize) +
             " (no SyncBN); frozen statistics (normEval) or GN / GN+WS are unaffected");
   if (lrScale != 1.0) logInfo("linear lr scaling: global batch " + std::to_string(G) + " / reference " + std::to_string(r.optimizer.lrReferenceBatch));
@@ -142,8 +154,8 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
       }
       clearGradients(params);
       auto tb = std::chrono::steady_clock::now();
-      dist.beginBackward(weight);
-      scaler.scale(loss).backward();
+      dist.beginBackward(syncBn ? 1.0 : weight);
+      scaler.scale(syncBn ? loss * weight : loss).backward();
       dist.finishBackward();  // the gradients of the global batch on every rank
       backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();
       scaler.step(opt, params, r.optimizer.clipGradNorm);  // fp16: inf/NaN gradients skip this step

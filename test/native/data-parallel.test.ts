@@ -77,11 +77,11 @@ const result = (r: GroupRun) => {
   return m;
 };
 
-function clsJob(outDir: string, batchSize: number, maxIterations: number, extra: { resume?: boolean } = {}) {
+function clsJob(outDir: string, batchSize: number, maxIterations: number, extra: { resume?: boolean } = {}, norm: 'gn' | 'bn' = 'gn', syncBn?: boolean) {
   const base = getClassificationRecipe('toy-pretrain');
   return buildClassificationJob({
     command: 'classify-train', arch: ARCH, outDir, seed: 3, threads: 1, dataRoot: classFolders(32, 8, 64, 4, 1),
-    recipe: { ...base, norm: 'gn', batchSize, cropSize: 64, maxIterations, workers: 0, optimizer: { ...base.optimizer, lr: 0.02 } },
+    recipe: { ...base, norm, syncBn, batchSize, cropSize: 64, maxIterations, workers: 0, optimizer: { ...base.optimizer, lr: 0.02 } },
     checkpoint: { everyIterations: 2, everySeconds: 0, keep: 3 },
     distributed: { timeoutSeconds: 20 },
     ...extra,
@@ -112,6 +112,17 @@ describe('data-parallel training (2 processes, Gloo, CPU)', () => {
     expect(result(r2).metrics).toEqual(result(r1).metrics); // sharded evaluation: hit counts summed over the ranks
     expect(fs.readdirSync(path.join(two.outDir, 'checkpoints')).sort()).toEqual(['ckpt-2.pt', 'ckpt-4.pt']);
   }, 120_000);
+
+  it('SyncBN: 2 BN processes with batch 8 match 1 with batch 16 (weights and running statistics); without it they do not', async () => {
+    const ref = clsJob(tmpDir('dp-bn1'), 16, 4, {}, 'bn');
+    const sync = clsJob(tmpDir('dp-bn2s'), 8, 4, {}, 'bn', true);
+    const local = clsJob(tmpDir('dp-bn2'), 8, 4, {}, 'bn');
+    const [a, b, c] = [await runGroup(ref, 1), await runGroup(sync, 2), await runGroup(local, 2)];
+    expect([a.exit.code, b.exit.code, c.exit.code]).toEqual([0, 0, 0]);
+    losses(a).forEach((l, i) => expect(Math.abs(losses(b)[i] - l) / l).toBeLessThan(1e-5));
+    expect(maxAbsDiff(path.join(ref.outDir, 'weights'), path.join(sync.outDir, 'weights'))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(path.join(ref.outDir, 'weights'), path.join(local.outDir, 'weights'))).toBeGreaterThan(1e-3);
+  }, 90_000);
 
   it('a killed rank makes the other fail fast (peer_lost, exit 6); 1 process resumes from the 2-process checkpoint', async () => {
     const outDir = tmpDir('dp-kill');
