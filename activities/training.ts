@@ -101,7 +101,7 @@ async function runWithHeartbeats(
         out.result = m;
         break;
       case 'error':
-        out.error = { kind: m.kind, message: m.message, field: m.field };
+        if (!(m.kind === 'peer_lost' && out.error && out.error.kind !== 'peer_lost')) out.error = { kind: m.kind, message: m.message, field: m.field };
         break;
     }
   };
@@ -113,7 +113,9 @@ async function runWithHeartbeats(
       onPeerMessage: (rank, m) => {
         if (m.type === 'error') {
           deps.logger.warn({ rank, kind: m.kind, message: m.message }, 'trainer process failed');
-          out.error ??= { kind: m.kind, message: `rank ${rank}: ${m.message}`, field: m.field };
+          // a rank's own invalid job / bad data explains the others' peer_lost
+          const decisive = m.kind === 'invalid_job' || m.kind === 'bad_data';
+          if (!out.error || (decisive && out.error.kind === 'peer_lost')) out.error = { kind: m.kind, message: `rank ${rank}: ${m.message}`, field: m.field };
         }
       },
       bin: deps.trainerBin,
