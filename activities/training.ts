@@ -24,7 +24,8 @@ import { TrainerExit, type BenchFigures, type ResultMessage, type TrainerMessage
 import type { ActivityDeps } from './index';
 import { ArtifactStore, recipeHash, sha256, writeFileAtomic } from './artifact-store';
 import { DevicePool } from './device-pool';
-import { runTrainerProcess, type TrainerExitInfo } from './trainer-process';
+import { planProcesses, runTrainerGroup, type ProcessPlan } from './trainer-group';
+import type { TrainerExitInfo } from './trainer-process';
 import {
   BenchRequestSchema,
   PretrainRequestSchema,
@@ -73,6 +74,7 @@ async function runWithHeartbeats(
   command: string,
   jobFile: string,
   hb: TrainingHeartbeat,
+  devices: string[] = [hb.device],
 ): Promise<TrainerRunResult> {
   const ctx = Context.current();
   const out: Omit<TrainerRunResult, 'exit'> = { result: null, lastMetricsAP: null, lastTop1: null, resumedFrom: null, error: null };
@@ -101,12 +103,23 @@ async function runWithHeartbeats(
         out.result = m;
         break;
       case 'error':
-        out.error = { kind: m.kind, message: m.message, field: m.field };
+        if (!(m.kind === 'peer_lost' && out.error && out.error.kind !== 'peer_lost')) out.error = { kind: m.kind, message: m.message, field: m.field };
         break;
     }
   };
   try {
-    const exit = await runTrainerProcess({
+    // one process, or one per leased device (a data-parallel training: rank 0 reports)
+    const exit = await runTrainerGroup({
+      nproc: devices.length,
+      devices: devices.length > 1 ? devices : undefined,
+      onPeerMessage: (rank, m) => {
+        if (m.type === 'error') {
+          deps.logger.warn({ rank, kind: m.kind, message: m.message }, 'trainer process failed');
+          // a rank's own invalid job / bad data explains the others' peer_lost
+          const decisive = m.kind === 'invalid_job' || m.kind === 'bad_data';
+          if (!out.error || (decisive && out.error.kind === 'peer_lost')) out.error = { kind: m.kind, message: `rank ${rank}: ${m.message}`, field: m.field };
+        }
+      },
       bin: deps.trainerBin,
       command,
       jobFile,
@@ -163,12 +176,12 @@ function nonRetryableConfig<T>(what: string, fn: () => T): T {
   }
 }
 
-async function withDevice<T>(pool: DevicePool, fn: (device: string) => Promise<T>): Promise<T> {
-  const device = await pool.acquire(Context.current().cancellationSignal);
+async function withDevices<T>(pool: DevicePool, n: number, fn: (devices: string[]) => Promise<T>): Promise<T> {
+  const devices = await pool.acquireMany(n, Context.current().cancellationSignal);
   try {
-    return await fn(device);
+    return await fn(devices);
   } finally {
-    pool.release(device);
+    pool.releaseMany(devices);
   }
 }
 
@@ -192,6 +205,34 @@ export async function scoreDatasetMetric(req: Pick<TrainRequest, 'arch' | 'data'
   }
 }
 
+/** The global batch of the newest earlier attempt's job file in outDir (what its checkpoints were written with). */
+function previousGlobalBatch(outDir: string, prefix: string): number | undefined {
+  let files: string[];
+  try {
+    files = fs.readdirSync(outDir).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
+  } catch {
+    return undefined;
+  }
+  const attempt = (f: string) => Number(/(\d+)\.json$/.exec(f)?.[1] ?? 0);
+  files.sort((a, b) => attempt(b) - attempt(a));
+  for (const f of files) {
+    try {
+      const j = JSON.parse(fs.readFileSync(path.join(outDir, f), 'utf8')) as { recipe?: { batchSize?: number }; distributed?: { worldSize?: number } };
+      if (typeof j.recipe?.batchSize === 'number') return j.recipe.batchSize * (j.distributed?.worldSize ?? 1);
+    } catch {
+      /* a torn file: try the one before */
+    }
+  }
+  return undefined;
+}
+
+/** The job's device and distributed settings for the leased devices (one process each). */
+function placement(devices: string[]): { device: string; distributed?: { worldSize: number } } {
+  if (devices.length === 1) return { device: devices[0] };
+  // each process sees its own GPU as cuda:0 (trainer-group.ts sets CUDA_VISIBLE_DEVICES)
+  return { device: devices[0] === 'cpu' ? 'cpu' : 'cuda:0', distributed: { worldSize: devices.length } };
+}
+
 export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore, pool: DevicePool) {
   const evaluator = deps.evaluator ?? [...SMNAS_CLI, 'eval'];
 
@@ -206,18 +247,23 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     // keyed by arch + recipe + data + purpose + init, so its checkpoints belong to this very
     // training, also when a campaign was terminated and started again (attempt 1, no details).
     const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
-    return withDevice(pool, async (device) => {
+    const plan: ProcessPlan = planProcesses(recipe.devices ?? 1, recipe.batchSize, pool.devices.length,
+      resume ? previousGlobalBatch(outDir, 'job-train-attempt') : undefined);
+    return withDevices(pool, plan.nproc, async (devices) => {
+      const { device: jobDevice, distributed } = placement(devices);
+      const device = devices.join(',');
       const job = nonRetryableConfig(`trainDetector ${req.arch}`, () =>
         buildDetectionJob({
           command: 'train',
           outDir,
           seed: req.seed,
-          device,
+          device: jobDevice,
+          distributed,
           threads: deps.threads ?? 0,
           resume,
           checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
           arch: req.arch,
-          recipe,
+          recipe: plan.batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize: plan.batchSize },
           numClasses: req.data.numClasses,
           dataRoot: req.data.root,
           trainSplit: req.data.trainSplit,
@@ -239,8 +285,8 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         device,
         attempt,
       };
-      deps.logger.info({ arch: req.arch, device, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights }, 'training started');
-      const run = await runWithHeartbeats(deps, 'train', jobFile, hb);
+      deps.logger.info({ arch: req.arch, device, processes: devices.length, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights }, 'training started');
+      const run = await runWithHeartbeats(deps, 'train', jobFile, hb, devices);
       const r = run.result;
       if (!r || run.exit.code !== (r.kind === 'diverged' ? TrainerExit.diverged : TrainerExit.ok)) {
         // a diverged run may exit 4 with a result line; anything else without a result is a failure
@@ -250,7 +296,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         deps.logger.warn({ arch: req.arch, message: r.message }, 'training diverged: recorded with no score');
         return {
           kind: 'diverged', mAP: null, stats: null, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds,
-          gpuSeconds: r.wallSeconds, device, attempt, resumedFrom: run.resumedFrom, message: r.message ?? 'diverged',
+          gpuSeconds: r.wallSeconds * devices.length, device, attempt, resumedFrom: run.resumedFrom, message: r.message ?? 'diverged',
         };
       }
       const stats = r.metrics?.stats ?? null;
@@ -260,7 +306,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       }
       const datasetMetric = await scoreDatasetMetric(req, mAP, r.detections ?? path.join(outDir, 'detections_val.json'));
       return {
-        kind: 'ok', mAP, stats, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds, gpuSeconds: r.wallSeconds,
+        kind: 'ok', mAP, stats, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds, gpuSeconds: r.wallSeconds * devices.length,
         device, attempt, resumedFrom: run.resumedFrom, message: null, ...(datasetMetric ? { datasetMetric } : {}),
       };
     });
@@ -273,7 +319,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     const cached = st.readJson<BenchFigures>(file);
     if (cached) return cached;
     const recipe = nonRetryableConfig(`bench ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
-    return withDevice(pool, async (leased) => {
+    return withDevices(pool, 1, async ([leased]) => {
       // latency is measured on the campaign's target device kind; on a multi-GPU host the leased GPU
       const device = req.device.startsWith('cuda') && leased.startsWith('cuda') ? leased : req.device;
       const outDir = path.join(path.dirname(file), `${req.key}-run`);
@@ -304,12 +350,17 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     const cached = st.readJson<PretrainOutcome>(outcomeFile);
     if (cached) return { ...cached, reused: true };
     const prior = priorHeartbeat(ctx.info.heartbeatDetails);
-    return withDevice(pool, async (device) => {
+    const resume = prior?.checkpoint != null;
+    const plan = planProcesses(recipe.devices ?? 1, recipe.batchSize, pool.devices.length,
+      resume ? previousGlobalBatch(outDir, 'job-pretrain-attempt') : undefined);
+    return withDevices(pool, plan.nproc, async (devices) => {
+      const { device: jobDevice, distributed } = placement(devices);
+      const device = devices.join(',');
       const job = nonRetryableConfig(`pretrain ${req.arch}`, () =>
         buildClassificationJob({
-          command: 'classify-train', outDir, seed: req.seed, device, threads: deps.threads ?? 0,
-          resume: prior?.checkpoint != null, checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
-          arch: req.arch, recipe, dataRoot: req.dataRoot,
+          command: 'classify-train', outDir, seed: req.seed, device: jobDevice, distributed, threads: deps.threads ?? 0,
+          resume, checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
+          arch: req.arch, recipe: plan.batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize: plan.batchSize }, dataRoot: req.dataRoot,
         }),
       );
       const jobFile = path.join(outDir, `job-pretrain-attempt${ctx.info.attempt}.json`);
@@ -318,7 +369,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         phase: 'starting', epoch: null, iteration: null, totalIterations: null, loss: null,
         checkpoint: prior?.checkpoint ?? null, device, attempt: ctx.info.attempt,
       };
-      const run = await runWithHeartbeats(deps, 'classify-train', jobFile, hb);
+      const run = await runWithHeartbeats(deps, 'classify-train', jobFile, hb, devices);
       const r = run.result;
       if (!r || run.exit.code !== TrainerExit.ok || r.kind !== 'ok' || !r.weights) {
         if (r?.kind === 'diverged') throw ApplicationFailure.nonRetryable(`pretrain ${req.arch}: diverged: ${r.message ?? ''}`, 'Diverged');

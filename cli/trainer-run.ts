@@ -14,6 +14,7 @@ import { TRAINER_BIN } from '../common/paths';
 import { ProgressBar } from '../common/progress';
 import type { Job } from '../protocol/job';
 import { TrainerExit, parseTrainerLine, type ResultMessage, type TrainerMessage } from '../protocol/trainer-messages';
+import { runTrainerGroup } from '../activities/trainer-group';
 
 export interface TrainerOutcome {
   exitCode: number;
@@ -22,8 +23,12 @@ export interface TrainerOutcome {
   messages: TrainerMessage[];
 }
 
-/** Writes <outDir>/job-<command>.json and runs the trainer on it. */
-export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boolean }): Promise<TrainerOutcome> {
+/**
+ * Writes <outDir>/job-<command>.json and runs the trainer on it; with nproc > 1, as that many
+ * processes of one data-parallel training on this host (activities/trainer-group.ts; process r
+ * uses the job's CUDA device + r, or the CPU), rank 0's messages driving the progress bar.
+ */
+export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boolean; nproc?: number }): Promise<TrainerOutcome> {
   if (!fs.existsSync(TRAINER_BIN)) {
     throw new UserError(`the native trainer is not built (${TRAINER_BIN} missing): run scripts/setup.sh`);
   }
@@ -32,23 +37,9 @@ export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boo
   fs.writeFileSync(jobFile, JSON.stringify(job, null, 2) + '\n');
   log.info({ jobFile, trainer: TRAINER_BIN }, 'starting the trainer');
 
-  const child = spawn(TRAINER_BIN, [job.command, '--job', jobFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-  const onInt = forward('SIGTERM');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-
   const bar = opts.quiet ? undefined : new ProgressBar(opts.label, 1);
   const out: TrainerOutcome = { exitCode: 0, messages: [] };
-  const rl = readline.createInterface({ input: child.stdout });
-  rl.on('line', (line) => {
-    const r = parseTrainerLine(line);
-    if (!r.ok) {
-      log.warn({ line: line.slice(0, 200), error: r.error }, 'unexpected trainer output');
-      return;
-    }
-    const m = r.message;
+  const onMessage = (m: TrainerMessage) => {
     out.messages.push(m);
     if (m.type === 'progress') {
       const terms = Object.entries(m.losses).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(' ');
@@ -62,10 +53,48 @@ export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boo
     } else if (m.type === 'started' && m.resumedFrom) {
       log.info(m.resumedFrom, 'resumed from checkpoint');
     }
-  });
-  const exitCode: number = await new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
-  process.off('SIGINT', onInt);
-  process.off('SIGTERM', onTerm);
+  };
+  const nproc = opts.nproc ?? 1;
+  let exitCode: number;
+  if (nproc > 1) {
+    // SIGINT / SIGTERM: every process gets SIGTERM (rank 0 checkpoints, all exit 5)
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    log.info({ nproc }, 'data-parallel training');
+    const exit = await runTrainerGroup({
+      bin: TRAINER_BIN, command: job.command, jobFile, nproc, signal: stop.signal, killGraceMs: 60_000, onMessage,
+      onBadLine: (line, error) => log.warn({ line: line.slice(0, 200), error }, 'unexpected trainer output'),
+      onPeerMessage: (rank, m) => {
+        if (m.type === 'error' && !out.error) out.error = m;
+        log.warn({ rank, message: m }, 'trainer process reported');
+      },
+    });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    exitCode = exit.code ?? 128;
+    if (exit.code !== 0 && exit.stderrTail) process.stderr.write(exit.stderrTail + '\n');
+  } else {
+    const child = spawn(TRAINER_BIN, [job.command, '--job', jobFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+    const onInt = forward('SIGTERM');
+    const onTerm = forward('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    const rl = readline.createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      const r = parseTrainerLine(line);
+      if (!r.ok) {
+        log.warn({ line: line.slice(0, 200), error: r.error }, 'unexpected trainer output');
+        return;
+      }
+      onMessage(r.message);
+    });
+    exitCode = await new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
   if (bar && out.messages.some((m) => m.type === 'progress')) process.stderr.write('\n');
   out.exitCode = exitCode;
   if (exitCode === TrainerExit.invalidJob || exitCode === TrainerExit.badData) {
@@ -79,6 +108,7 @@ export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boo
 export function failureOf(o: TrainerOutcome): { code: number; message: string } | undefined {
   if (o.exitCode === TrainerExit.ok) return undefined;
   if (o.exitCode === TrainerExit.diverged) return { code: o.exitCode, message: `training diverged: ${o.result?.message ?? ''}` };
+  if (o.exitCode === TrainerExit.peerLost) return { code: o.exitCode, message: `a process of the data-parallel training died; continue with --resume (${o.error?.message ?? ''})` };
   if (o.exitCode === TrainerExit.interrupted) return { code: o.exitCode, message: `interrupted; continue with --resume (${o.error?.message ?? ''})` };
   return { code: o.exitCode, message: `the trainer failed (exit ${o.exitCode}): ${o.error?.message ?? 'see the log above'}` };
 }

@@ -14,6 +14,7 @@ import {
   ClassificationJobSchema,
   CheckpointPolicySchema,
   DetectionJobSchema,
+  DistributedSchema,
   JOB_SCHEMA_VERSION,
   ClassifyJobSchema,
   type ClassificationJob,
@@ -39,6 +40,8 @@ export interface CommonJobOptions {
   threads?: number;
   resume?: boolean;
   checkpoint?: Partial<z.input<typeof CheckpointPolicySchema>>;
+  /** data-parallel settings (the launcher's RANK, WORLD_SIZE, ... environment overrides them) */
+  distributed?: z.input<typeof DistributedSchema>;
 }
 
 export interface DetectionJobOptions extends CommonJobOptions {
@@ -74,6 +77,7 @@ function commonFields(o: CommonJobOptions) {
     threads: o.threads ?? 0,
     resume: o.resume ?? false,
     checkpoint: { everyIterations: 0, everySeconds: 300, keep: 2, ...(o.checkpoint ?? {}) },
+    ...(o.distributed ? { distributed: o.distributed } : {}),
   };
 }
 

@@ -22,6 +22,27 @@ export const CheckpointPolicySchema = z.object({
   keep: z.number().int().positive().default(2),
 });
 
+/**
+ * Data-parallel training (train, eval, classify-train, classify-eval): worldSize processes of one
+ * job, each with its rank, meeting at a TCP store on masterAddr:masterPort (rank 0 hosts it).
+ * torchrun's environment variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT override
+ * these fields (the same job file serves every process). recipe.batchSize is per process; the
+ * global batch is batchSize x worldSize. Absent: one process.
+ */
+export const DistributedSchema = z.object({
+  worldSize: z.number().int().positive().max(4096).default(1),
+  rank: z.number().int().nonnegative().default(0),
+  masterAddr: z.string().min(1).default('127.0.0.1'),
+  masterPort: z.number().int().min(1).max(65535).default(29500),
+  /** a collective (or the rendezvous) not done within this many seconds fails the process (exit 6) */
+  timeoutSeconds: z.number().positive().max(86400).default(120),
+  /** gradient all-reduce bucket size (DDP's default 25 MiB) */
+  bucketMB: z.number().positive().max(4096).default(25),
+  /** auto: NCCL for CUDA devices where the build has it, else Gloo */
+  backend: z.enum(['auto', 'gloo', 'nccl']).default('auto'),
+});
+export type Distributed = z.infer<typeof DistributedSchema>;
+
 const common = {
   schemaVersion: z.literal(JOB_SCHEMA_VERSION),
   /** where weights, checkpoints, detections and metrics go; created if missing */
@@ -34,6 +55,7 @@ const common = {
   /** continue from the newest valid checkpoint in outDir/checkpoints */
   resume: z.boolean().default(false),
   checkpoint: CheckpointPolicySchema.default({ everyIterations: 0, everySeconds: 300, keep: 2 }),
+  distributed: DistributedSchema.optional(),
 };
 
 /** A COCO-form dataset directory: annotations/instances_<split>.json and <split>/ images. */

@@ -49,6 +49,11 @@ export const OptimizerSchema = z.object({
   noDecayOnNormAndBias: z.boolean().default(true),
   /** clip the global gradient norm (0 = off) */
   clipGradNorm: z.number().nonnegative().default(0),
+  /**
+   * linear scaling rule: `lr` is the rate for a global batch of this many images and the trainer
+   * scales it by (batchSize x processes) / lrReferenceBatch. Absent: `lr` whatever the batch.
+   */
+  lrReferenceBatch: z.number().int().positive().optional(),
 });
 
 /**
@@ -70,8 +75,10 @@ export const DetectionRecipeSchema = z.object({
   name: z.string().min(1),
   norm: NormSchema,
   epochs: z.number().int().positive(),
-  /** images per iteration on one worker */
+  /** images per iteration on one device (one process of a data-parallel training) */
   batchSize: z.number().int().positive(),
+  /** devices (processes) of one data-parallel training; the GPU worker leases them together. Absent: 1 */
+  devices: z.number().int().positive().optional(),
   optimizer: OptimizerSchema,
   schedule: ScheduleSchema,
   augment: z.object({
@@ -104,6 +111,8 @@ export const DetectionRecipeSchema = z.object({
   /** optional hard cap on iterations (short test runs); the schedule is computed for this length */
   maxIterations: z.number().int().positive().optional(),
   mixedPrecision: MixedPrecisionSchema.optional(),
+  /** data-parallel: BN layers in train mode normalise with the statistics of every process (SyncBN) */
+  syncBn: z.boolean().optional(),
   /**
    * mmdetection's settings for a pretrained backbone (absent: nothing frozen, BN in train mode).
    * frozenStages: -1 none, 0 the stem, k the stem and stages 1..k (parameters get no gradient,
@@ -120,6 +129,8 @@ export const ClassificationRecipeSchema = z.object({
   norm: NormSchema,
   epochs: z.number().int().positive(),
   batchSize: z.number().int().positive(),
+  /** devices (processes) of one data-parallel training. Absent: 1 */
+  devices: z.number().int().positive().optional(),
   /** square crop side of RandomResizedCrop in training, centre crop in evaluation */
   cropSize: z.number().int().positive(),
   optimizer: OptimizerSchema,
@@ -127,6 +138,8 @@ export const ClassificationRecipeSchema = z.object({
   workers: z.number().int().nonnegative().default(2),
   maxIterations: z.number().int().positive().optional(),
   mixedPrecision: MixedPrecisionSchema.optional(),
+  /** data-parallel: BN layers in train mode normalise with the statistics of every process (SyncBN) */
+  syncBn: z.boolean().optional(),
 });
 export type ClassificationRecipe = z.infer<typeof ClassificationRecipeSchema>;
 

@@ -19,6 +19,8 @@ export const TrainerExit = {
   badData: 3,
   diverged: 4,
   interrupted: 5,
+  /** data-parallel: another process of the training died or a collective timed out (retryable) */
+  peerLost: 6,
 } as const;
 
 export const StartedMessageSchema = z.object({
@@ -109,7 +111,7 @@ export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
 export const ErrorMessageSchema = z.object({
   type: z.literal('error'),
-  kind: z.enum(['invalid_job', 'bad_data', 'interrupted', 'internal']),
+  kind: z.enum(['invalid_job', 'bad_data', 'interrupted', 'internal', 'peer_lost']),
   message: z.string(),
   /** the job field (dotted path) or data record at fault, when known */
   field: z.string().optional(),

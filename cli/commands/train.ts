@@ -50,6 +50,10 @@ export const command: Command = {
   --norm-eval    every backbone BatchNorm in eval mode while training (recipe.backbone.normEval)
                  (mmdetection's pretrained-backbone settings: --frozen-stages 1 --norm-eval)
   --device       cpu | cuda:<i>  (default cpu)
+  --nproc N      data-parallel: N processes of one training on this host (c10d: Gloo on the CPU,
+                 NCCL on CUDA), process r on cuda:<i+r> or the CPU; the recipe's batchSize is per
+                 process (global batch N x batchSize; scale the lr with recipe.optimizer.lrReferenceBatch).
+                 A checkpoint resumes with any N of the same global batch. Default 1
   --threads N    intra-op threads (default: all cores)
   --seed N       (default 0)
   --json         print the trainer's final result message as JSON
@@ -80,8 +84,11 @@ examples:
       device: { type: 'string' },
       threads: { type: 'string' },
       seed: { type: 'string' },
+      nproc: { type: 'string' },
       json: { type: 'boolean' },
     }, false);
+    const nproc = int(cmd, flags, 'nproc', 1)!;
+    if (nproc < 1) throw new UserError(`${cmd}: --nproc must be >= 1`);
     const arch = requireStr(cmd, flags, 'arch');
     const data = requireStr(cmd, flags, 'data');
     const recipe = resolveDetectionRecipe(str(flags, 'recipe') ?? 'toy');
@@ -131,8 +138,9 @@ examples:
       // unrelated TypeScript error)
       evaluator: [process.execPath, path.join(PROJECT_ROOT, 'dist', 'cli', 'smnas.js'), 'eval'],
       checkpoint: { everySeconds: 120, keep: 2 },
+      ...(nproc > 1 ? { distributed: { worldSize: nproc } } : {}),
     });
-    const outcome = await runTrainerJob(job, { label: 'train', quiet: false });
+    const outcome = await runTrainerJob(job, { label: 'train', quiet: false, nproc });
     const failure = failureOf(outcome);
     if (bool(flags, 'json') && outcome.result) printJson(outcome.result);
     if (failure) {

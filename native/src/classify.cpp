@@ -10,6 +10,7 @@
 #include "model.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
+#include "train_loop.hpp"
 #include "weights.hpp"
 
 namespace fs = std::filesystem;
@@ -39,21 +40,25 @@ ClsBatch makeBatch(const ClassDataset& ds, const std::vector<std::pair<size_t, I
   return {x.to(dev), torch::tensor(y, torch::kLong).to(dev)};
 }
 
-// top-1 / top-5 accuracy over a split
-std::pair<double, double> evaluate(const Job& job, Classifier& model, const ClassDataset& ds, const torch::Device& dev) {
+// top-1 / top-5 accuracy over a split; with several processes, batch bi goes to rank bi % world
+// and the hit counts are summed.
+std::pair<double, double> evaluate(const Job& job, Classifier& model, const ClassDataset& ds, const torch::Device& dev, Dist& dist) {
   torch::NoGradGuard ng;
   model->eval();
   const int64_t N = static_cast<int64_t>(ds.items.size()), B = job.recipe.batchSize;
   const int64_t batches = (N + B - 1) / B;
-  OrderedPrefetcher<std::vector<std::pair<size_t, Image>>> loader(batches, job.recipe.workers, [&](size_t bi) {
+  const int64_t rank = dist.rank(), world = dist.world();
+  const int64_t mine = batches > rank ? (batches - rank + world - 1) / world : 0;
+  OrderedPrefetcher<std::vector<std::pair<size_t, Image>>> loader(mine, job.recipe.workers, [&](size_t k) {
+    const int64_t bi = rank + static_cast<int64_t>(k) * world;
     std::vector<std::pair<size_t, Image>> v;
-    for (int64_t i = bi * B; i < std::min(N, static_cast<int64_t>(bi + 1) * B); ++i)
+    for (int64_t i = bi * B; i < std::min(N, (bi + 1) * B); ++i)
       v.push_back({static_cast<size_t>(i), prepareClassification(ds, i, job.recipe.cropSize, job.seed, 0, false)});
     return v;
   });
   int64_t top1 = 0, top5 = 0;
   const int64_t k = std::min<int64_t>(5, static_cast<int64_t>(ds.classes.size()));
-  for (int64_t bi = 0; bi < batches; ++bi) {
+  for (int64_t bi = 0; bi < mine; ++bi) {
     auto b = makeBatch(ds, loader.get(bi), dev);
     auto logits = model(b.images);
     auto topk = std::get<1>(logits.topk(k, 1));
@@ -61,10 +66,46 @@ std::pair<double, double> evaluate(const Job& job, Classifier& model, const Clas
     top1 += hit.select(1, 0).sum().item<int64_t>();
     top5 += hit.any(1).sum().item<int64_t>();
   }
-  return {static_cast<double>(top1) / N, static_cast<double>(top5) / N};
+  auto hits = torch::tensor({top1, top5}, torch::kLong);
+  dist.allreduceSum(hits, "accuracy all-reduce");
+  return {static_cast<double>(hits[0].item<int64_t>()) / N, static_cast<double>(hits[1].item<int64_t>()) / N};
 }
 
-int classifyTrain(const Job& job, const torch::Device& dev) {
+// The classification side of the shared training loop: RandomResizedCrop + flip, cross-entropy.
+class ClassificationTask : public TrainTask {
+ public:
+  ClassificationTask(const Job& job, const ClassDataset& ds, Classifier& model, const torch::Device& dev) : job_(job), ds_(ds), model_(model), dev_(dev) {}
+  void beginEpoch(int64_t epoch, std::vector<std::vector<size_t>> batches) override {
+    loader_.reset();
+    batches_ = std::move(batches);
+    loader_ = std::make_unique<OrderedPrefetcher<std::vector<std::pair<size_t, Image>>>>(batches_.size(), job_.recipe.workers, [this, epoch](size_t k) {
+      std::vector<std::pair<size_t, Image>> v;
+      for (size_t i : batches_[k]) v.push_back({i, prepareClassification(ds_, i, job_.recipe.cropSize, job_.seed, epoch, true)});
+      return v;
+    });
+    model_->train();
+  }
+  std::map<std::string, torch::Tensor> losses(int64_t k, const AmpSettings& amp, int64_t& images) override {
+    auto b = makeBatch(ds_, loader_->get(static_cast<size_t>(k)), dev_);
+    images = b.images.size(0);
+    torch::Tensor logits;
+    {
+      AutocastGuard autocast(amp.device, amp.dtype, amp.enabled);
+      logits = model_(b.images);
+    }
+    return {{"cls", torch::nn::functional::cross_entropy(logits.to(torch::kFloat), b.labels)}};
+  }
+
+ private:
+  const Job& job_;
+  const ClassDataset& ds_;
+  Classifier& model_;
+  torch::Device dev_;
+  std::vector<std::vector<size_t>> batches_;
+  std::unique_ptr<OrderedPrefetcher<std::vector<std::pair<size_t, Image>>>> loader_;
+};
+
+int classifyTrain(const Job& job, const torch::Device& dev, Dist& dist) {
   const Recipe& r = job.recipe;
   ClassDataset ds = loadClassFolders(job.dataRoot, job.trainSplit);
   ClassDataset val = loadClassFolders(job.dataRoot, job.valSplit);
@@ -80,98 +121,43 @@ int classifyTrain(const Job& job, const torch::Device& dev) {
   model->to(dev);
   auto opt = makeSgd(*model, r.optimizer);
   const int64_t N = static_cast<int64_t>(ds.items.size());
-  const int64_t ipe = N / r.batchSize > 0 ? N / r.batchSize : 1;  // drop the last partial batch (BN statistics)
+  const int64_t G = static_cast<int64_t>(r.batchSize) * dist.world();
+  const int64_t ipe = N / G > 0 ? N / G : 1;  // drop the last partial batch (BN statistics)
   int64_t total = ipe * r.epochs;
   if (r.maxIterations > 0) total = std::min(total, r.maxIterations);
   TrainPosition pos;
-  nlohmann::json resumed = nullptr;
-  if (job.resume) {
-    std::string path;
-    if (loadNewestCheckpoint(job, *model, *opt, pos, path)) resumed = {{"path", path}, {"epoch", pos.epoch}, {"iteration", pos.iteration}};
-  }
+  nlohmann::json resumed = resumeAndSync(job, *model, *opt, pos, dist);
   emitStarted(job, resumed, *model);
-  logInfo("pretraining on " + std::to_string(N) + " images, " + std::to_string(ds.classes.size()) + " classes, " + std::to_string(total) + " iterations");
+  logInfo("pretraining on " + std::to_string(N) + " images, " + std::to_string(ds.classes.size()) + " classes, " + std::to_string(total) + " iterations" +
+          (dist.active() ? ", batch " + std::to_string(r.batchSize) + " x " + std::to_string(dist.world()) + " processes" : ""));
   const double t0 = wallSeconds();
-  double lastCkpt = t0, lastEmit = 0, windowStart = t0;
-  int64_t seen = 0, sinceEmit = 0;
-  const int64_t emitEvery = std::max<int64_t>(1, total / 200);
-  at::ScalarType amp = at::kFloat;
-  const bool useAmp = autocastDtypeFor(r.mixedPrecision, amp);
-  if (useAmp) logInfo("mixed precision: " + r.mixedPrecision + " autocast of the forward pass (loss in fp32)");
-  LossScaler scaler(useAmp && amp == at::kHalf);
-  const auto params = model->parameters();
-  resetPeakMemory(dev);
-  while (pos.iteration < total) {
-    const int64_t epoch = pos.epoch, first = pos.batchInEpoch;
-    auto order = epochOrder(N, job.seed, epoch);
-    const int64_t batches = std::min<int64_t>(ipe - first, total - pos.iteration);
-    const int64_t B = r.batchSize;
-    OrderedPrefetcher<std::vector<std::pair<size_t, Image>>> loader(batches, r.workers, [&](size_t k) {
-      std::vector<std::pair<size_t, Image>> v;
-      const int64_t bi = first + static_cast<int64_t>(k);
-      for (int64_t i = bi * B; i < std::min(N, (bi + 1) * B); ++i) v.push_back({order[i], prepareClassification(ds, order[i], r.cropSize, job.seed, epoch, true)});
-      return v;
-    });
-    model->train();
-    for (int64_t k = 0; k < batches; ++k) {
-      auto b = makeBatch(ds, loader.get(k), dev);
-      torch::manual_seed(mixSeed(job.seed, 0x5A5A, pos.iteration));
-      const double lr = learningRate(r, pos.iteration, total, ipe);
-      setLr(*opt, lr);
-      torch::Tensor logits;
-      {
-        AutocastGuard autocast(dev.type(), amp, useAmp);
-        logits = model(b.images);
-      }
-      auto loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), b.labels);
-      if (!allFinite(loss)) {
-        std::string msg = "non-finite loss at iteration " + std::to_string(pos.iteration + 1);
-        emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", msg}});
-        return kDiverged;
-      }
-      clearGradients(params);
-      scaler.scale(loss).backward();
-      scaler.step(*opt, params, r.optimizer.clipGradNorm);  // fp16: inf/NaN gradients skip this step
-      pos.stepDone(first + k, ipe);
-      seen += b.images.size(0);
-      sinceEmit += b.images.size(0);
-      const double now = wallSeconds();
-      if (pos.iteration % emitEvery == 0 || pos.iteration == total || now - lastEmit > 2) {
-        double l = loss.item<double>();
-        emit({{"type", "progress"}, {"epoch", epoch}, {"iteration", pos.iteration}, {"totalIterations", total}, {"lr", lr}, {"loss", l},
-              {"losses", {{"cls", l}}}, {"imagesPerSec", sinceEmit / std::max(1e-9, now - windowStart)}});
-        lastEmit = windowStart = now;
-        sinceEmit = 0;
-      }
-      if (gStopRequested.load()) {
-        auto p = saveCheckpoint(job, *model, *opt, pos);
-        throw Interrupted("stopped by signal at iteration " + std::to_string(pos.iteration) + "; checkpoint " + p);
-      }
-      const bool due = (job.ckptEveryIterations > 0 && pos.iteration % job.ckptEveryIterations == 0) ||
-                       (job.ckptEverySeconds > 0 && now - lastCkpt >= job.ckptEverySeconds);
-      if (due && pos.iteration < total) {
-        saveCheckpoint(job, *model, *opt, pos);
-        lastCkpt = wallSeconds();
-      }
-    }
+  ClassificationTask task(job, ds, model, dev);
+  auto outcome = runTrainLoop(job, TrainLoopOptions().itersPerEpoch(ipe).totalIterations(total).emitEvery(std::max<int64_t>(1, total / 200)),
+                              *model, *opt, task, pos, N, dev, dist);
+  if (outcome.diverged) {
+    emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", outcome.message}});
+    return kDiverged;
   }
-  const double trainSeconds = wallSeconds() - t0;
   std::string weights = (fs::path(job.outDir) / "weights").string(), bbWeights = (fs::path(job.outDir) / "backbone_weights").string();
-  torch::save(model, weights + ".tmp");
-  fs::rename(weights + ".tmp", weights);
-  torch::save(model->backbone, bbWeights + ".tmp");
-  fs::rename(bbWeights + ".tmp", bbWeights);
-  if (r.norm == NormKind::BN) exportTorchvision(model, job.layout.backbone, (fs::path(job.outDir) / "torchvision.safetensors").string());
-  saveCheckpoint(job, *model, *opt, pos);
-  auto [top1, top5] = evaluate(job, model, val, dev);
+  if (dist.root()) {
+    torch::save(model, weights + ".tmp");
+    fs::rename(weights + ".tmp", weights);
+    torch::save(model->backbone, bbWeights + ".tmp");
+    fs::rename(bbWeights + ".tmp", bbWeights);
+    if (r.norm == NormKind::BN) exportTorchvision(model, job.layout.backbone, (fs::path(job.outDir) / "torchvision.safetensors").string());
+    saveCheckpoint(job, *model, *opt, outcome.position);
+  }
+  auto [top1, top5] = evaluate(job, model, val, dev, dist);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
-  writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(), nlohmann::json({{"split", job.valSplit}, {"top1", top1}, {"top5", top5}}).dump(2) + "\n");
+  if (dist.root())
+    writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(), nlohmann::json({{"split", job.valSplit}, {"top1", top1}, {"top5", top5}}).dump(2) + "\n");
   emit({{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"weights", bbWeights},
-        {"metrics", {{"top1", top1}, {"top5", top5}}}, {"imagesPerSec", seen / std::max(1e-9, trainSeconds)}, {"peakMemoryMB", peakMemoryMB(dev)}});
+        {"metrics", {{"top1", top1}, {"top5", top5}}}, {"imagesPerSec", static_cast<double>(outcome.imagesSeen) * dist.world() / std::max(1e-9, outcome.seconds)},
+        {"peakMemoryMB", peakMemoryMB(dev)}});
   return kOk;
 }
 
-int classifyEval(const Job& job, const torch::Device& dev) {
+int classifyEval(const Job& job, const torch::Device& dev, Dist& dist) {
   ClassDataset val = loadClassFolders(job.dataRoot, job.valSplit);
   Classifier model(job.layout, job.recipe.norm, static_cast<int>(val.classes.size()));
   try {
@@ -182,7 +168,7 @@ int classifyEval(const Job& job, const torch::Device& dev) {
   model->to(dev);
   emitStarted(job, nullptr, *model);
   const double t0 = wallSeconds();
-  auto [top1, top5] = evaluate(job, model, val, dev);
+  auto [top1, top5] = evaluate(job, model, val, dev, dist);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
   emit({{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"metrics", {{"top1", top1}, {"top5", top5}}}});
   return kOk;
@@ -190,11 +176,18 @@ int classifyEval(const Job& job, const torch::Device& dev) {
 
 }  // namespace
 
-int runClassification(const Job& job) {
-  torch::Device dev = setupDevice(job);
+int runClassification(const Job& jobIn) {
+  Job job = jobIn;
+  const DistOptions distOptions = distOptionsFor(job);
+  job.distributed.worldSize = distOptions.worldSize();
+  job.distributed.rank = distOptions.rank();
+  if (distOptions.worldSize() > 1 && job.command == "classify") throw JobError("distributed.worldSize", "'classify' runs in one process");
+  setProcessRank(distOptions.rank(), distOptions.worldSize());
+  torch::Device dev = setupDevice(job, distOptions.localRank());
   if (job.command == "classify") return classifyImages(job, dev);
   fs::create_directories(job.outDir);
-  return job.command == "classify-train" ? classifyTrain(job, dev) : classifyEval(job, dev);
+  Dist dist(distOptions, dev);
+  return job.command == "classify-train" ? classifyTrain(job, dev, dist) : classifyEval(job, dev, dist);
 }
 
 }  // namespace smnas

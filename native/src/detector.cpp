@@ -11,6 +11,7 @@
 #include "model.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
+#include "train_loop.hpp"
 #include "weights.hpp"
 
 namespace fs = std::filesystem;
@@ -132,20 +133,26 @@ void loadInitWeights(const Job& job, Detector& model) {
 }
 
 // Detections of a whole split as COCO results; returns the JSON array.
-nlohmann::json detectSplit(const Job& job, Detector& model, const CocoDataset& ds, const torch::Device& dev) {
+// With several processes, batch bi of the split goes to rank bi % world (the same batches as in
+// one process, so the same detections) and rank 0 gathers them in batch order.
+nlohmann::json detectSplit(const Job& job, Detector& model, const CocoDataset& ds, const torch::Device& dev, Dist& dist) {
   model->eval();
   const int B = std::max(1, job.recipe.batchSize);
   const size_t n = ds.images.size();
   const size_t batches = (n + B - 1) / B;
+  const size_t rank = static_cast<size_t>(dist.rank()), world = static_cast<size_t>(dist.world());
+  const size_t mine = batches > rank ? (batches - rank + world - 1) / world : 0;
   const int W = job.layout.width, H = job.layout.height;
-  OrderedPrefetcher<std::vector<PreparedImage>> loader(batches, job.recipe.workers, [&](size_t bi) {
+  OrderedPrefetcher<std::vector<PreparedImage>> loader(mine, job.recipe.workers, [&](size_t k) {
+    const size_t bi = rank + k * world;
     std::vector<PreparedImage> v;
     for (size_t i = bi * B; i < std::min(n, (bi + 1) * B); ++i) v.push_back(prepareDetection(ds, i, W, H, 1, 1, false, job.seed, 0, false));
     return v;
   });
-  nlohmann::json out = nlohmann::json::array();
-  for (size_t bi = 0; bi < batches; ++bi) {
-    Batch b = makeBatch(loader.get(bi), W, H, dev);
+  std::vector<nlohmann::json> perBatch;  // this rank's batches, in order
+  for (size_t k = 0; k < mine; ++k) {
+    nlohmann::json out = nlohmann::json::array();
+    Batch b = makeBatch(loader.get(k), W, H, dev);
     auto dets = model->detect(b.images, b.sizes);
     for (size_t i = 0; i < dets.size(); ++i) {
       const auto& m = b.meta[i];
@@ -161,16 +168,31 @@ nlohmann::json detectSplit(const Job& job, Detector& model, const CocoDataset& d
                        {"score", std::round(sc[k].item<double>() * 1e5) / 1e5}});
       }
     }
+    perBatch.push_back(std::move(out));
   }
+  nlohmann::json out = nlohmann::json::array();
+  if (!dist.active()) {
+    for (auto& b : perBatch)
+      for (auto& d : b) out.push_back(std::move(d));
+    return out;
+  }
+  auto gathered = dist.allgather(nlohmann::json(perBatch).dump(), "detection gather");
+  std::vector<nlohmann::json> fromRank;
+  for (auto& g : gathered) fromRank.push_back(nlohmann::json::parse(g));
+  for (size_t bi = 0; bi < batches; ++bi)
+    for (auto& d : fromRank[bi % world][bi / world]) out.push_back(std::move(d));
   return out;
 }
 
 // Writes detections_<split>.json and, with an evaluator, metrics.json; emits the metrics message.
-nlohmann::json evaluateSplit(const Job& job, Detector& model, const torch::Device& dev, nlohmann::json& result) {
+// Every rank detects its share of the split; rank 0 alone writes and runs the evaluator.
+nlohmann::json evaluateSplit(const Job& job, Detector& model, const torch::Device& dev, nlohmann::json& result, Dist& dist) {
   CocoDataset val = loadCoco(job.dataRoot, job.valSplit);
   checkClasses(job, val);
-  logInfo("evaluating on " + std::to_string(val.images.size()) + " images of split '" + job.valSplit + "'");
-  auto dets = detectSplit(job, model, val, dev);
+  logInfo("evaluating on " + std::to_string(val.images.size()) + " images of split '" + job.valSplit + "'" +
+          (dist.active() ? " (sharded over " + std::to_string(dist.world()) + " processes)" : ""));
+  auto dets = detectSplit(job, model, val, dev, dist);
+  if (!dist.root()) return nullptr;
   std::string detsPath = (fs::path(job.outDir) / ("detections_" + job.valSplit + ".json")).string();
   writeFileAtomic(detsPath, dets.dump());
   result["detections"] = detsPath;
@@ -186,7 +208,40 @@ nlohmann::json evaluateSplit(const Job& job, Detector& model, const torch::Devic
   return stats;
 }
 
-int train(const Job& job, const torch::Device& dev) {
+// The detection side of the shared training loop: scale jitter and flip, the detector's losses.
+class DetectionTask : public TrainTask {
+ public:
+  DetectionTask(const Job& job, const CocoDataset& ds, Detector& model, const torch::Device& dev) : job_(job), ds_(ds), model_(model), dev_(dev) {}
+  void beginEpoch(int64_t epoch, std::vector<std::vector<size_t>> batches) override {
+    loader_.reset();  // joins the previous epoch's threads before their batches go
+    batches_ = std::move(batches);
+    const Recipe& r = job_.recipe;
+    loader_ = std::make_unique<OrderedPrefetcher<std::vector<PreparedImage>>>(batches_.size(), r.workers, [this, epoch, &r](size_t k) {
+      std::vector<PreparedImage> v;
+      for (size_t i : batches_[k])
+        v.push_back(prepareDetection(ds_, i, job_.layout.width, job_.layout.height, r.scaleJitter[0], r.scaleJitter[1], r.flip, job_.seed, epoch, true));
+      return v;
+    });
+    model_->train();
+    applyBackboneTraining(model_->backbone, r.backbone);
+  }
+  std::map<std::string, torch::Tensor> losses(int64_t k, const AmpSettings& amp, int64_t& images) override {
+    Batch b = makeBatch(loader_->get(static_cast<size_t>(k)), 32, 32, dev_);
+    images = b.images.size(0);
+    AutocastGuard autocast(amp.device, amp.dtype, amp.enabled);
+    return model_->losses(b.images, b.boxes, b.labels, b.sizes);
+  }
+
+ private:
+  const Job& job_;
+  const CocoDataset& ds_;
+  Detector& model_;
+  torch::Device dev_;
+  std::vector<std::vector<size_t>> batches_;
+  std::unique_ptr<OrderedPrefetcher<std::vector<PreparedImage>>> loader_;
+};
+
+int train(const Job& job, const torch::Device& dev, Dist& dist) {
   CocoDataset ds = loadCoco(job.dataRoot, job.trainSplit);
   checkClasses(job, ds);
   const Recipe& r = job.recipe;
@@ -196,122 +251,43 @@ int train(const Job& job, const torch::Device& dev) {
   model->to(dev);
   auto opt = makeSgd(*model, r.optimizer);
   const int64_t N = static_cast<int64_t>(ds.images.size());
-  const int64_t ipe = (N + r.batchSize - 1) / r.batchSize;
+  const int64_t G = static_cast<int64_t>(r.batchSize) * dist.world();
+  const int64_t ipe = (N + G - 1) / G;
   int64_t total = ipe * r.epochs;
   if (r.maxIterations > 0) total = std::min(total, r.maxIterations);
 
   TrainPosition pos;
-  nlohmann::json resumed = nullptr;
-  if (job.resume) {
-    std::string path;
-    if (loadNewestCheckpoint(job, *model, *opt, pos, path)) {
-      resumed = {{"path", path}, {"epoch", pos.epoch}, {"iteration", pos.iteration}};
-      logInfo("resumed from " + path + " at iteration " + std::to_string(pos.iteration));
-    } else {
-      logInfo("no usable checkpoint in " + job.outDir + "/checkpoints: starting from the beginning");
-    }
-  }
+  nlohmann::json resumed = resumeAndSync(job, *model, *opt, pos, dist);
   emitStarted(job, resumed, *model);
-  logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " +
-          std::to_string(r.batchSize));
-
-  at::ScalarType amp = at::kFloat;
-  const bool useAmp = autocastDtypeFor(r.mixedPrecision, amp);
-  if (useAmp) logInfo("mixed precision: " + r.mixedPrecision + " autocast of the forward pass (losses, box coding and NMS in fp32)");
-  LossScaler scaler(useAmp && amp == at::kHalf);
-  const auto params = model->parameters();
-  resetPeakMemory(dev);
+  logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " + std::to_string(r.batchSize) +
+          (dist.active() ? " x " + std::to_string(dist.world()) + " processes" : ""));
   const double t0 = wallSeconds();
-  double lastCkpt = t0, lastEmit = 0;
-  int64_t imagesSeen = 0, imagesSinceEmit = 0;
-  double emitWindowStart = t0;
-  const int64_t emitEvery = std::max<int64_t>(1, total / 300);
-  std::string lastCheckpointPath;
-  double backwardMs = 0;
-
-  while (pos.iteration < total) {
-    const int64_t epoch = pos.epoch;
-    auto order = epochOrder(N, job.seed, epoch);
-    const int64_t first = pos.batchInEpoch;
-    const int64_t batches = std::min<int64_t>(ipe - first, total - pos.iteration);
-    OrderedPrefetcher<std::vector<PreparedImage>> loader(batches, r.workers, [&](size_t k) {
-      std::vector<PreparedImage> v;
-      const int64_t bi = first + static_cast<int64_t>(k);
-      for (int64_t i = bi * r.batchSize; i < std::min(N, (bi + 1) * r.batchSize); ++i)
-        v.push_back(prepareDetection(ds, order[i], job.layout.width, job.layout.height, r.scaleJitter[0], r.scaleJitter[1], r.flip, job.seed, epoch, true));
-      return v;
-    });
-    model->train();
-    applyBackboneTraining(model->backbone, r.backbone);
-    for (int64_t k = 0; k < batches; ++k) {
-      Batch b = makeBatch(loader.get(k), 32, 32, dev);
-      // sampling randomness per iteration from (seed, iteration): resuming reproduces it exactly
-      torch::manual_seed(mixSeed(job.seed, 0x5A5A, pos.iteration));
-      const double lr = learningRate(r, pos.iteration, total, ipe);
-      setLr(*opt, lr);
-      std::map<std::string, torch::Tensor> losses;
-      torch::Tensor loss = torch::zeros({}, b.images.options());
-      {
-        AutocastGuard autocast(dev.type(), amp, useAmp);
-        losses = model->losses(b.images, b.boxes, b.labels, b.sizes);
-        for (auto& [name, v] : losses) loss = loss + v.to(torch::kFloat);
-      }
-      if (!allFinite(loss)) {
-        std::string which;
-        for (auto& [name, v] : losses)
-          if (!allFinite(v)) which += (which.empty() ? "" : ", ") + name;
-        std::string msg = "non-finite loss (" + which + ") at iteration " + std::to_string(pos.iteration + 1) + ", epoch " + std::to_string(epoch);
-        logWarn(msg);
-        emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", msg}});
-        return kDiverged;
-      }
-      clearGradients(params);
-      auto tb = std::chrono::steady_clock::now();
-      scaler.scale(loss).backward();
-      backwardMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count();
-      scaler.step(*opt, params, r.optimizer.clipGradNorm);  // fp16: inf/NaN gradients skip this step
-      pos.stepDone(first + k, ipe);
-      imagesSeen += b.images.size(0);
-      imagesSinceEmit += b.images.size(0);
-      const double now = wallSeconds();
-      if (pos.iteration % emitEvery == 0 || pos.iteration == total || now - lastEmit > 2) {
-        nlohmann::json terms = nlohmann::json::object();
-        for (auto& [name, v] : losses) terms[name] = v.item<double>();
-        emit({{"type", "progress"}, {"epoch", epoch}, {"iteration", pos.iteration}, {"totalIterations", total}, {"lr", lr},
-              {"loss", loss.item<double>()}, {"losses", terms}, {"imagesPerSec", imagesSinceEmit / std::max(1e-9, now - emitWindowStart)}});
-        lastEmit = now;
-        emitWindowStart = now;
-        imagesSinceEmit = 0;
-      }
-      const bool due = (job.ckptEveryIterations > 0 && pos.iteration % job.ckptEveryIterations == 0) ||
-                       (job.ckptEverySeconds > 0 && now - lastCkpt >= job.ckptEverySeconds);
-      if (gStopRequested.load()) {
-        lastCheckpointPath = saveCheckpoint(job, *model, *opt, pos);
-        throw Interrupted("stopped by signal at iteration " + std::to_string(pos.iteration) + "; checkpoint " + lastCheckpointPath);
-      }
-      if (due && pos.iteration < total) {
-        lastCheckpointPath = saveCheckpoint(job, *model, *opt, pos);
-        lastCkpt = wallSeconds();
-      }
-    }
+  DetectionTask task(job, ds, model, dev);
+  auto outcome = runTrainLoop(job,
+                              TrainLoopOptions().itersPerEpoch(ipe).totalIterations(total).emitEvery(std::max<int64_t>(1, total / 300)).profile(
+                                  std::getenv("SMNAS_PROFILE") != nullptr),
+                              *model, *opt, task, pos, N, dev, dist);
+  if (outcome.diverged) {
+    emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", outcome.message}});
+    return kDiverged;
   }
-  const double trainSeconds = wallSeconds() - t0;
-  if (std::getenv("SMNAS_PROFILE")) logInfo("[profile] backward " + std::to_string(backwardMs) + " ms of " + std::to_string(trainSeconds * 1000));
   std::string weights = (fs::path(job.outDir) / "weights").string();
-  torch::save(model, weights + ".tmp");
-  fs::rename(weights + ".tmp", weights);
-  saveCheckpoint(job, *model, *opt, pos);  // the final position: a resumed finished run only re-evaluates
+  if (dist.root()) {
+    torch::save(model, weights + ".tmp");
+    fs::rename(weights + ".tmp", weights);
+    saveCheckpoint(job, *model, *opt, outcome.position);  // the final position: a resumed finished run only re-evaluates
+  }
+  // images/s of the whole training: every process trained the same number of global batches
   nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"weights", weights},
-                           {"imagesPerSec", imagesSeen / std::max(1e-9, trainSeconds)}};
-  if (scaler.enabled) logInfo("fp16 loss scale " + std::to_string(scaler.factor) + ", " + std::to_string(scaler.skippedSteps) + " steps skipped");
-  evaluateSplit(job, model, dev, result);
+                           {"imagesPerSec", static_cast<double>(outcome.imagesSeen) * dist.world() / std::max(1e-9, outcome.seconds)}};
+  evaluateSplit(job, model, dev, result, dist);
   result["wallSeconds"] = wallSeconds() - t0;
   result["peakMemoryMB"] = peakMemoryMB(dev);  // CPU: peak RSS; CUDA: allocator peak since the training loop started
   emit(result);
   return kOk;
 }
 
-int evalCmd(const Job& job, const torch::Device& dev) {
+int evalCmd(const Job& job, const torch::Device& dev, Dist& dist) {
   Detector model(job.layout, job.recipe);
   Job j = job;
   j.initKind = "detector";
@@ -321,7 +297,7 @@ int evalCmd(const Job& job, const torch::Device& dev) {
   const double t0 = wallSeconds();
   nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}};
   resetPeakMemory(dev);
-  evaluateSplit(job, model, dev, result);
+  evaluateSplit(job, model, dev, result, dist);
   result["wallSeconds"] = wallSeconds() - t0;
   result["peakMemoryMB"] = peakMemoryMB(dev);
   emit(result);
@@ -404,12 +380,20 @@ int describe(const Job& job) {
 
 }  // namespace
 
-int runDetection(const Job& job) {
-  torch::Device dev = setupDevice(job);
+int runDetection(const Job& jobIn) {
+  Job job = jobIn;
+  const DistOptions distOptions = distOptionsFor(job);
+  job.distributed.worldSize = distOptions.worldSize();
+  job.distributed.rank = distOptions.rank();
+  if (distOptions.worldSize() > 1 && job.command != "train" && job.command != "eval")
+    throw JobError("distributed.worldSize", "'" + job.command + "' runs in one process");
+  setProcessRank(distOptions.rank(), distOptions.worldSize());
+  torch::Device dev = setupDevice(job, distOptions.localRank());
   if (job.command == "describe") return describe(job);
   fs::create_directories(job.outDir);
-  if (job.command == "train") return train(job, dev);
-  if (job.command == "eval") return evalCmd(job, dev);
+  Dist dist(distOptions, dev);
+  if (job.command == "train") return train(job, dev, dist);
+  if (job.command == "eval") return evalCmd(job, dev, dist);
   return bench(job, dev);
 }
 

@@ -227,6 +227,7 @@ Optimizer parseOptimizer(const Field& f) {
   o.weightDecay = f.at("weightDecay").num(0);
   o.noDecayOnNormAndBias = f.has("noDecayOnNormAndBias") ? f.at("noDecayOnNormAndBias").boolean() : true;
   o.clipGradNorm = f.has("clipGradNorm") ? f.at("clipGradNorm").num(0) : 0;
+  o.lrReferenceBatch = f.has("lrReferenceBatch") ? static_cast<int>(f.at("lrReferenceBatch").integer(1)) : 0;
   return o;
 }
 
@@ -257,6 +258,7 @@ void parseRecipeCommon(const Field& f, Recipe& r) {
   r.schedule = parseSchedule(f.at("schedule"));
   r.workers = f.has("workers") ? f.at("workers").integer(0, 64) : 2;
   r.maxIterations = f.has("maxIterations") ? f.at("maxIterations").integer(1) : 0;
+  r.syncBn = f.has("syncBn") ? f.at("syncBn").boolean() : false;
   r.mixedPrecision = f.has("mixedPrecision") ? f.at("mixedPrecision").oneOf({"off", "bf16", "fp16"}) : "off";
 }
 
@@ -366,6 +368,22 @@ Job parseJob(const std::string& text) {
   // CPU autocast computes in bf16 only; fp16 training needs CUDA (and its loss scaling)
   if (job.device == "cpu" && job.recipe.mixedPrecision == "fp16")
     root.at("recipe").at("mixedPrecision").fail("fp16 needs a CUDA device; CPU autocast supports 'bf16'");
+  if (root.has("distributed")) {
+    Field d = root.at("distributed");
+    d.obj();
+    DistributedSettings& s = job.distributed;
+    if (d.has("worldSize")) s.worldSize = static_cast<int>(d.at("worldSize").integer(1, 4096));
+    if (d.has("rank")) s.rank = static_cast<int>(d.at("rank").integer(0, 4095));
+    if (d.has("masterAddr")) s.masterAddr = d.at("masterAddr").str();
+    if (d.has("masterPort")) s.masterPort = static_cast<int>(d.at("masterPort").integer(1, 65535));
+    if (d.has("timeoutSeconds")) s.timeoutSeconds = d.at("timeoutSeconds").num(0, 86400, true);
+    if (d.has("bucketMB")) s.bucketMB = d.at("bucketMB").num(0, 4096, true);
+    if (d.has("backend")) {
+      std::string b = d.at("backend").oneOf({"auto", "gloo", "nccl"});
+      s.backend = b == "gloo" ? DistBackend::Gloo : b == "nccl" ? DistBackend::Nccl : DistBackend::Auto;
+    }
+    if (s.rank >= s.worldSize) d.at("rank").fail("must be below worldSize (" + std::to_string(s.worldSize) + ")");
+  }
   if (root.has("initWeights")) job.initWeights = root.at("initWeights").str();
   bool needsData = (job.classification && job.command != "classify") || job.command == "train" || job.command == "eval";
   if (root.has("data")) {

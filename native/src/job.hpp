@@ -76,6 +76,9 @@ struct Layout {
 struct Optimizer {
   double lr, momentum, weightDecay, clipGradNorm;
   bool noDecayOnNormAndBias;
+  // Linear scaling rule: lr is for a global batch of this many images and scales with the actual
+  // global batch (batchSize x processes). 0: lr as given, whatever the batch.
+  int lrReferenceBatch = 0;
 };
 
 struct Schedule {
@@ -98,6 +101,7 @@ struct Recipe {
   int epochs, batchSize, workers;
   int64_t maxIterations = 0;  // 0 = none
   std::string mixedPrecision = "off";  // off | bf16 | fp16: autocast of the training forward pass
+  bool syncBn = false;  // data-parallel: BN in train mode with the statistics of every process (src/sync_bn.hpp)
   Optimizer optimizer;
   Schedule schedule;
   // detection
@@ -113,6 +117,19 @@ struct Recipe {
   BackboneTraining backbone;
   // classification
   int cropSize = 0;
+};
+
+enum class DistBackend { Auto, Gloo, Nccl };
+
+// Data-parallel settings (job.distributed); torchrun's environment variables override them
+// (native/src/dist.hpp). worldSize 1: a single process, as before.
+struct DistributedSettings {
+  int worldSize = 1, rank = 0;
+  std::string masterAddr = "127.0.0.1";
+  int masterPort = 29500;
+  double timeoutSeconds = 120;
+  double bucketMB = 25;
+  DistBackend backend = DistBackend::Auto;
 };
 
 struct Job {
@@ -136,6 +153,7 @@ struct Job {
   int topK = 5;
   std::vector<std::string> evaluator;
   int benchWarmup = 10, benchIterations = 50;
+  DistributedSettings distributed;
 };
 
 // Parse and validate; throws JobError (field path + message).

@@ -1,5 +1,7 @@
 #include "layers.hpp"
 
+#include "sync_bn.hpp"
+
 #include <cstdlib>
 #include <iostream>
 
@@ -44,7 +46,7 @@ NormImpl::NormImpl(NormKind kind, int channels) {
 }
 
 torch::Tensor NormImpl::forward(const torch::Tensor& x) {
-  if (bn) return bn->forward(x);
+  if (bn) return bn->is_training() && syncBatchNormActive() ? syncBatchNorm(x, bn) : bn->forward(x);
   // Under autocast the input is bf16/fp16: GroupNorm runs in fp32 (CUDA autocast's fp32 list does
   // the same; libtorch 1.13's CPU kernel rejects a bf16 input with fp32 affine parameters).
   return gn->forward(x.scalar_type() == gn->weight.scalar_type() ? x : x.to(gn->weight.scalar_type()));

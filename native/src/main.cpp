@@ -10,6 +10,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "dist.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
 
@@ -19,7 +20,7 @@ static const char* kUsage =
     "usage: smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>\n"
     "  The job file is defined by protocol/job.ts (JSON Schema: native/schema/job.schema.json).\n"
     "  stdout carries JSON lines (started, progress, checkpoint, metrics, result, error); logs go to stderr.\n"
-    "  exit codes: 0 ok, 1 internal, 2 invalid job, 3 bad data, 4 diverged, 5 interrupted (SIGTERM; checkpoint written).\n";
+    "  exit codes: 0 ok, 1 internal, 2 invalid job, 3 bad data, 4 diverged, 5 interrupted (SIGTERM; checkpoint written),\n  6 peer lost (data-parallel: another process died or a collective timed out; retry from the checkpoint).\n  Data-parallel: N processes of one job with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun's variables) or job.distributed.\n";
 
 // Settings that the math libraries read once, when they load: set the missing ones and re-exec
 // once (SMNAS_ENV_SET guards against a loop). Each was measured on the project's 2-core VM; an
@@ -107,6 +108,13 @@ int main(int argc, char** argv) {
     logWarn(std::string("bad data: ") + e.what());
     emitError("bad_data", e.what(), e.record);
     return kBadData;
+  } catch (const PeerLost& e) {
+    logWarn(e.what());
+    emitError("peer_lost", e.what());
+    // c10d's threads may still wait on the dead peer: leave without running destructors
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(kPeerLost);
   } catch (const Interrupted& e) {
     logWarn(e.what());
     emitError("interrupted", e.what());

@@ -11,9 +11,17 @@ namespace smnas {
 namespace {
 std::mutex gOut;
 const auto gStart = std::chrono::steady_clock::now();
+bool gErrorsOnly = false;
+std::string gLogPrefix = "[smnas-trainer] ";
 }  // namespace
 
+void setProcessRank(int rank, int world) {
+  gErrorsOnly = rank != 0;
+  if (world > 1) gLogPrefix = "[smnas-trainer rank " + std::to_string(rank) + "] ";
+}
+
 void emit(const nlohmann::json& message) {
+  if (gErrorsOnly && message.value("type", "") != "error") return;
   std::lock_guard<std::mutex> lock(gOut);
   // error_handler::replace: never throw on odd bytes in a path
   std::string line = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -30,12 +38,12 @@ void emitError(const std::string& kind, const std::string& message, const std::s
 
 void logInfo(const std::string& line) {
   std::lock_guard<std::mutex> lock(gOut);
-  std::cerr << "[smnas-trainer] " << line << std::endl;
+  std::cerr << gLogPrefix << line << std::endl;
 }
 
 void logWarn(const std::string& line) {
   std::lock_guard<std::mutex> lock(gOut);
-  std::cerr << "[smnas-trainer] WARNING: " << line << std::endl;
+  std::cerr << gLogPrefix << "WARNING: " << line << std::endl;
 }
 
 double wallSeconds() {

@@ -8,7 +8,8 @@
 namespace smnas {
 
 // Exit codes (TrainerExit in protocol/trainer-messages.ts).
-enum Exit : int { kOk = 0, kInternal = 1, kInvalidJob = 2, kBadData = 3, kDiverged = 4, kInterrupted = 5 };
+// kPeerLost: another process of a data-parallel training died or timed out (retryable).
+enum Exit : int { kOk = 0, kInternal = 1, kInvalidJob = 2, kBadData = 3, kDiverged = 4, kInterrupted = 5, kPeerLost = 6 };
 
 // Data problems (a missing image, a malformed annotation): reported as kind bad_data, exit 3.
 struct BadData : std::runtime_error {
@@ -22,6 +23,8 @@ struct Interrupted : std::runtime_error {
 };
 
 void emit(const nlohmann::json& message);
+// Data-parallel: only rank 0 speaks the protocol (ranks > 0 emit error messages only); logs name the rank.
+void setProcessRank(int rank, int world);
 void emitError(const std::string& kind, const std::string& message, const std::string& field = "");
 void logInfo(const std::string& line);
 void logWarn(const std::string& line);

@@ -41,14 +41,15 @@ void installSignalHandlers() {
   std::signal(SIGINT, onSignal);
 }
 
-torch::Device setupDevice(const Job& job) {
+torch::Device setupDevice(const Job& job, int localRank) {
   int threads = job.threads > 0 ? job.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   torch::manual_seed(job.seed);
   if (job.device == "cpu") return torch::Device(torch::kCPU);
   if (!torch::cuda::is_available()) throw JobError("device", "'" + job.device + "' requested but this build/machine has no CUDA device");
-  int index = std::stoi(job.device.substr(5));
-  if (index >= static_cast<int>(torch::cuda::device_count())) throw JobError("device", "'" + job.device + "': no such CUDA device");
+  int index = std::stoi(job.device.substr(5)) + localRank;
+  if (index >= static_cast<int>(torch::cuda::device_count()))
+    throw JobError("device", "'" + job.device + "'" + (localRank ? " + LOCAL_RANK " + std::to_string(localRank) : std::string()) + ": no such CUDA device");
   at::globalContext().setBenchmarkCuDNN(true);
   return torch::Device(torch::kCUDA, index);
 }
@@ -131,6 +132,7 @@ std::string saveCheckpoint(const Job& job, torch::nn::Module& model, torch::opti
   root.write("epoch", torch::tensor(pos.epoch));
   root.write("batchInEpoch", torch::tensor(pos.batchInEpoch));
   root.write("seed", torch::tensor(job.seed));
+  root.write("globalBatch", torch::tensor(static_cast<int64_t>(job.recipe.batchSize) * job.distributed.worldSize));
   root.write("complete", torch::tensor(1));  // read last on load: a truncated archive lacks it
   root.save_to(tmp.string());
   fs::rename(tmp, path);
@@ -161,6 +163,7 @@ bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim
       pos.epoch = t.item<int64_t>();
       root.read("batchInEpoch", t);
       pos.batchInEpoch = t.item<int64_t>();
+      pos.globalBatch = root.try_read("globalBatch", t) ? t.item<int64_t>() : 0;
       root.read("complete", t);
       path = p.string();
       return true;

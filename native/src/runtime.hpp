@@ -15,8 +15,9 @@ namespace smnas {
 extern std::atomic<bool> gStopRequested;  // set by SIGTERM / SIGINT
 void installSignalHandlers();
 
-// Sets the thread count (0 -> all cores, fixed so CPU runs are reproducible) and returns the device.
-torch::Device setupDevice(const Job& job);
+// Sets the thread count (0 -> all cores, fixed so CPU runs are reproducible) and returns the device:
+// for 'cuda:<i>', CUDA device i + localRank (a data-parallel process's index on its host).
+torch::Device setupDevice(const Job& job, int localRank = 0);
 // `started`, with the learnable parameter count of the model the command built (search/cost.ts params)
 void emitStarted(const Job& job, const nlohmann::json& resumedFrom, torch::nn::Module& model);
 
@@ -31,6 +32,9 @@ struct TrainPosition {
   int64_t iteration = 0;  // completed iterations
   int64_t epoch = 0;      // epoch of the next iteration
   int64_t batchInEpoch = 0;
+  // images per iteration over all processes when the checkpoint was written (0: not recorded,
+  // checkpoints from before data-parallel training); a resume needs the same global batch
+  int64_t globalBatch = 0;
 
   // One optimiser step done: batch `batchIndex` (0-based within the epoch) finished; rolls over
   // to the next epoch after the last of `itersPerEpoch` batches. Shared by every training loop so

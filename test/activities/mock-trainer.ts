@@ -17,6 +17,12 @@ export function writeMockTrainer(dir: string, behaviour: MockBehaviour): string 
 const fs = require('fs'), path = require('path'), cp = require('child_process');
 const job = JSON.parse(fs.readFileSync(process.argv[process.argv.indexOf('--job') + 1], 'utf8'));
 const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
+// a process of a data-parallel group (activities/trainer-group.ts): record what it was given
+if (process.env.RANK !== undefined) {
+  fs.mkdirSync(job.outDir, { recursive: true });
+  const e = process.env;
+  fs.appendFileSync(path.join(job.outDir, 'ranks.jsonl'), JSON.stringify({ RANK: e.RANK, WORLD_SIZE: e.WORLD_SIZE, LOCAL_RANK: e.LOCAL_RANK, MASTER_ADDR: e.MASTER_ADDR, MASTER_PORT: e.MASTER_PORT, CUDA_VISIBLE_DEVICES: e.CUDA_VISIBLE_DEVICES }) + '\\n');
+}
 const ckdir = path.join(job.outDir, 'checkpoints');
 let resumedFrom = null;
 if (job.resume && fs.existsSync(ckdir)) {

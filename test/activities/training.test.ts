@@ -14,6 +14,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createGpuActivities, type ActivityDeps } from '../../activities';
 import type { TrainOutcome, TrainRequest } from '../../activities/types';
 import type { BenchFigures } from '../../protocol/trainer-messages';
+import { getDetectionRecipe } from '../../protocol/recipes';
 import { processGone, tmpDir, writeMockTrainer, type MockBehaviour } from './mock-trainer';
 
 const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
@@ -151,6 +152,28 @@ describe('trainDetector (mock trainer)', () => {
     const err = await failureOf(new MockActivityEnvironment().run(createGpuActivities(deps('ok')).trainDetector, { ...request(), recipe: 'no-such-recipe' }));
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
     expect(err.message).toMatch(/unknown detection recipe 'no-such-recipe'/);
+  });
+
+  test('a recipe asking for 2 devices leases 2 GPUs of the worker and starts 2 processes of one training', async () => {
+    const root = path.join(work, 'dp');
+    fs.mkdirSync(root, { recursive: true });
+    const recipeFile = path.join(root, 'recipe-2dev.json');
+    fs.writeFileSync(recipeFile, JSON.stringify({ ...getDetectionRecipe('toy-stage-one'), devices: 2 }));
+    const d: ActivityDeps = { ...deps('ok', root), devices: ['cuda:0', 'cuda:1', 'cuda:2'] };
+    const out = (await new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(d).trainDetector, { ...request('k-dp'), recipe: recipeFile })) as TrainOutcome;
+    expect(out.kind).toBe('ok');
+    expect(out.device).toBe('cuda:0,cuda:1');
+    expect(out.gpuSeconds).toBeCloseTo(2 * out.wallSeconds);
+    const runDir = path.join(root, 'runs', 'k-dp');
+    const job = JSON.parse(fs.readFileSync(path.join(runDir, 'job-train-attempt1.json'), 'utf8'));
+    expect(job).toMatchObject({ device: 'cuda:0', distributed: { worldSize: 2 }, recipe: { batchSize: 4, devices: 2 } });
+    const ranks = fs.readFileSync(path.join(runDir, 'ranks.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    ranks.sort((a, b) => Number(a.RANK) - Number(b.RANK));
+    expect(ranks).toEqual([
+      expect.objectContaining({ RANK: '0', WORLD_SIZE: '2', LOCAL_RANK: '0', CUDA_VISIBLE_DEVICES: '0', MASTER_ADDR: '127.0.0.1' }),
+      expect.objectContaining({ RANK: '1', WORLD_SIZE: '2', LOCAL_RANK: '0', CUDA_VISIBLE_DEVICES: '1' }),
+    ]);
+    expect(ranks[0].MASTER_PORT).toBe(ranks[1].MASTER_PORT);
   });
 });
 

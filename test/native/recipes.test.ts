@@ -32,6 +32,9 @@ describe('named recipes', () => {
     const f = getDetectionRecipe('paper-final');
     expect(f.schedule).toMatchObject({ kind: 'step', milestones: [16, 22], gamma: 0.1 });
     expect(f.epochs).toBe(24);
+    // 8 devices of 4 images; the lr scales to the paper's 0.04 for the 32-image global batch
+    expect(f.devices).toBe(8);
+    expect((f.optimizer.lr * (f.devices! * f.batchSize)) / f.optimizer.lrReferenceBatch!).toBeCloseTo(0.04, 12);
     expect(getDetectionRecipe('toy').name).toBe('toy-train');
   });
 
