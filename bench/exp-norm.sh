@@ -8,7 +8,7 @@
 #   bash bench/exp-norm.sh [seeds...]        (default seeds: 0 1 2)
 # Environment: ARCH (default the toy E0-like 128x128/basicblock_16_11-21-21-21/fpn(P2-P5,c=32)/rpn/2fc),
 # TRAIN / VAL / SIZE of the generated data set (96 / 32 / 128), THREADS (trainer threads, default 2).
-# Output: bench/out/exp-norm.md (table) and bench/out/exp-norm/<norm>-s<seed>/ (runs).
+# Output: bench/out/exp-norm.md (table), bench/out/exp-norm.{svg,png} (figure) and bench/out/exp-norm/<norm>-s<seed>/ (runs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -74,3 +74,4 @@ done
     printf '%s\n' "${rows[@]}" | awk -F'\t' -v n="$norm" '$1==n && $4!="-" {ap+=$4; ap50+=$5; k++} END {if (k) printf "| %s | %.4f | %.4f |\n", n, ap/k, ap50/k; else printf "| %s | - | - |\n", n}'
   done
 } | tee "$ROOT/bench/out/exp-norm.md"
+node dist/bench/exp-norm-plot.js "$OUT" "$ROOT/bench/out/exp-norm" >&2

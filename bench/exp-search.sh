@@ -50,4 +50,6 @@ JSON
 fi
 [ -e dist/bench/exp-analyse.js ] || { echo "exp-search: missing dist/bench/exp-analyse.js (run bash scripts/setup.sh)" >&2; exit 2; }
 node dist/bench/exp-analyse.js --campaign-dir "$STATE/artifacts/campaigns/$ID" --out "$OUT/$ID"
-echo "exp-search: tables in $OUT/$ID.md" >&2
+# the figures (stage-one and stage-two fronts, Fig. 5 views) from the campaign's own report
+bin/smnas search report "$ID" --artifacts "$STATE/artifacts" --out "$OUT/$ID-report" >/dev/null
+echo "exp-search: tables in $OUT/$ID.md, figures in $OUT/$ID-report/" >&2
