@@ -8,7 +8,8 @@
  *      kind, FPN levels and head with mAP and latency, over every stage-one model and over the
  *      stage-one Pareto front; mean mAP / latency per module choice.
  * Reads the campaign folder (results.jsonl, candidates.json, fronts.json); writes <out>.md and
- * <out>.json. Usage: node dist/bench/exp-analyse.js --campaign-dir <dir> --out <prefix>
+ * <out>.json. Usage: node dist/bench/exp-analyse.js --campaign-dir <dir> --out <prefix> [--latency <file.jsonl>]
+ * --latency: stage-one latencies measured again (bench/exp-latency.sh) replace the campaign's own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,7 +25,7 @@ interface Line {
   wallSeconds: number;
 }
 
-function args(): { dir: string; out: string } {
+function args(): { dir: string; out: string; latency?: string } {
   const a = process.argv.slice(2);
   const get = (k: string) => {
     const i = a.indexOf(k);
@@ -34,7 +35,8 @@ function args(): { dir: string; out: string } {
     }
     return a[i + 1];
   };
-  return { dir: get('--campaign-dir'), out: get('--out') };
+  const li = a.indexOf('--latency');
+  return { dir: get('--campaign-dir'), out: get('--out'), latency: li >= 0 ? get('--latency') : undefined };
 }
 
 function readJson<T>(file: string): T {
@@ -97,12 +99,23 @@ const f = (v: number | null, d = 3) => (v === null ? '-' : v.toFixed(d));
 const dominates = (p: { c: number; m: number }, q: { c: number; m: number }) => p.c <= q.c && p.m >= q.m && (p.c < q.c || p.m > q.m);
 
 function main(): void {
-  const { dir, out } = args();
+  const { dir, out, latency } = args();
+  const remeasured = latency
+    ? new Map(
+        fs
+          .readFileSync(latency, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim())
+          .map((l) => JSON.parse(l) as { arch: string; medianMs: number })
+          .map((r) => [r.arch, r.medianMs] as const),
+      )
+    : undefined;
   const lines = fs
     .readFileSync(path.join(dir, 'results.jsonl'), 'utf8')
     .split('\n')
     .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Line);
+    .map((l) => JSON.parse(l) as Line)
+    .map((l) => (remeasured && l.stage === 'structural' && remeasured.has(l.arch) ? { ...l, latencyMs: remeasured.get(l.arch)! } : l));
   const { selected } = readJson<{ selected: string[] }>(path.join(dir, 'candidates.json'));
   const md: string[] = [];
   const json: Record<string, unknown> = { campaignDir: dir };
@@ -153,7 +166,7 @@ function main(): void {
     }
   }
   json.c = { correlations: corr, n: { all: sets.all.length, front: sets.front.length } };
-  md.push(`### (c) Fig. 5 at toy scale: Spearman rank correlation with mAP and latency (stage one: ${sets.all.length} models, ${sets.front.length} on the front)`, '');
+  md.push(`### (c) Fig. 5 at toy scale: Spearman rank correlation with mAP and latency (stage one: ${sets.all.length} models, ${sets.front.length} on the front; latency ${latency ? `re-measured, ${latency}` : "as the campaign measured it"})`, '');
   md.push('| factor | ρ mAP, all | ρ latency, all | ρ mAP, front | ρ latency, front |');
   md.push('|---|---|---|---|---|');
   for (const n of names) md.push(`| ${n} | ${f(corr.all[n].mAP, 2)} | ${f(corr.all[n].latency, 2)} | ${f(corr.front[n].mAP, 2)} | ${f(corr.front[n].latency, 2)} |`);

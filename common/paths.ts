@@ -1,11 +1,12 @@
 /** Well-known locations of the project checkout. */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** The repository root (dist/common/paths.js -> two levels up, common/paths.ts under ts-jest -> one). */
 export const PROJECT_ROOT = (() => {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {
-    if (require('node:fs').existsSync(path.join(dir, 'package.json'))) return dir;
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
     dir = path.dirname(dir);
   }
   return path.resolve(__dirname, '..', '..');

@@ -51,7 +51,6 @@ function evalUmd(file: string, deps: Record<string, unknown>): any {
     if (name in deps) return deps[name];
     throw new Error(`${path.basename(file)} requires '${name}', which is not provided`);
   };
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
   new Function('module', 'exports', 'require', code)(module, module.exports, req);
   return module.exports;
 }

@@ -171,7 +171,7 @@ function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<v
           return JSON.parse(text);
         } catch (err) {
           // locate the fault: a Python-style NaN/Infinity token, else the parser's position, else the element start
-          const bad = /([:\[,]\s*)(-?(?:NaN|Infinity))(?=\s*[,\]}])/.exec(text) ?? /^(\s*)(-?(?:NaN|Infinity))$/.exec(text);
+          const bad = /([:[,]\s*)(-?(?:NaN|Infinity))(?=\s*[,\]}])/.exec(text) ?? /^(\s*)(-?(?:NaN|Infinity))$/.exec(text);
           const msg = (err as Error).message.split('\n')[0];
           const posm = /at position (\d+)/.exec(msg);
           const charOff = bad ? bad.index + bad[1].length : posm ? Number(posm[1]) : 0;

@@ -28,6 +28,7 @@ function listTs(dir: string, out: string[]): void {
 export function bundleKey(workflowsPath: string): string {
   const h = createHash('sha256');
   h.update(path.resolve(workflowsPath));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- package.json is read, not imported as a module
   h.update(require('@temporalio/worker/package.json').version as string);
   const files: string[] = [];
   for (const d of SANDBOX_SOURCE_DIRS) listTs(path.join(PROJECT_ROOT, d), files);

@@ -1,4 +1,5 @@
 /** Image sizes from headers only: PNG IHDR and JPEG SOFn (after APPn/EXIF segments), with clear errors. */
+import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -43,7 +44,6 @@ describe('image headers', () => {
 });
 
 describe('image headers under hostile bytes', () => {
-  const fc = require('fast-check') as typeof import('fast-check');
   const valid = [encodePngRgb(7, 5, new Uint8Array(7 * 5 * 3)), jpegHeader(640, 427, 100, 0xc0), jpegHeader(33, 1000, 0, 0xc2)];
   const want = [
     { format: 'png', width: 7, height: 5 },

@@ -1,4 +1,5 @@
 /** Worker settings from flags and environment: connection, TLS, devices, the plan of each worker kind. */
+import * as createWorkerModule from '../../worker/create-worker';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -92,7 +93,7 @@ describe('worker plans', () => {
 
 describe('trainer version in the identity', () => {
   test('--version when the binary answers it, else a content hash, else missing', () => {
-    const { trainerVersion } = require('../../worker/create-worker') as typeof import('../../worker/create-worker');
+    const { trainerVersion } = createWorkerModule;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-tv-'));
     const withVersion = path.join(dir, 'v');
     fs.writeFileSync(withVersion, '#!/bin/sh\necho "smnas-trainer 1.2.3 (libtorch 1.13)"\n', { mode: 0o755 });

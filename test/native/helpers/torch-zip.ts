@@ -42,7 +42,10 @@ export function torchStorages(file: string): Map<string, Buffer> {
         if (id === 1) {
           let q = p + 4;
           if (buf.readUInt32LE(cd + 24) === 0xffffffff) q += 8;
-          if (csize === 0xffffffff) (csize = Number(buf.readBigUInt64LE(q))), (q += 8);
+          if (csize === 0xffffffff) {
+            csize = Number(buf.readBigUInt64LE(q));
+            q += 8;
+          }
           if (local === 0xffffffff) local = Number(buf.readBigUInt64LE(q));
         }
         p += 4 + size;
