@@ -35,7 +35,7 @@ export interface ActivityDeps {
   liveness?: Partial<LivenessRule>;
   /** SIGTERM -> SIGKILL grace period when a training is cancelled (default 10 s) */
   killGraceMs?: number;
-  /** intra-op threads handed to the trainer (0 = library default) */
+  /** intra-op threads handed to each trainer (0 = all cores; workers set worker/devices.ts trainerThreads) */
   threads?: number;
   /** how often trainings write checkpoints (default every 30 s of wall time) */
   checkpoint?: { everyIterations?: number; everySeconds?: number };
