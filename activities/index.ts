@@ -52,7 +52,7 @@ export function defaultActivityDeps(logger: Logger, devices: string[] = ['cpu'])
 export function createControlActivities(deps: ActivityDeps) {
   const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
   return {
-    ...makeDataActivities(deps, store),
+    ...makeDataActivities(deps),
     ...makeBackboneWeightsActivities(deps),
     ...makeStoreActivities(deps, store),
     ...makeCostActivities(deps),
