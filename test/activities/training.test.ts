@@ -12,7 +12,7 @@ import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createGpuActivities, type ActivityDeps } from '../../activities';
-import type { TrainOutcome, TrainRequest } from '../../activities/types';
+import type { PretrainOutcome, TrainOutcome, TrainRequest } from '../../activities/types';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import { processGone, tmpDir, writeMockTrainer, type MockBehaviour } from './mock-trainer';
 
@@ -214,6 +214,21 @@ describe('trainDetector (mock trainer)', () => {
     const err = await failureOf(new MockActivityEnvironment().run(createGpuActivities(deps('ok')).trainDetector, { ...request(), recipe: 'no-such-recipe' }));
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
     expect(err.message).toMatch(/unknown detection recipe 'no-such-recipe'/);
+  });
+});
+
+describe('pretrainBackbone (mock trainer)', () => {
+  test('a restarted campaign resumes pretraining from the checkpoints its run folder holds', async () => {
+    const root = path.join(work, 'pretrain');
+    const req = { campaignId: 'c1', arch: ARCH, recipe: 'toy-pretrain', dataRoot: '/data/cls', fingerprint: 'f', seed: 0 };
+    // the first campaign's pretraining crashed after a checkpoint
+    const err = await failureOf(new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(deps('crash', root)).pretrainBackbone, req));
+    expect((err as ApplicationFailure).type).toBe('TrainerCrash');
+    // a new campaign (attempt 1, no heartbeat details) continues from it
+    const out = (await new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(deps('ok', root)).pretrainBackbone, req)) as PretrainOutcome;
+    expect(out.resumedFrom).toMatch(/ckpt-000002\.pt$/);
+    const dir = path.dirname(path.dirname(out.resumedFrom!));
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'job-pretrain-attempt1.json'), 'utf8')).resume).toBe(true);
   });
 });
 
