@@ -102,3 +102,18 @@ export class LivenessWatch {
     };
   }
 }
+
+/**
+ * `startup=900,floor=300,factor=20` (any subset) -> a partial rule; the worker's --liveness flag and
+ * SMNAS_LIVENESS. Errors name the source and the part.
+ */
+export function parseLiveness(spec: string, source = '--liveness'): Partial<LivenessRule> {
+  const out: Partial<LivenessRule> = {};
+  const names: Record<string, keyof LivenessRule> = { startup: 'startupSeconds', floor: 'floorSeconds', factor: 'factor' };
+  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(startup|floor|factor)=(\d+(?:\.\d+)?)$/.exec(part);
+    if (!m || Number(m[2]) <= 0) throw new Error(`${source}: '${part}' is not startup=<s>, floor=<s> or factor=<n> with a positive number`);
+    out[names[m[1]]] = Number(m[2]);
+  }
+  return out;
+}

@@ -5,6 +5,7 @@ import { log } from '../../common/log';
 import { CONNECTION_FLAGS, CONNECTION_HELP, resolveConnectionSettings } from '../../worker/connection';
 import { resolveDevices, resolveTrainerThreads } from '../../worker/devices';
 import { stopAllTrainers } from '../../activities/trainer-process';
+import { parseLiveness } from '../../activities/liveness';
 
 const NAME = 'smnas worker';
 
@@ -22,6 +23,10 @@ export const command: Command = {
   --shutdown-grace s  seconds running activities get on Ctrl-C/SIGTERM before they are cancelled (15)
   --trainer-threads N intra-op threads of each trainer (SMNAS_TRAINER_THREADS; default: the CPUs this
                       process may use divided by its devices, at least 1)
+  --liveness spec     how long a silent trainer may stay silent before it is killed and retried
+                      (SMNAS_LIVENESS; default startup=900,floor=300,factor=20: seconds before
+                      the first progress, and max(floor, factor x the longest progress gap) while
+                      training; docs/runtime.md "Reliability")
 
 ${CONNECTION_HELP}
 
@@ -39,6 +44,7 @@ first (the run folder's trainer.pid).`,
       artifacts: { type: 'string' },
       'shutdown-grace': { type: 'string' },
       'trainer-threads': { type: 'string' },
+      liveness: { type: 'string' },
       ...CONNECTION_FLAGS,
     }, false);
     const queue = str(flags, 'queue');
@@ -48,6 +54,13 @@ first (the run folder's trainer.pid).`,
     if (grace !== undefined && !/^\d+(\.\d+)?$/.test(grace)) throw new UserError(`${NAME}: --shutdown-grace must be seconds, got '${grace}'`);
     const connection = resolveConnectionSettings(flags, process.env);
     const devices = queue === 'gpu' ? resolveDevices(str(flags, 'gpus'), process.env) : [];
+    const livenessSpec = str(flags, 'liveness') ?? process.env.SMNAS_LIVENESS;
+    let liveness;
+    try {
+      liveness = livenessSpec !== undefined ? parseLiveness(livenessSpec, str(flags, 'liveness') !== undefined ? '--liveness' : 'SMNAS_LIVENESS') : undefined;
+    } catch (e) {
+      throw new UserError(`${NAME}: ${(e as Error).message}`);
+    }
     const threads = queue === 'gpu' ? resolveTrainerThreads(str(flags, 'trainer-threads'), process.env, devices.length) : undefined;
 
     const { createWorker } = await import('../../worker/create-worker');
@@ -61,6 +74,7 @@ first (the run folder's trainer.pid).`,
         artifactRoot: str(flags, 'artifacts'),
         shutdownGraceMs: grace !== undefined ? Number(grace) * 1000 : undefined,
         trainerThreads: threads,
+        liveness,
         logger: log,
       });
     } catch (e) {

@@ -1,5 +1,5 @@
 /** The liveness rule (activities/liveness.ts), on a fake clock: no processes. */
-import { LivenessWatch } from '../../activities/liveness';
+import { LivenessWatch, parseLiveness } from '../../activities/liveness';
 import type { TrainerMessage } from '../../protocol/trainer-messages';
 
 const rule = { startupSeconds: 600, floorSeconds: 60, factor: 10 };
@@ -48,4 +48,11 @@ describe('LivenessWatch', () => {
     w.onMessage({ type: 'error', kind: 'internal', message: 'x' }, 10);
     expect(w.check(1e9)).toBeNull();
   });
+});
+
+test('parseLiveness: any subset of startup/floor/factor; errors name the source and the part', () => {
+  expect(parseLiveness('startup=60,floor=5,factor=4')).toEqual({ startupSeconds: 60, floorSeconds: 5, factor: 4 });
+  expect(parseLiveness('floor=2.5')).toEqual({ floorSeconds: 2.5 });
+  expect(() => parseLiveness('floor=0', 'SMNAS_LIVENESS')).toThrow("SMNAS_LIVENESS: 'floor=0' is not");
+  expect(() => parseLiveness('flor=3')).toThrow("--liveness: 'flor=3' is not");
 });
