@@ -73,6 +73,12 @@ interface TrainerRunResult {
   stall: Stall | null;
 }
 
+/** The timer's period: the worker's setting (10 s), at most a third of the activity's heartbeat timeout. */
+function heartbeatEveryMs(deps: ActivityDeps, heartbeatTimeoutMs: number | undefined): number {
+  const every = (deps.heartbeatEverySeconds ?? 10) * 1000;
+  return heartbeatTimeoutMs ? Math.max(50, Math.min(every, heartbeatTimeoutMs / 3)) : every;
+}
+
 function addIncident(hb: TrainingHeartbeat, text: string): void {
   hb.incidents = [...(hb.incidents ?? []), `attempt ${hb.attempt}: ${text}`];
 }
@@ -108,7 +114,7 @@ async function runWithHeartbeats(
     deps.logger.warn({ jobFile, ...stall }, 'trainer stalled: killing its process group');
     beat(); // the reason reaches the details the Web UI shows and the next attempt reads
     stalled.abort();
-  }, (deps.heartbeatEverySeconds ?? 10) * 1000);
+  }, heartbeatEveryMs(deps, ctx.info.heartbeatTimeoutMs));
   const onMessage = (m: TrainerMessage) => {
     watch.onMessage(m, Date.now());
     switch (m.type) {

@@ -109,6 +109,21 @@ describe('trainDetector (mock trainer)', () => {
     expect(pids.map(processGone)).toEqual([true, true]);
   });
 
+  test('a quiet but live trainer is heartbeaten at least three times per heartbeat timeout', async () => {
+    const d: ActivityDeps = { ...deps('hang', path.join(work, 'hb-period')), heartbeatEverySeconds: 10 };
+    const env = new MockActivityEnvironment({ attempt: 1, heartbeatTimeoutMs: 300 });
+    const beats: number[] = [];
+    env.on('heartbeat', () => beats.push(Date.now()));
+    const p = failureOf(env.run(createGpuActivities(d).trainDetector, request('k7')));
+    const pidsFile = path.join(work, 'hb-period', 'runs', 'k7', 'pids.json');
+    for (let i = 0; i < 100 && !fs.existsSync(pidsFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const quietFrom = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(beats.filter((t) => t >= quietFrom).length).toBeGreaterThanOrEqual(5); // every 100 ms, not every 10 s
+    env.cancel();
+    expect(await p).toBeInstanceOf(CancelledFailure);
+  });
+
   test('a trainer orphaned by a killed worker is stopped before the next attempt trains in its folder', async () => {
     const d = deps('ok', path.join(work, 'orphan'));
     const outDir = path.join(work, 'orphan', 'runs', 'k4');
