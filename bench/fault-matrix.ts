@@ -3,8 +3,9 @@
  * + 1 modular + 1 final training, REAL native trainer on CPU, generated 64x64 data) once per fault,
  * each on a fresh dev server (SQLite file) with `bin/smnas worker` processes for the control and
  * GPU queues. The fault is injected once a training has written a checkpoint. Prints a table:
- * fault, campaign outcome, evaluations recorded, lost (keys of the no-fault run missing), duplicated
- * (results.jsonl lines beyond one per key), retried attempts, incidents recorded, device-seconds
+ * fault, campaign outcome, evaluations recorded, lost (trainings that finished, i.e. wrote
+ * metrics.json in their run folder, without a record in results.jsonl), duplicated (results.jsonl
+ * lines beyond one per key), retried attempts, incidents recorded, device-seconds
  * (time some trainer held the device, sampled every 250 ms) and redone (minus the no-fault run's).
  *
  *   node dist/bench/fault-matrix.js [--faults none,trainer-sigstop,...] [--json]
@@ -61,6 +62,13 @@ function trainingWithCheckpoint(store: string): { key: string; pid: number; newe
     }
   }
   return null;
+}
+
+/** keys of the trainings that ran to the end (metrics.json written) */
+function finishedTrainings(store: string): string[] {
+  const runs = path.join(store, 'runs');
+  if (!fs.existsSync(runs)) return [];
+  return fs.readdirSync(runs).filter((k) => fs.existsSync(path.join(runs, k, 'metrics.json')));
 }
 
 function anyTrainerRunning(store: string): boolean {
@@ -182,7 +190,7 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
       fault,
       outcome,
       recorded: keys.size,
-      lost: baseline ? [...baseline.keys].filter((k) => !keys.has(k)).length : null,
+      lost: finishedTrainings(store).filter((k) => !keys.has(k)).length,
       duplicated: lines.length - keys.size,
       retriedAttempts: lines.reduce((s, l) => s + Math.max(0, l.attempts - 1), 0),
       incidents: lines.reduce((s, l) => s + (l.incidents?.length ?? 0), 0),
