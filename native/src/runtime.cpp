@@ -42,6 +42,9 @@ nlohmann::json gSkippedCheckpoints = nlohmann::json::array();
 void installSignalHandlers() {
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
+  // a file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, reported like a full disk
+  // ("cannot write checkpoint <path>: ..."), instead of killing the trainer without a word
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 torch::Device setupDevice(const Job& job) {
