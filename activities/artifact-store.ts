@@ -45,18 +45,60 @@ export function evaluationKey(k: Omit<EvalKeyInput, 'recipe'> & { recipeHash: st
   return sha256([k.arch, k.recipeHash, k.datasetFingerprint, k.purpose, k.initWeights ?? ''].join('\n'));
 }
 
-/** Write a file atomically: temp file beside it, fsync, rename. */
-export function writeFileAtomic(file: string, data: string | Buffer): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+/**
+ * A write to the store failed for a reason of the machine, not of the data: full disk, quota, file
+ * size limit, read-only filesystem, I/O error. The message names the path; the record it was
+ * writing is untouched (old content or absent). Retryable: Temporal retries the activity (with
+ * backoff) until space is back. Any other write error keeps its own class.
+ */
+export class StorageError extends Error {
+  override name = 'StorageError';
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    cause: Error,
+  ) {
+    super(`cannot write ${path}: ${STORAGE_CODES[code] ?? code} (${cause.message.split('\n')[0]}); nothing was stored, the work is retried once it can be written`);
   }
-  fs.renameSync(tmp, file);
+}
+
+const STORAGE_CODES: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file too large (file size limit)',
+  EROFS: 'read-only filesystem',
+  EIO: 'I/O error',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+};
+
+/** Rethrow a filesystem error of a store write as a StorageError naming `file` (others unchanged). */
+export function storageError(file: string, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code && code in STORAGE_CODES) return new StorageError(file, code, e as Error);
+  return e as Error;
+}
+
+/**
+ * Write a file atomically: temp file beside it, fsync, rename. On failure the temp file is removed
+ * and the target keeps its old content; full-disk-like failures throw StorageError.
+ */
+export function writeFileAtomic(file: string, data: string | Buffer): void {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw storageError(file, e);
+  }
 }
 
 /** What identifies a results-log line: its key, and for stage two the candidate it was logged for. */
@@ -130,9 +172,35 @@ export class ArtifactStore {
     const dir = this.campaignDir(campaignId);
     const marker = path.join(dir, 'logged', line.candidate ? `${key}-${sha256(line.candidate).slice(0, 16)}` : key);
     if (fs.existsSync(marker)) return;
-    fs.mkdirSync(path.dirname(marker), { recursive: true });
-    fs.appendFileSync(path.join(dir, 'results.jsonl'), JSON.stringify({ key, ...line }) + '\n');
-    fs.writeFileSync(marker, '');
+    const log = path.join(dir, 'results.jsonl');
+    let fd: number | null = null;
+    let size = 0;
+    try {
+      fs.mkdirSync(path.dirname(marker), { recursive: true });
+      fd = fs.openSync(log, 'a');
+      size = fs.fstatSync(fd).size;
+      const bytes = Buffer.from(JSON.stringify({ key, ...line }) + '\n');
+      // one write in the normal case; a short write goes on, and the next write reports the error
+      for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+      fs.fsyncSync(fd);
+    } catch (e) {
+      // a short write (full disk, size limit) would leave half a line: cut the log back to where it was
+      if (fd !== null) {
+        try {
+          fs.ftruncateSync(fd, size);
+        } catch {
+          /* the reader also skips a torn last line */
+        }
+      }
+      throw storageError(log, e);
+    } finally {
+      if (fd !== null) fs.closeSync(fd);
+    }
+    try {
+      fs.writeFileSync(marker, '');
+    } catch (e) {
+      throw storageError(marker, e); // the retry appends the line again; readers take the last per key
+    }
   }
 
   /** The results log of a campaign, one entry per key and candidate (the last line wins). */
@@ -140,9 +208,17 @@ export class ArtifactStore {
     const file = path.join(this.campaignDir(campaignId), 'results.jsonl');
     if (!fs.existsSync(file)) return [];
     const byKey = new Map<string, T>();
-    for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    for (const [i, l] of lines.entries()) {
       if (!l.trim()) continue;
-      const entry = JSON.parse(l) as T;
+      let entry: T;
+      try {
+        entry = JSON.parse(l) as T;
+      } catch (e) {
+        // a last line without its newline is an append cut short (the worker died in the write): not a record
+        if (i === lines.length - 1) continue;
+        throw new Error(`${file}: line ${i + 1} is not JSON (${(e as Error).message})`);
+      }
       const id = resultLineId(entry);
       byKey.delete(id); // keep first-seen order of the last occurrence
       byKey.set(id, entry);

@@ -21,6 +21,7 @@ import { checkInstances } from '../datasets/check';
 import { DataRoots } from '../datasets/confine';
 import { formatProblem } from '../datasets/problems';
 import type { ActivityDeps } from './index';
+import { runDataThread } from './data-thread-client';
 import { ArtifactStore, sha256, writeFileAtomic } from './artifact-store';
 import type { DataSummary, DatasetRef } from './types';
 
@@ -181,22 +182,32 @@ function synthesizeToyData(c: Campaign): boolean {
   return generated;
 }
 
-export function makeDataActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore) {
+/**
+ * The work of prepareData, synchronous (generation, conversion, hashing): run in a worker thread by
+ * the activity (activities/data-thread.ts), so it never blocks the control worker's event loop.
+ */
+export function prepareDataSync(input: unknown, defaultArtifactRoot: string): DataSummary {
+  const r = parseCampaign(input);
+  if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError('campaign', r.error), 'InvalidCampaign');
+  const c = r.data;
+  const st = new ArtifactStore(c.artifactRoot ?? defaultArtifactRoot);
+  const generated = synthesizeToyData(c);
+  const d = c.data.detection;
+  const detection = describeCocoDir('detection', d.root, d.trainSplit, d.valSplit);
+  const transfer = c.data.transfer.map((t) => prepareTransfer(st, t));
+  const classification = c.data.classification ? describeClassification(c.data.classification.root) : null;
+  const campaignDir = st.campaignDir(c.id);
+  fs.mkdirSync(campaignDir, { recursive: true });
+  const summary: DataSummary = { detection, transfer, classification, campaignDir, generated };
+  st.writeJson(path.join(campaignDir, 'data.json'), summary);
+  return summary;
+}
+
+export function makeDataActivities(deps: ActivityDeps) {
   async function prepareData(input: unknown): Promise<DataSummary> {
-    const r = parseCampaign(input);
-    if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError('campaign', r.error), 'InvalidCampaign');
-    const c = r.data;
-    const st = store(c.artifactRoot);
-    const generated = synthesizeToyData(c);
-    const d = c.data.detection;
-    const detection = describeCocoDir('detection', d.root, d.trainSplit, d.valSplit);
-    const transfer = c.data.transfer.map((t) => prepareTransfer(st, t));
-    const classification = c.data.classification ? describeClassification(c.data.classification.root) : null;
-    const campaignDir = st.campaignDir(c.id);
-    fs.mkdirSync(campaignDir, { recursive: true });
-    const summary: DataSummary = { detection, transfer, classification, campaignDir, generated };
-    st.writeJson(path.join(campaignDir, 'data.json'), summary);
-    deps.logger.info({ campaign: c.id, generated, detection: detection.fingerprint.slice(0, 12) }, 'campaign data ready');
+    const summary = await runDataThread(input, deps.artifactRoot, deps.logger);
+    const id = (input as { id?: unknown }).id;
+    deps.logger.info({ campaign: id, generated: summary.generated, detection: summary.detection.fingerprint.slice(0, 12) }, 'campaign data ready');
     return summary;
   }
   return { prepareData };

@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import { STATE_DIR, TRAINER_BIN } from '../common/paths';
 import type { Logger } from '../common/log';
+import type { LivenessRule } from './liveness';
 import { ArtifactStore } from './artifact-store';
 import { DevicePool } from './device-pool';
 import { makeBackboneWeightsActivities } from './backbone-weights';
@@ -30,9 +31,11 @@ export interface ActivityDeps {
   evaluator?: string[];
   /** seconds between heartbeats while the trainer is quiet (default 10) */
   heartbeatEverySeconds?: number;
+  /** progress-based liveness allowances (activities/liveness.ts; defaults DEFAULT_LIVENESS) */
+  liveness?: Partial<LivenessRule>;
   /** SIGTERM -> SIGKILL grace period when a training is cancelled (default 10 s) */
   killGraceMs?: number;
-  /** intra-op threads handed to the trainer (0 = library default) */
+  /** intra-op threads handed to each trainer (0 = all cores; workers set worker/devices.ts trainerThreads) */
   threads?: number;
   /** how often trainings write checkpoints (default every 30 s of wall time) */
   checkpoint?: { everyIterations?: number; everySeconds?: number };
@@ -49,7 +52,7 @@ export function defaultActivityDeps(logger: Logger, devices: string[] = ['cpu'])
 export function createControlActivities(deps: ActivityDeps) {
   const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
   return {
-    ...makeDataActivities(deps, store),
+    ...makeDataActivities(deps),
     ...makeBackboneWeightsActivities(deps),
     ...makeStoreActivities(deps, store),
     ...makeCostActivities(deps),

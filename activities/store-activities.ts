@@ -51,6 +51,7 @@ export function makeStoreActivities(deps: ActivityDeps, store: (root?: string) =
       gpuSeconds: record.train.gpuSeconds,
       attempts: record.train.attempt,
       resumedFrom: record.train.resumedFrom,
+      incidents: record.train.incidents ?? [],
       reused: Boolean(input.reused),
       weights: record.train.weights,
       finishedAt: record.finishedAt,

@@ -25,6 +25,8 @@ export interface TrainerRun {
    * starts in the same folder, so two trainers never write the same checkpoints.
    */
   pidFile?: string;
+  /** told when a trainer left behind by an earlier attempt was found and stopped */
+  onStaleTrainerStopped?: (pid: number) => void;
 }
 
 export interface TrainerExitInfo {
@@ -72,22 +74,66 @@ export async function stopStaleTrainer(pidFile: string, graceMs: number): Promis
   } catch {
     /* no /proc: go by the pid */
   }
-  const signalGroup = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-rec.pid, sig);
-    } catch {
-      /* gone */
-    }
-  };
-  signalGroup('SIGTERM');
+  signalGroup(rec.pid, 'SIGTERM');
+  signalGroup(rec.pid, 'SIGCONT');
   const end = Date.now() + graceMs;
   while (isRunning(rec.pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-  signalGroup('SIGKILL');
+  signalGroup(rec.pid, 'SIGKILL');
+  // the group leader was not our child: wait until the kernel has taken it away (init reaps it)
+  while (isRunning(rec.pid) && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 20));
   return rec.pid;
 }
 
+/**
+ * Trainers this worker process is running (pid of each group leader -> its grace). A worker that
+ * shuts down stops them all (stopAllTrainers) before it exits, whatever state their activities
+ * are in; 'exit' SIGKILLs any group still left, as a last resort.
+ */
+const live = new Map<number, number>();
+let exitHookInstalled = false;
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Pids of the trainers this process runs now. */
+export function liveTrainers(): number[] {
+  return [...live.keys()];
+}
+
+/**
+ * Stop every trainer this process started: SIGTERM (and SIGCONT, so a stopped one can act on it;
+ * the trainer checkpoints on SIGTERM), wait up to each one's grace, then SIGKILL the group.
+ * Resolves when all are gone. The worker calls it on shutdown, after the SDK's drain.
+ */
+export async function stopAllTrainers(graceMs?: number): Promise<number[]> {
+  const pids = [...live.entries()];
+  for (const [pid] of pids) {
+    signalGroup(pid, 'SIGTERM');
+    signalGroup(pid, 'SIGCONT');
+  }
+  const end = Date.now() + (graceMs ?? Math.max(0, ...pids.map(([, g]) => g)));
+  while (pids.some(([pid]) => isRunning(pid)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  for (const [pid] of pids) signalGroup(pid, 'SIGKILL');
+  while (pids.some(([pid]) => isRunning(pid)) && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 20));
+  return pids.map(([pid]) => pid);
+}
+
 export async function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInfo> {
-  if (run.pidFile) await stopStaleTrainer(run.pidFile, run.killGraceMs ?? 10_000);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const pid of live.keys()) signalGroup(pid, 'SIGKILL');
+    });
+  }
+  if (run.pidFile) {
+    const stale = await stopStaleTrainer(run.pidFile, run.killGraceMs ?? 10_000);
+    if (stale !== null) run.onStaleTrainerStopped?.(stale);
+  }
   return new Promise((resolve, reject) => {
     const child = spawn(run.bin, [run.command, '--job', run.jobFile], {
       detached: true, // own process group: kill(-pid) reaches every descendant
@@ -95,6 +141,8 @@ export async function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInf
       env: run.env ?? process.env,
     });
     const pid = child.pid ?? -1;
+    const grace = run.killGraceMs ?? 10_000;
+    if (pid > 0) live.set(pid, grace);
     if (run.pidFile && pid > 0) {
       try {
         fs.writeFileSync(run.pidFile, JSON.stringify({ pid, host: os.hostname(), bin: run.bin } satisfies PidRecord));
@@ -106,18 +154,13 @@ export async function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInf
     let killTimer: NodeJS.Timeout | undefined;
     const stderrLines: string[] = [];
 
-    const killGroup = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(-pid, sig);
-      } catch {
-        /* already gone */
-      }
-    };
+    const killGroup = (sig: NodeJS.Signals) => signalGroup(pid, sig);
     const onAbort = () => {
       if (aborted) return;
       aborted = true;
       killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), run.killGraceMs ?? 10_000);
+      killGroup('SIGCONT'); // a SIGSTOPped trainer acts on SIGTERM only once continued
+      killTimer = setTimeout(() => killGroup('SIGKILL'), grace);
       killTimer.unref();
     };
     if (run.signal?.aborted) onAbort();
@@ -147,10 +190,12 @@ export async function runTrainerProcess(run: TrainerRun): Promise<TrainerExitInf
       if (stderrLines.length > 40) stderrLines.splice(0, stderrLines.length - 40);
     });
     child.on('error', (e) => {
+      live.delete(pid);
       run.signal?.removeEventListener('abort', onAbort);
       reject(e);
     });
     child.on('close', (code, signal) => {
+      live.delete(pid);
       run.signal?.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
       // the leader is gone; make sure no straggler of its group lives on after an abort

@@ -26,6 +26,7 @@ import { ArtifactStore, recipeHash, sha256, writeFileAtomic } from './artifact-s
 import { DevicePool } from './device-pool';
 import { planProcesses, runTrainerGroup, type ProcessPlan } from './trainer-group';
 import type { TrainerExitInfo } from './trainer-process';
+import { DEFAULT_LIVENESS, LivenessWatch, type Stall } from './liveness';
 import {
   BenchRequestSchema,
   PretrainRequestSchema,
@@ -47,6 +48,12 @@ export const TrainingHeartbeatSchema = z.object({
   checkpoint: z.object({ path: z.string(), epoch: z.number().int(), iteration: z.number().int() }).nullable(),
   device: z.string(),
   attempt: z.number().int(),
+  /**
+   * What went wrong in this and earlier attempts (a stalled trainer killed, unusable checkpoints
+   * skipped, a left-behind trainer stopped): carried from attempt to attempt in the details and
+   * copied into the outcome, so the Web UI and the results show it.
+   */
+  incidents: z.array(z.string()).optional(),
 });
 export type TrainingHeartbeat = z.infer<typeof TrainingHeartbeatSchema>;
 
@@ -63,11 +70,25 @@ interface TrainerRunResult {
   resumedFrom: string | null;
   exit: TrainerExitInfo;
   error: { kind: string; message: string; field?: string } | null;
+  /** set when the liveness watch killed the trainer */
+  stall: Stall | null;
+}
+
+/** The timer's period: the worker's setting (10 s), at most a third of the activity's heartbeat timeout. */
+function heartbeatEveryMs(deps: ActivityDeps, heartbeatTimeoutMs: number | undefined): number {
+  const every = (deps.heartbeatEverySeconds ?? 10) * 1000;
+  return heartbeatTimeoutMs ? Math.max(50, Math.min(every, heartbeatTimeoutMs / 3)) : every;
+}
+
+function addIncident(hb: TrainingHeartbeat, text: string): void {
+  hb.incidents = [...(hb.incidents ?? []), `attempt ${hb.attempt}: ${text}`];
 }
 
 /**
- * Run the trainer with heartbeats: on every progress / checkpoint message and on a timer while the
- * trainer is quiet (cancellation reaches an activity only through heartbeats).
+ * Run the trainer with heartbeats driven by its progress (activities/liveness.ts): every progress /
+ * checkpoint message heartbeats, and a timer heartbeats in between only while the trainer is
+ * within its liveness allowance (cancellation reaches an activity only through heartbeats). A
+ * trainer silent for longer is killed (process group) and the attempt fails retryably.
  */
 async function runWithHeartbeats(
   deps: ActivityDeps,
@@ -75,20 +96,38 @@ async function runWithHeartbeats(
   jobFile: string,
   hb: TrainingHeartbeat,
   devices: string[] = [hb.device],
+  valImages: number | null = null,
 ): Promise<TrainerRunResult> {
   const ctx = Context.current();
-  const out: Omit<TrainerRunResult, 'exit'> = { result: null, lastMetricsAP: null, lastTop1: null, resumedFrom: null, error: null };
+  const out: Omit<TrainerRunResult, 'exit'> = { result: null, lastMetricsAP: null, lastTop1: null, resumedFrom: null, error: null, stall: null };
   const beat = () => ctx.heartbeat({ ...hb });
   beat();
-  const timer = setInterval(beat, (deps.heartbeatEverySeconds ?? 10) * 1000);
+  const watch = new LivenessWatch({ ...DEFAULT_LIVENESS, ...deps.liveness }, Date.now(), valImages);
+  const stalled = new AbortController();
+  const timer = setInterval(() => {
+    if (out.stall) return;
+    const stall = watch.check(Date.now());
+    if (!stall) {
+      beat();
+      return;
+    }
+    out.stall = stall;
+    addIncident(hb, `${stall.reason}; trainer killed`);
+    deps.logger.warn({ jobFile, ...stall }, 'trainer stalled: killing its process group');
+    beat(); // the reason reaches the details the Web UI shows and the next attempt reads
+    stalled.abort();
+  }, heartbeatEveryMs(deps, ctx.info.heartbeatTimeoutMs));
   const onMessage = (m: TrainerMessage) => {
+    watch.onMessage(m, Date.now());
     switch (m.type) {
       case 'started':
         out.resumedFrom = m.resumedFrom?.path ?? null;
         hb.phase = 'training';
+        for (const s of m.skippedCheckpoints ?? []) addIncident(hb, `checkpoint ${s.path} not used: ${s.reason}`);
+        if (m.skippedCheckpoints?.length && !m.resumedFrom) addIncident(hb, 'no usable checkpoint: training restarted from the beginning');
         break;
       case 'progress':
-        Object.assign(hb, { phase: 'training', epoch: m.epoch, iteration: m.iteration, totalIterations: m.totalIterations, loss: m.loss });
+        Object.assign(hb, { phase: watch.phase === 'evaluating' ? 'evaluating' : 'training', epoch: m.epoch, iteration: m.iteration, totalIterations: m.totalIterations, loss: m.loss });
         beat();
         break;
       case 'checkpoint':
@@ -125,9 +164,13 @@ async function runWithHeartbeats(
       jobFile,
       onMessage,
       onBadLine: (line, error) => deps.logger.warn({ line: line.slice(0, 200), error }, 'trainer wrote a non-protocol line'),
-      signal: ctx.cancellationSignal,
+      signal: AbortSignal.any([ctx.cancellationSignal, stalled.signal]),
       killGraceMs: deps.killGraceMs,
       pidFile: path.join(path.dirname(jobFile), 'trainer.pid'),
+      onStaleTrainerStopped: (pid) => {
+        addIncident(hb, `a trainer left running by an earlier attempt (pid ${pid}) was stopped before this one started`);
+        deps.logger.warn({ pid, jobFile }, 'stopped a trainer an earlier attempt left running');
+      },
     });
     return { ...out, exit };
   } finally {
@@ -138,6 +181,12 @@ async function runWithHeartbeats(
 /** Map a trainer run that produced no ok/diverged result to the right failure kind. */
 function failureOf(run: TrainerRunResult, what: string): Error {
   const ctx = Context.current();
+  if (run.stall && !ctx.cancellationSignal.aborted) {
+    return ApplicationFailure.retryable(
+      `${what}: ${run.stall.reason}; trainer process group ${run.exit.pid} killed, the next attempt resumes from its last checkpoint`,
+      'TrainerStalled',
+    );
+  }
   if (run.exit.aborted || ctx.cancellationSignal.aborted) {
     return new CancelledFailure(`${what}: cancelled, trainer process group ${run.exit.pid} stopped`);
   }
@@ -284,9 +333,11 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         checkpoint: prior?.checkpoint ?? null,
         device,
         attempt,
+        incidents: prior?.incidents,
       };
       deps.logger.info({ arch: req.arch, device, processes: devices.length, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights }, 'training started');
-      const run = await runWithHeartbeats(deps, 'train', jobFile, hb, devices);
+      const run = await runWithHeartbeats(deps, 'train', jobFile, hb, devices, req.data.valImages);
+      const incidents = hb.incidents ?? [];
       const r = run.result;
       if (!r || run.exit.code !== (r.kind === 'diverged' ? TrainerExit.diverged : TrainerExit.ok)) {
         // a diverged run may exit 4 with a result line; anything else without a result is a failure
@@ -296,7 +347,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         deps.logger.warn({ arch: req.arch, message: r.message }, 'training diverged: recorded with no score');
         return {
           kind: 'diverged', mAP: null, stats: null, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds,
-          gpuSeconds: r.wallSeconds * devices.length, device, attempt, resumedFrom: run.resumedFrom, message: r.message ?? 'diverged',
+          gpuSeconds: r.wallSeconds * devices.length, device, attempt, resumedFrom: run.resumedFrom, message: r.message ?? 'diverged', incidents,
         };
       }
       const stats = r.metrics?.stats ?? null;
@@ -307,7 +358,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       const datasetMetric = await scoreDatasetMetric(req, mAP, r.detections ?? path.join(outDir, 'detections_val.json'));
       return {
         kind: 'ok', mAP, stats, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds, gpuSeconds: r.wallSeconds * devices.length,
-        device, attempt, resumedFrom: run.resumedFrom, message: null, ...(datasetMetric ? { datasetMetric } : {}),
+        device, attempt, resumedFrom: run.resumedFrom, message: null, incidents, ...(datasetMetric ? { datasetMetric } : {}),
       };
     });
   }
@@ -350,7 +401,9 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     const cached = st.readJson<PretrainOutcome>(outcomeFile);
     if (cached) return { ...cached, reused: true };
     const prior = priorHeartbeat(ctx.info.heartbeatDetails);
-    const resume = prior?.checkpoint != null;
+    // as trainDetector: the folder is keyed by arch + recipe + data, so checkpoints an earlier
+    // campaign left there belong to this very pretraining (a restarted campaign resumes them)
+    const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
     const plan = planProcesses(recipe.devices ?? 1, recipe.batchSize, pool.devices.length,
       resume ? previousGlobalBatch(outDir, 'job-pretrain-attempt') : undefined);
     return withDevices(pool, plan.nproc, async (devices) => {
@@ -367,8 +420,9 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
       const hb: TrainingHeartbeat = {
         phase: 'starting', epoch: null, iteration: null, totalIterations: null, loss: null,
-        checkpoint: prior?.checkpoint ?? null, device, attempt: ctx.info.attempt,
+        checkpoint: prior?.checkpoint ?? null, device, attempt: ctx.info.attempt, incidents: prior?.incidents,
       };
+      deps.logger.info({ arch: req.arch, device, processes: devices.length, attempt: ctx.info.attempt, resume, outDir }, 'pretraining started');
       const run = await runWithHeartbeats(deps, 'classify-train', jobFile, hb, devices);
       const r = run.result;
       if (!r || run.exit.code !== TrainerExit.ok || r.kind !== 'ok' || !r.weights) {
@@ -377,6 +431,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       }
       const outcome: PretrainOutcome = {
         key, weights: r.weights, top1: r.metrics?.top1 ?? run.lastTop1, top5: r.metrics?.top5 ?? null, wallSeconds: r.wallSeconds, reused: false,
+        resumedFrom: run.resumedFrom, incidents: hb.incidents ?? [],
       };
       st.writeJson(outcomeFile, outcome);
       return outcome;

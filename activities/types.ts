@@ -71,6 +71,8 @@ export const TrainOutcomeSchema = z.object({
   message: z.string().nullable(),
   /** the data set's own metric (DatasetRef.metric) on its test split; absent when it is COCO AP (= mAP) or in older records */
   datasetMetric: z.object({ name: z.enum(TRANSFER_METRICS), value: z.number() }).nullable().optional(),
+  /** what went wrong on the way (stalled attempts killed, checkpoints not used, orphans stopped); absent in older records */
+  incidents: z.array(z.string()).optional(),
 });
 export type TrainOutcome = z.infer<typeof TrainOutcomeSchema>;
 
@@ -155,6 +157,9 @@ export const PretrainOutcomeSchema = z.object({
   top5: z.number().nullable(),
   wallSeconds: z.number(),
   reused: z.boolean(),
+  /** checkpoint the finishing attempt resumed from; absent in older outcomes */
+  resumedFrom: z.string().nullable().optional(),
+  incidents: z.array(z.string()).optional(),
 });
 export type PretrainOutcome = z.infer<typeof PretrainOutcomeSchema>;
 

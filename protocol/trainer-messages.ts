@@ -34,6 +34,8 @@ export const StartedMessageSchema = z.object({
   params: z.number().int().nonnegative().optional(),
   /** set when the run continues from a checkpoint */
   resumedFrom: z.object({ path: z.string(), epoch: z.number().int(), iteration: z.number().int() }).nullable().optional(),
+  /** checkpoints found but not used on resume (checksum mismatch, truncated, another seed), newest first */
+  skippedCheckpoints: z.array(z.object({ path: z.string(), reason: z.string() })).optional(),
 });
 
 export const ProgressMessageSchema = z.object({

@@ -18,6 +18,8 @@ import type { Logger } from '../common/log';
 import { connectOptions, type ConnectionSettings } from './connection';
 import { DEFAULT_WORKFLOWS_PATH, getWorkflowBundle } from './bundle';
 import { pinoSdkLogger } from './sdk-logger';
+import { trainerThreads } from './devices';
+import type { LivenessRule } from '../activities/liveness';
 
 export type WorkerKind = 'control' | 'gpu';
 
@@ -32,6 +34,10 @@ export interface CreateWorkerOptions {
   artifactRoot?: string;
   /** how long running activities get to finish on shutdown before they are cancelled */
   shutdownGraceMs?: number;
+  /** gpu workers: trainer liveness allowances (activities/liveness.ts) */
+  liveness?: Partial<LivenessRule>;
+  /** gpu workers: intra-op threads per trainer (default: cores / devices, worker/devices.ts trainerThreads) */
+  trainerThreads?: number;
   /** control workers: how many light activities at once (default 8) */
   maxConcurrentLightActivities?: number;
   logger: Logger;
@@ -117,6 +123,8 @@ export async function createWorker(o: CreateWorkerOptions) {
     ...(o.artifactRoot ? { artifactRoot: o.artifactRoot } : {}),
     namespace: o.connection.namespace,
     ...(process.env.SMNAS_WEB_UI ? { webUi: process.env.SMNAS_WEB_UI } : {}),
+    ...(o.liveness ? { liveness: o.liveness } : {}),
+    threads: o.trainerThreads ?? trainerThreads(os.availableParallelism(), plan.devices.length || 1),
   };
   const connection = await NativeConnection.connect(connectOptions(o.connection));
   const common = {

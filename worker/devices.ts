@@ -3,7 +3,29 @@
  * names, else those `nvidia-smi -L` lists, else none: a CPU-only host, which counts as one slot.
  */
 import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import { UserError } from '../common/errors';
+
+/**
+ * Intra-op threads of each trainer a GPU worker runs: the CPUs this process may use divided by the
+ * devices it serves (one training per device runs at once), at least 1, so trainings side by side
+ * on a multi-GPU host do not oversubscribe its cores. `--trainer-threads N` / SMNAS_TRAINER_THREADS
+ * override it (e.g. a Kubernetes CPU limit that the affinity mask does not show). Pure.
+ */
+export function trainerThreads(cpus: number, devices: number, override?: string, source = '--trainer-threads'): number {
+  if (override !== undefined) {
+    if (!/^\d+$/.test(override.trim()) || Number(override) < 1) throw new UserError(`${source}: expected a positive number of threads, got '${override}'`);
+    return Number(override);
+  }
+  return Math.max(1, Math.floor(cpus / Math.max(1, devices)));
+}
+
+/** trainerThreads for this host: os.availableParallelism() (the CPU affinity mask), flag, then SMNAS_TRAINER_THREADS. */
+export function resolveTrainerThreads(flag: string | undefined, env: NodeJS.ProcessEnv, devices: number): number {
+  if (flag !== undefined) return trainerThreads(os.availableParallelism(), devices, flag, '--trainer-threads');
+  if (env.SMNAS_TRAINER_THREADS !== undefined) return trainerThreads(os.availableParallelism(), devices, env.SMNAS_TRAINER_THREADS, 'SMNAS_TRAINER_THREADS');
+  return trainerThreads(os.availableParallelism(), devices);
+}
 
 /** Pure: "0,1" -> ['cuda:0','cuda:1']; "" / "cpu" / "none" -> ['cpu']. */
 export function parseGpuList(spec: string, source = '--gpus'): string[] {

@@ -3,7 +3,9 @@ import { parseFlags, str, type Command } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { log } from '../../common/log';
 import { CONNECTION_FLAGS, CONNECTION_HELP, resolveConnectionSettings } from '../../worker/connection';
-import { resolveDevices } from '../../worker/devices';
+import { resolveDevices, resolveTrainerThreads } from '../../worker/devices';
+import { stopAllTrainers } from '../../activities/trainer-process';
+import { parseLiveness } from '../../activities/liveness';
 
 const NAME = 'smnas worker';
 
@@ -19,12 +21,21 @@ export const command: Command = {
   --task-queue name   serve another task queue than smnas-control / smnas-gpu (campaign "queues")
   --artifacts dir     default artifact store ($SMNAS_STATE/artifacts)
   --shutdown-grace s  seconds running activities get on Ctrl-C/SIGTERM before they are cancelled (15)
+  --trainer-threads N intra-op threads of each trainer (SMNAS_TRAINER_THREADS; default: the CPUs this
+                      process may use divided by its devices, at least 1)
+  --liveness spec     how long a silent trainer may stay silent before it is killed and retried
+                      (SMNAS_LIVENESS; default startup=900,floor=300,factor=20: seconds before
+                      the first progress, and max(floor, factor x the longest progress gap) while
+                      training; docs/runtime.md "Reliability")
 
 ${CONNECTION_HELP}
 
 Logs (pino JSON) go to stderr; the first line says what the worker is (identity, queue, devices).
-SIGINT/SIGTERM drain the worker gracefully; a killed GPU worker's training is retried elsewhere
-from its last heartbeat checkpoint.`,
+SIGINT/SIGTERM drain the worker gracefully: running trainings get --shutdown-grace, then are
+cancelled (their trainer's process group gets SIGTERM, checkpoints, and SIGKILL after the kill
+grace); the worker exits only once no trainer it started is left. A killed GPU worker's training is
+retried from its last checkpoint; the next attempt on the same host stops the orphaned trainer
+first (the run folder's trainer.pid).`,
   async main(argv) {
     const flags = parseFlags(NAME, argv, {
       queue: { type: 'string' },
@@ -32,6 +43,8 @@ from its last heartbeat checkpoint.`,
       'task-queue': { type: 'string' },
       artifacts: { type: 'string' },
       'shutdown-grace': { type: 'string' },
+      'trainer-threads': { type: 'string' },
+      liveness: { type: 'string' },
       ...CONNECTION_FLAGS,
     }, false);
     const queue = str(flags, 'queue');
@@ -41,6 +54,14 @@ from its last heartbeat checkpoint.`,
     if (grace !== undefined && !/^\d+(\.\d+)?$/.test(grace)) throw new UserError(`${NAME}: --shutdown-grace must be seconds, got '${grace}'`);
     const connection = resolveConnectionSettings(flags, process.env);
     const devices = queue === 'gpu' ? resolveDevices(str(flags, 'gpus'), process.env) : [];
+    const livenessSpec = str(flags, 'liveness') ?? process.env.SMNAS_LIVENESS;
+    let liveness;
+    try {
+      liveness = livenessSpec !== undefined ? parseLiveness(livenessSpec, str(flags, 'liveness') !== undefined ? '--liveness' : 'SMNAS_LIVENESS') : undefined;
+    } catch (e) {
+      throw new UserError(`${NAME}: ${(e as Error).message}`);
+    }
+    const threads = queue === 'gpu' ? resolveTrainerThreads(str(flags, 'trainer-threads'), process.env, devices.length) : undefined;
 
     const { createWorker } = await import('../../worker/create-worker');
     let created;
@@ -52,6 +73,8 @@ from its last heartbeat checkpoint.`,
         taskQueue: str(flags, 'task-queue'),
         artifactRoot: str(flags, 'artifacts'),
         shutdownGraceMs: grace !== undefined ? Number(grace) * 1000 : undefined,
+        trainerThreads: threads,
+        liveness,
         logger: log,
       });
     } catch (e) {
@@ -64,12 +87,16 @@ from its last heartbeat checkpoint.`,
     }
     const { worker, connection: conn, plan } = created;
     log.info(
-      { identity: plan.identity, taskQueue: plan.taskQueue, devices: plan.devices, slots: plan.maxConcurrentActivityTaskExecutions, address: connection.address, namespace: connection.namespace },
+      { identity: plan.identity, taskQueue: plan.taskQueue, devices: plan.devices, trainerThreads: threads, slots: plan.maxConcurrentActivityTaskExecutions, address: connection.address, namespace: connection.namespace },
       `${plan.kind} worker ready`,
     );
     try {
       await worker.run(); // resolves after SIGINT/SIGTERM and a graceful drain
     } finally {
+      // cancelled activities stop their trainers; anything still running (an activity that did not
+      // get to react) is stopped here, SIGTERM then SIGKILL after the grace, before the worker exits
+      const left = await stopAllTrainers();
+      if (left.length) log.warn({ pids: left }, 'stopped trainers still running at shutdown');
       await conn.close().catch(() => undefined);
     }
     log.info({ identity: plan.identity }, 'worker stopped');

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "checksum.hpp"
 #include "protocol.hpp"
 
 // The CUDA caching allocator's statistics: only where Torch was found with CUDA (CMake defines
@@ -34,11 +35,16 @@ std::atomic<bool> gStopRequested{false};
 
 namespace {
 void onSignal(int) { gStopRequested.store(true); }
+// what the last loadNewestCheckpoint skipped, for emitStarted
+nlohmann::json gSkippedCheckpoints = nlohmann::json::array();
 }  // namespace
 
 void installSignalHandlers() {
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
+  // a file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, reported like a full disk
+  // ("cannot write checkpoint <path>: ..."), instead of killing the trainer without a word
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 torch::Device setupDevice(const Job& job, int localRank) {
@@ -60,6 +66,7 @@ void emitStarted(const Job& job, const nlohmann::json& resumedFrom, torch::nn::M
   nlohmann::json m = {{"type", "started"}, {"command", job.command}, {"arch", job.arch}, {"device", job.device},
                       {"torchVersion", TORCH_VERSION}, {"threads", at::get_num_threads()}, {"params", params}};
   m["resumedFrom"] = resumedFrom;
+  if (!gSkippedCheckpoints.empty()) m["skippedCheckpoints"] = gSkippedCheckpoints;
   emit(m);
 }
 
@@ -119,7 +126,6 @@ std::vector<std::pair<int64_t, fs::path>> listCheckpoints(const Job& job) {
 }  // namespace
 
 std::string saveCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, const TrainPosition& pos) {
-  fs::create_directories(checkpointDir(job));
   fs::path path = checkpointDir(job) / ("ckpt-" + std::to_string(pos.iteration) + ".pt");
   fs::path tmp = path;
   tmp += ".tmp";
@@ -134,23 +140,52 @@ std::string saveCheckpoint(const Job& job, torch::nn::Module& model, torch::opti
   root.write("seed", torch::tensor(job.seed));
   root.write("globalBatch", torch::tensor(static_cast<int64_t>(job.recipe.batchSize) * job.distributed.worldSize));
   root.write("complete", torch::tensor(1));  // read last on load: a truncated archive lacks it
-  root.save_to(tmp.string());
-  fs::rename(tmp, path);
+  try {
+    fs::create_directories(checkpointDir(job));
+    // temp files an earlier, killed attempt left (one trainer per run folder: activities' pid file)
+    for (auto& e : fs::directory_iterator(checkpointDir(job)))
+      if (e.path().extension() == ".tmp") fs::remove(e.path());
+    root.save_to(tmp.string());
+    // the checksum first: a checkpoint never exists without its sidecar (one without is an older
+    // trainer's); a crash between the two renames leaves a sidecar that fails verification
+    writeChecksumFile(path.string(), tmp.string());
+    fs::rename(tmp, path);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    fs::remove(checksumPath(path.string()) + ".tmp", ec);
+    const std::string msg = e.what();
+    throw std::runtime_error("cannot write checkpoint " + path.string() + ": " + msg.substr(0, msg.find('\n')));
+  }
   auto all = listCheckpoints(job);
-  for (size_t i = job.ckptKeep; i < all.size(); ++i) fs::remove(all[i].second);
+  for (size_t i = job.ckptKeep; i < all.size(); ++i) {
+    fs::remove(all[i].second);
+    fs::remove(checksumPath(all[i].second.string()));
+  }
   emit({{"type", "checkpoint"}, {"path", path.string()}, {"epoch", pos.epoch}, {"iteration", pos.iteration}});
   return path.string();
 }
 
 bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, TrainPosition& pos, std::string& path) {
+  gSkippedCheckpoints = nlohmann::json::array();
+  auto skip = [](const fs::path& p, const std::string& reason) {
+    logWarn("skipping checkpoint " + p.string() + ": " + reason);
+    gSkippedCheckpoints.push_back({{"path", p.string()}, {"reason", reason}});
+  };
   for (auto& [iter, p] : listCheckpoints(job)) {
+    const ChecksumCheck chk = verifyChecksumFile(p.string());
+    if (chk.status == ChecksumStatus::Mismatch || chk.status == ChecksumStatus::Unreadable) {
+      skip(p, chk.detail);
+      continue;
+    }
+    if (chk.status == ChecksumStatus::Missing) logWarn("checkpoint " + p.string() + " has no checksum file (an older trainer's): loading it unverified");
     try {
       torch::serialize::InputArchive root, m, o;
       root.load_from(p.string());
       torch::Tensor t;
       root.read("seed", t);
       if (t.item<int64_t>() != job.seed) {
-        logWarn("checkpoint " + p.string() + " was written with another seed; skipped");
+        skip(p, "written with another seed (" + std::to_string(t.item<int64_t>()) + ")");
         continue;
       }
       root.read("model", m);
@@ -169,7 +204,9 @@ bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim
       return true;
     } catch (const std::exception& e) {
       std::string msg = e.what();
-      logWarn("skipping unreadable checkpoint " + p.string() + ": " + msg.substr(0, msg.find('\n')));
+      msg = msg.substr(0, msg.find('\n'));
+      logWarn("skipping unreadable checkpoint " + p.string() + ": " + msg);
+      gSkippedCheckpoints.push_back({{"path", p.string()}, {"reason", "unreadable: " + msg}});
     }
   }
   return false;

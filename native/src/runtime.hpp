@@ -49,11 +49,15 @@ struct TrainPosition {
   }
 };
 
-// Writes <outDir>/checkpoints/ckpt-<iteration>.pt atomically (tmp + rename), keeps the newest `keep`,
-// emits a checkpoint message and returns the path.
+// Writes <outDir>/checkpoints/ckpt-<iteration>.pt atomically (tmp + rename) with its SHA-256 sidecar
+// ckpt-<iteration>.pt.sha256 (checksum.hpp; written before the checkpoint is renamed into place),
+// keeps the newest `keep`, emits a checkpoint message and returns the path. A failed write (full
+// disk, read-only filesystem) removes its temp files and throws naming the checkpoint.
 std::string saveCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, const TrainPosition& pos);
-// Loads the newest checkpoint that reads back completely; corrupt or partial ones are skipped with a
-// warning. Returns false when none is usable.
+// Loads the newest checkpoint whose checksum matches its sidecar (one without a sidecar, an older
+// trainer's, is loaded unverified) and that reads back completely; the others are skipped with a
+// warning and listed in the next `started` message (skippedCheckpoints: path, reason). Returns
+// false when none is usable.
 bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim::Optimizer& opt, TrainPosition& pos, std::string& path);
 
 // Runs the job's evaluator argv + --gt/--dets/--json and returns its {"stats": {...}} line.

@@ -143,3 +143,26 @@ describe('artifact store', () => {
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 });
+
+describe('prepareData off the main thread', () => {
+  test('heavy data generation does not block the event loop that dispatches workflow tasks', async () => {
+    const base = makeToyCampaign({ id: 'data-thread', dataRoot: path.join(work, 'heavy'), artifactRoot: path.join(work, 'store') });
+    // detection data only (no transfer sets, no classification folders): a second or two of work
+    const c = { ...base, data: { ...base.data, transfer: [], classification: undefined, synthesize: { root: path.join(work, 'heavy'), trainImages: 60, valImages: 10, imageSize: 128, classes: 3, seed: 2 } } };
+    let longestGap = 0;
+    let last = Date.now();
+    const tick = setInterval(() => {
+      const now = Date.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 10);
+    const t0 = Date.now();
+    const s = await run<DataSummary>(acts.prepareData, c);
+    const took = Date.now() - t0;
+    clearInterval(tick);
+    longestGap = Math.max(longestGap, Date.now() - last); // a loop blocked to the end never ticked at all
+    expect(s.detection).toMatchObject({ trainImages: 60, valImages: 10 });
+    expect(took).toBeGreaterThan(500); // heavy enough that inline work would have stalled the loop
+    expect(longestGap).toBeLessThan(Math.min(250, took / 2));
+  });
+});

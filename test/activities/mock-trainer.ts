@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export type MockBehaviour = 'ok' | 'diverged' | 'invalid-job' | 'bad-data' | 'crash' | 'hang' | 'bench';
+export type MockBehaviour = 'ok' | 'diverged' | 'invalid-job' | 'bad-data' | 'crash' | 'hang' | 'bench' | 'progress-forever';
 
 export function writeMockTrainer(dir: string, behaviour: MockBehaviour): string {
   const file = path.join(dir, `mock-trainer-${behaviour}.js`);
@@ -35,7 +35,7 @@ const stats = { AP: 0.42, AP50: 0.6, AP75: 0.4, APs: 0.1, APm: 0.3, APl: 0.5, AR
 if (behaviour === 'invalid-job') { out({ type: 'error', kind: 'invalid_job', message: 'recipe.epochs must be positive', field: 'recipe.epochs' }); process.exit(2); }
 if (behaviour === 'bad-data') { out({ type: 'error', kind: 'bad_data', message: 'instances_train.json: annotation 7 has a negative width' }); process.exit(3); }
 const start = resumedFrom ? 3 : 1;
-for (let it = start; it <= 4; it++) {
+for (let it = start; it <= (behaviour === 'progress-forever' ? 2 : 4); it++) {
   out({ type: 'progress', epoch: it <= 2 ? 1 : 2, iteration: it, totalIterations: 4, lr: 0.01, loss: 2 / it, losses: { cls: 1 / it, bbox: 1 / it }, imagesPerSec: 10 });
   if (it === 2) {
     fs.mkdirSync(ckdir, { recursive: true });
@@ -43,6 +43,13 @@ for (let it = start; it <= 4; it++) {
     fs.writeFileSync(p, 'mock');
     out({ type: 'checkpoint', path: p, epoch: 1, iteration: 2 });
   }
+}
+if (behaviour === 'progress-forever') {
+  // keeps training (a progress line every 100 ms) until stopped from outside, e.g. by SIGSTOP
+  fs.writeFileSync(path.join(job.outDir, 'pids.json'), JSON.stringify([process.pid]));
+  let it = 3;
+  setInterval(() => out({ type: 'progress', epoch: 2, iteration: it++, totalIterations: 1000000, lr: 0.01, loss: 1, losses: { cls: 1 }, imagesPerSec: 10 }), 100);
+  return;
 }
 if (behaviour === 'crash') { process.stderr.write('mock: simulated crash\\n'); process.exit(1); }
 if (behaviour === 'hang') {

@@ -4,6 +4,7 @@
  * the trainer and a retried attempt resumes from the checkpoint named in the heartbeat, and the
  * latency benchmark reports figures. Skipped when the trainer is not built.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pino from 'pino';
@@ -68,6 +69,39 @@ maybe('GPU activities with the real trainer (toy data, CPU)', () => {
     expect(out.kind).toBe('ok');
     expect(out.attempt).toBe(2);
     expect(out.resumedFrom).not.toBeNull();
+  }, 300_000);
+
+  test('checkpoint checksums: a corrupt newest checkpoint falls back to the previous one, none usable restarts from scratch, reasons in the outcome', async () => {
+    const acts = createGpuActivities(deps);
+    const first = (await new MockActivityEnvironment({ attempt: 1 }).run(acts.trainDetector, req('ck'))) as TrainOutcome;
+    expect(first.incidents).toEqual([]);
+    const dir = path.join(first.outDir, 'checkpoints');
+    const ckpts = () => fs.readdirSync(dir).filter((f) => f.endsWith('.pt')).sort((a, b) => parseInt(b.slice(5), 10) - parseInt(a.slice(5), 10));
+    const [newest, previous] = ckpts();
+    // each checkpoint has a sha256sum-format sidecar that node's sha256 agrees with
+    for (const f of [newest, previous]) {
+      const digest = createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex');
+      expect(fs.readFileSync(path.join(dir, `${f}.sha256`), 'utf8')).toBe(`${digest}  ${f}\n`);
+    }
+    // a flipped byte in the newest (as a disk error would leave it); the campaign is restarted (attempt 1, no details)
+    const fd = fs.openSync(path.join(dir, newest), 'r+');
+    const at = Math.floor(fs.statSync(path.join(dir, newest)).size / 2);
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, at);
+    b[0] ^= 0x5a;
+    fs.writeSync(fd, b, 0, 1, at);
+    fs.closeSync(fd);
+    const second = (await new MockActivityEnvironment({ attempt: 1 }).run(acts.trainDetector, req('ck'))) as TrainOutcome;
+    expect(second.resumedFrom).toBe(path.join(dir, previous));
+    expect(second.incidents).toEqual([expect.stringMatching(new RegExp(`^attempt 1: checkpoint .*${newest} not used: checksum mismatch`))]);
+    expect(second.mAP).toBe(first.mAP);
+    // every checkpoint truncated: the training starts again from iteration 0 and says so
+    for (const f of ckpts()) fs.truncateSync(path.join(dir, f), 100);
+    const third = (await new MockActivityEnvironment({ attempt: 1 }).run(acts.trainDetector, req('ck'))) as TrainOutcome;
+    expect(third.resumedFrom).toBeNull();
+    expect(third.incidents).toHaveLength(3);
+    expect(third.incidents![2]).toBe('attempt 1: no usable checkpoint: training restarted from the beginning');
+    expect(third.mAP).toBe(first.mAP);
   }, 300_000);
 
   test('latency benchmark on the CPU', async () => {

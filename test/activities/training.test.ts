@@ -12,7 +12,7 @@ import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createGpuActivities, type ActivityDeps } from '../../activities';
-import type { TrainOutcome, TrainRequest } from '../../activities/types';
+import type { PretrainOutcome, TrainOutcome, TrainRequest } from '../../activities/types';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import { getDetectionRecipe } from '../../protocol/recipes';
 import { processGone, tmpDir, writeMockTrainer, type MockBehaviour } from './mock-trainer';
@@ -64,7 +64,8 @@ describe('trainDetector (mock trainer)', () => {
     expect(out.resumedFrom).toBeNull();
     const withProgress = beats.filter((b) => b.iteration !== null);
     expect(withProgress.map((b) => b.iteration)).toEqual(expect.arrayContaining([1, 2, 3, 4]));
-    expect(withProgress[withProgress.length - 1]).toMatchObject({ phase: 'training', epoch: 2, iteration: 4, totalIterations: 4, loss: 0.5 });
+    // the last iteration done: the trainer evaluates next (the liveness watch's evaluation allowance applies)
+    expect(withProgress[withProgress.length - 1]).toMatchObject({ phase: 'evaluating', epoch: 2, iteration: 4, totalIterations: 4, loss: 0.5 });
     const last = beats[beats.length - 1];
     expect(last.checkpoint).toEqual({ path: expect.stringMatching(/ckpt-000002\.pt$/), epoch: 1, iteration: 2 });
     // the job file the trainer got is zod-valid and not a resume
@@ -109,6 +110,21 @@ describe('trainDetector (mock trainer)', () => {
     expect(pids.map(processGone)).toEqual([true, true]);
   });
 
+  test('a quiet but live trainer is heartbeaten at least three times per heartbeat timeout', async () => {
+    const d: ActivityDeps = { ...deps('hang', path.join(work, 'hb-period')), heartbeatEverySeconds: 10 };
+    const env = new MockActivityEnvironment({ attempt: 1, heartbeatTimeoutMs: 300 });
+    const beats: number[] = [];
+    env.on('heartbeat', () => beats.push(Date.now()));
+    const p = failureOf(env.run(createGpuActivities(d).trainDetector, request('k7')));
+    const pidsFile = path.join(work, 'hb-period', 'runs', 'k7', 'pids.json');
+    for (let i = 0; i < 100 && !fs.existsSync(pidsFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const quietFrom = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(beats.filter((t) => t >= quietFrom).length).toBeGreaterThanOrEqual(5); // every 100 ms, not every 10 s
+    env.cancel();
+    expect(await p).toBeInstanceOf(CancelledFailure);
+  });
+
   test('a trainer orphaned by a killed worker is stopped before the next attempt trains in its folder', async () => {
     const d = deps('ok', path.join(work, 'orphan'));
     const outDir = path.join(work, 'orphan', 'runs', 'k4');
@@ -128,6 +144,68 @@ describe('trainDetector (mock trainer)', () => {
     expect(out.kind).toBe('ok');
     expect(pids.map(processGone)).toEqual([true, true]);
     expect(fs.existsSync(path.join(outDir, 'trainer.pid'))).toBe(false);
+  });
+
+  test('a SIGSTOPped trainer (MOCK) is killed for lack of progress, fails retryably with the reason, and the retry resumes and records it', async () => {
+    const root = path.join(work, 'stall');
+    const d: ActivityDeps = { ...deps('progress-forever', root), liveness: { startupSeconds: 5, floorSeconds: 1, factor: 5 } };
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const beats: any[] = [];
+    env.on('heartbeat', (b) => beats.push(b));
+    const t0 = Date.now();
+    const p = failureOf(env.run(createGpuActivities(d).trainDetector, request('k5')));
+    const pidsFile = path.join(root, 'runs', 'k5', 'pids.json');
+    for (let i = 0; i < 100 && !fs.existsSync(pidsFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const [pid] = JSON.parse(fs.readFileSync(pidsFile, 'utf8')) as number[];
+    await new Promise((r) => setTimeout(r, 500)); // progress keeps it alive meanwhile
+    const beatsBeforeStop = beats.length;
+    process.kill(pid, 'SIGSTOP');
+    const err = await p;
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(beats.length).toBeGreaterThan(beatsBeforeStop);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    const f = err as ApplicationFailure;
+    expect(f.type).toBe('TrainerStalled');
+    expect(f.nonRetryable).toBe(false);
+    expect(f.message).toMatch(/no progress from the trainer for \d+ s while training \(limit 1 s: max\(1 s, 5 x longest progress gap 0\.\d s\)\); trainer process group \d+ killed/);
+    for (let i = 0; i < 40 && !processGone(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(processGone(pid)).toBe(true);
+    // the reason is in the last heartbeat's details (the Web UI's pending activity) ...
+    const last = beats[beats.length - 1];
+    expect(last.incidents).toEqual([expect.stringMatching(/^attempt 1: no progress from the trainer .* trainer killed$/)]);
+    expect(last.checkpoint.path).toMatch(/ckpt-000002\.pt$/);
+    // ... and the retry resumes from the checkpoint and carries it into its outcome (the results)
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: last });
+    const out = (await retry.run(createGpuActivities({ ...d, trainerBin: writeMockTrainer(work, 'ok') }).trainDetector, request('k5'))) as TrainOutcome;
+    expect(out.kind).toBe('ok');
+    expect(out.resumedFrom).toBe(last.checkpoint.path);
+    expect(out.incidents).toEqual(last.incidents);
+  });
+
+  test('a trainer whose worker was SIGKILLed keeps running, and the next attempt finds it by its pid file and stops it', async () => {
+    // the "worker": a node process running runTrainerProcess (compiled dist/, built by scripts/setup.sh) with the MOCK 'hang' trainer
+    const dist = path.join(__dirname, '..', '..', 'dist', 'activities', 'trainer-process.js');
+    expect(fs.existsSync(dist)).toBe(true);
+    const root = path.join(work, 'sigkill');
+    const outDir = path.join(root, 'runs', 'k6');
+    fs.mkdirSync(outDir, { recursive: true });
+    const jobFile = path.join(outDir, 'job-train-attempt1.json');
+    fs.writeFileSync(jobFile, JSON.stringify({ outDir, arch: ARCH, device: 'cpu', resume: false }));
+    const hangBin = writeMockTrainer(work, 'hang');
+    const script = `require(${JSON.stringify(dist)}).runTrainerProcess({ bin: ${JSON.stringify(hangBin)}, command: 'train', jobFile: ${JSON.stringify(jobFile)}, onMessage: () => {}, pidFile: ${JSON.stringify(path.join(outDir, 'trainer.pid'))} });`;
+    const worker = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+    const pidsFile = path.join(outDir, 'pids.json');
+    for (let i = 0; i < 100 && !fs.existsSync(pidsFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const pids = JSON.parse(fs.readFileSync(pidsFile, 'utf8')) as number[];
+    expect(JSON.parse(fs.readFileSync(path.join(outDir, 'trainer.pid'), 'utf8')).pid).toBe(pids[0]);
+    worker.kill('SIGKILL');
+    await new Promise((r) => worker.once('exit', r));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pids.map(processGone)).toEqual([false, false]); // orphaned, still writing into outDir
+    const out = (await new MockActivityEnvironment({ attempt: 2 }).run(createGpuActivities(deps('ok', root)).trainDetector, request('k6'))) as TrainOutcome;
+    expect(out.kind).toBe('ok');
+    expect(pids.map(processGone)).toEqual([true, true]);
+    expect(out.incidents).toEqual([`attempt 2: a trainer left running by an earlier attempt (pid ${pids[0]}) was stopped before this one started`]);
   });
 
   test.each([
@@ -174,6 +252,21 @@ describe('trainDetector (mock trainer)', () => {
       expect.objectContaining({ RANK: '1', WORLD_SIZE: '2', LOCAL_RANK: '0', CUDA_VISIBLE_DEVICES: '1' }),
     ]);
     expect(ranks[0].MASTER_PORT).toBe(ranks[1].MASTER_PORT);
+  });
+});
+
+describe('pretrainBackbone (mock trainer)', () => {
+  test('a restarted campaign resumes pretraining from the checkpoints its run folder holds', async () => {
+    const root = path.join(work, 'pretrain');
+    const req = { campaignId: 'c1', arch: ARCH, recipe: 'toy-pretrain', dataRoot: '/data/cls', fingerprint: 'f', seed: 0 };
+    // the first campaign's pretraining crashed after a checkpoint
+    const err = await failureOf(new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(deps('crash', root)).pretrainBackbone, req));
+    expect((err as ApplicationFailure).type).toBe('TrainerCrash');
+    // a new campaign (attempt 1, no heartbeat details) continues from it
+    const out = (await new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(deps('ok', root)).pretrainBackbone, req)) as PretrainOutcome;
+    expect(out.resumedFrom).toMatch(/ckpt-000002\.pt$/);
+    const dir = path.dirname(path.dirname(out.resumedFrom!));
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'job-pretrain-attempt1.json'), 'utf8')).resume).toBe(true);
   });
 });
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parseFlags } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { CONNECTION_FLAGS, connectOptions, resolveConnectionSettings } from '../../worker/connection';
-import { parseGpuList, resolveDevices } from '../../worker/devices';
+import { parseGpuList, resolveDevices, resolveTrainerThreads, trainerThreads } from '../../worker/devices';
 import { planWorker } from '../../worker/create-worker';
 
 const flags = (...argv: string[]) => parseFlags('smnas worker', argv, CONNECTION_FLAGS, false);
@@ -70,6 +70,21 @@ describe('devices of a GPU worker', () => {
     expect(resolveDevices(undefined, { CUDA_VISIBLE_DEVICES: '' }, () => 4)).toEqual(['cpu']);
     expect(resolveDevices(undefined, {}, () => 2)).toEqual(['cuda:0', 'cuda:1']);
     expect(resolveDevices(undefined, {}, none)).toEqual(['cpu']);
+  });
+});
+
+describe('trainer threads of a GPU worker', () => {
+  test('cores divided by the devices served, at least one; the flag, then SMNAS_TRAINER_THREADS override', () => {
+    expect(trainerThreads(64, 8)).toBe(8);
+    expect(trainerThreads(16, 3)).toBe(5);
+    expect(trainerThreads(2, 8)).toBe(1);
+    expect(trainerThreads(16, 1)).toBe(16);
+    expect(trainerThreads(16, 4, '3')).toBe(3);
+    expect(() => trainerThreads(16, 4, '0')).toThrow(/--trainer-threads: expected a positive number of threads, got '0'/);
+    expect(() => trainerThreads(16, 4, 'many', 'SMNAS_TRAINER_THREADS')).toThrow(UserError);
+    expect(resolveTrainerThreads('2', { SMNAS_TRAINER_THREADS: '7' }, 1)).toBe(2);
+    expect(resolveTrainerThreads(undefined, { SMNAS_TRAINER_THREADS: '7' }, 1)).toBe(7);
+    expect(resolveTrainerThreads(undefined, {}, 1)).toBe(os.availableParallelism());
   });
 });
 
