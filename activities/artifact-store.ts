@@ -58,7 +58,9 @@ export class StorageError extends Error {
     readonly code: string,
     cause: Error,
   ) {
-    super(`cannot write ${path}: ${STORAGE_CODES[code] ?? code} (${cause.message.split('\n')[0]}); nothing was stored, the work is retried once it can be written`);
+    super(
+      `cannot write ${path}: ${STORAGE_CODES[code] ?? code} (${cause.message.split('\n')[0]}); nothing was stored, the work is retried once it can be written`,
+    );
   }
 }
 
@@ -181,7 +183,7 @@ export class ArtifactStore {
       size = fs.fstatSync(fd).size;
       const bytes = Buffer.from(JSON.stringify({ key, ...line }) + '\n');
       // one write in the normal case; a short write goes on, and the next write reports the error
-      for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+      for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
       fs.fsyncSync(fd);
     } catch (e) {
       // a short write (full disk, size limit) would leave half a line: cut the log back to where it was

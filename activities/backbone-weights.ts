@@ -31,9 +31,21 @@ const SIGNATURES: Record<NamedBackbone, { present: string[]; absent: string[]; g
   resnet18: { present: ['conv1.weight', 'layer1.1.conv2.weight', 'layer4.1.bn2.running_var'], absent: ['layer1.0.conv3.', 'layer1.2.'] },
   resnet34: { present: ['conv1.weight', 'layer3.5.conv2.weight', 'layer4.2.bn2.running_var'], absent: ['layer1.0.conv3.', 'layer3.6.'] },
   resnet50: { present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.5.conv3.weight', 'layer4.2.bn3.running_var'], absent: ['layer3.6.'], grouped: false },
-  resnet101: { present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.22.conv3.weight', 'layer4.2.bn3.running_var'], absent: ['layer3.23.'], grouped: false },
-  resnext50_32x4d: { present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.5.conv3.weight', 'layer4.2.bn3.running_var'], absent: ['layer3.6.'], grouped: true },
-  resnext101_32x4d: { present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.22.conv3.weight', 'layer4.2.bn3.running_var'], absent: ['layer3.23.'], grouped: true },
+  resnet101: {
+    present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.22.conv3.weight', 'layer4.2.bn3.running_var'],
+    absent: ['layer3.23.'],
+    grouped: false,
+  },
+  resnext50_32x4d: {
+    present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.5.conv3.weight', 'layer4.2.bn3.running_var'],
+    absent: ['layer3.6.'],
+    grouped: true,
+  },
+  resnext101_32x4d: {
+    present: ['conv1.weight', 'layer1.0.conv3.weight', 'layer3.22.conv3.weight', 'layer4.2.bn3.running_var'],
+    absent: ['layer3.23.'],
+    grouped: true,
+  },
   mobilenet_v2: { present: ['features.0.0.weight', 'features.17.conv.2.weight', 'features.18.1.running_var'], absent: ['layer1.'] },
 };
 
@@ -61,7 +73,9 @@ function safetensorsKeys(file: string, size: number): { keys: Set<string>; shape
   if (n < 2n || n > BigInt(Math.min(size - 8, 100 << 20))) {
     throw new WeightsProblem(`not a torch.save zip (.pth) nor a safetensors file (header length ${n} does not fit a file of ${size} bytes)`);
   }
-  const json = readHead(file, 8 + Number(n)).subarray(8).toString('utf8');
+  const json = readHead(file, 8 + Number(n))
+    .subarray(8)
+    .toString('utf8');
   let header: Record<string, { shape?: unknown }>;
   try {
     header = JSON.parse(json);
@@ -104,7 +118,7 @@ export function checkBackboneWeightsFile(name: NamedBackbone, file: string): For
     return 'pth';
   }
   if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
-    throw new WeightsProblem("a legacy (pre-1.6) torch.save file: re-save it with torch.save(torch.load(f), f2) (the trainer reads the zip format)");
+    throw new WeightsProblem('a legacy (pre-1.6) torch.save file: re-save it with torch.save(torch.load(f), f2) (the trainer reads the zip format)');
   }
   const { keys, shapes } = safetensorsKeys(file, st.size);
   const missing = sig.present.filter((k) => !keys.has(k));
@@ -114,7 +128,9 @@ export function checkBackboneWeightsFile(name: NamedBackbone, file: string): For
   if (sig.grouped !== undefined && conv2 && conv2.length === 4) {
     const grouped = conv2[1] !== conv2[0];
     if (grouped !== sig.grouped) {
-      throw new WeightsProblem(`layer1.0.conv2.weight has shape [${conv2.join(',')}]: ${grouped ? 'a grouped (ResNeXt)' : 'an ungrouped (ResNet)'} convolution, not ${name}'s`);
+      throw new WeightsProblem(
+        `layer1.0.conv2.weight has shape [${conv2.join(',')}]: ${grouped ? 'a grouped (ResNeXt)' : 'an ungrouped (ResNet)'} convolution, not ${name}'s`,
+      );
     }
   }
   return 'safetensors';
@@ -154,7 +170,8 @@ export function makeBackboneWeightsActivities(deps: ActivityDeps) {
       try {
         formats[name] = checkBackboneWeightsFile(name, abs);
       } catch (e) {
-        if (e instanceof WeightsProblem) throw ApplicationFailure.nonRetryable(`campaign: data.backboneWeights.${name}: ${abs}: ${e.message}`, 'InvalidCampaign');
+        if (e instanceof WeightsProblem)
+          throw ApplicationFailure.nonRetryable(`campaign: data.backboneWeights.${name}: ${abs}: ${e.message}`, 'InvalidCampaign');
         throw e;
       }
       weights[name] = abs;
@@ -182,12 +199,16 @@ export function makeBackboneWeightsActivities(deps: ActivityDeps) {
     } else if (withWeights.length === 0) {
       messages.push(`stage one: no named backbone has ImageNet weights: ${list(inSpace)} trained from scratch`);
     } else if (stageOneNorm !== 'bn') {
-      messages.push(`stage one: recipe ${c.stages.structural.recipe} uses ${stageOneNorm}: backbones train from scratch, the ImageNet weights of ${list(withWeights)} are not used there`);
+      messages.push(
+        `stage one: recipe ${c.stages.structural.recipe} uses ${stageOneNorm}: backbones train from scratch, the ImageNet weights of ${list(withWeights)} are not used there`,
+      );
     } else {
       messages.push(`stage one: ${list(withWeights)} from ImageNet weights (BN in eval mode, stem and stage 1 frozen)`);
     }
     if (missing.length > 0 && withWeights.length > 0) {
-      messages.push(`${list(missing)} ${missing.length === 1 ? 'has' : 'have'} no weights: ${policy === 'exclude' ? 'left out of the space' : 'trained from scratch'}`);
+      messages.push(
+        `${list(missing)} ${missing.length === 1 ? 'has' : 'have'} no weights: ${policy === 'exclude' ? 'left out of the space' : 'trained from scratch'}`,
+      );
     } else if (missing.length > 0 && policy === 'exclude') {
       messages.push(`${list(missing)}: left out of the space`);
     }

@@ -15,7 +15,7 @@ try {
   parentPort!.postMessage({
     error: {
       message: err.message,
-      type: e instanceof ApplicationFailure ? (err as ApplicationFailure).type ?? null : err.name,
+      type: e instanceof ApplicationFailure ? ((err as ApplicationFailure).type ?? null) : err.name,
       nonRetryable: e instanceof ApplicationFailure ? (err as ApplicationFailure).nonRetryable : false,
     },
   });

@@ -78,7 +78,14 @@ export function describeCocoDir(name: string, root: string, trainSplit: string, 
   }
   if (numClasses === 0) throw badData(`${instancesPath(root, trainSplit)}: no categories`);
   return {
-    name, root, trainSplit, valSplit, numClasses, trainImages: counts[0], valImages: counts[1], fingerprint: sha256(h.join('\n')),
+    name,
+    root,
+    trainSplit,
+    valSplit,
+    numClasses,
+    trainImages: counts[0],
+    valImages: counts[1],
+    fingerprint: sha256(h.join('\n')),
   };
 }
 
@@ -132,7 +139,11 @@ function prepareTransfer(st: ArtifactStore, t: TransferDataset): DatasetRef {
 function describeClassification(root: string): NonNullable<DataSummary['classification']> {
   const train = path.join(root, 'train');
   if (!fs.existsSync(train)) throw badData(`classification data: ${train} does not exist (expected <root>/train/<class>/*.png)`);
-  const classes = fs.readdirSync(train, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const classes = fs
+    .readdirSync(train, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   let images = 0;
   const parts: string[] = [];
   // class folders and images must resolve inside the classification root (symlinks never lead out)
@@ -171,12 +182,24 @@ function synthesizeToyData(c: Campaign): boolean {
   for (const t of c.data.transfer) {
     if (t.format === 'coco') make(t.root, (out) => writeSynthDetection({ ...opts, out, format: 'coco', seed: s.seed + 1 }));
     // VOC: the devkit layout of the paper's protocol (VOC2007 test) since 2026-11-30
-    else make(t.root, (out) => writeSynthDetection({ ...opts, out, format: t.format as 'voc' | 'bdd', seed: s.seed + (t.format === 'voc' ? 2 : 3) }), t.format === 'voc' ? 'VOCdevkit/VOC2007/ImageSets/Main/test.txt' : undefined);
+    else
+      make(
+        t.root,
+        (out) => writeSynthDetection({ ...opts, out, format: t.format as 'voc' | 'bdd', seed: s.seed + (t.format === 'voc' ? 2 : 3) }),
+        t.format === 'voc' ? 'VOCdevkit/VOC2007/ImageSets/Main/test.txt' : undefined,
+      );
   }
   if (c.data.classification) {
     make(c.data.classification.root, (out) =>
       // per class; enough that toy pretraining (batch 32) gets ~10 iterations an epoch and learns
-      writeSynthClassification({ out, train: Math.max(100, s.trainImages), val: Math.max(20, s.valImages), size: Math.min(64, s.imageSize), classes: Math.max(2, s.classes), seed: s.seed + 4 }),
+      writeSynthClassification({
+        out,
+        train: Math.max(100, s.trainImages),
+        val: Math.max(20, s.valImages),
+        size: Math.min(64, s.imageSize),
+        classes: Math.max(2, s.classes),
+        seed: s.seed + 4,
+      }),
     );
   }
   return generated;

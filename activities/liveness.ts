@@ -110,7 +110,10 @@ export class LivenessWatch {
 export function parseLiveness(spec: string, source = '--liveness'): Partial<LivenessRule> {
   const out: Partial<LivenessRule> = {};
   const names: Record<string, keyof LivenessRule> = { startup: 'startupSeconds', floor: 'floorSeconds', factor: 'factor' };
-  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(startup|floor|factor)=(\d+(?:\.\d+)?)$/.exec(part);
     if (!m || Number(m[2]) <= 0) throw new Error(`${source}: '${part}' is not startup=<s>, floor=<s> or factor=<n> with a positive number`);
     out[names[m[1]]] = Number(m[2]);

@@ -63,7 +63,10 @@ export function visibleDeviceFor(device: string, parentVisible: string | undefin
   if (!m) throw new Error(`not a CUDA device: '${device}'`);
   const i = Number(m[1]);
   if (parentVisible === undefined || parentVisible.trim() === '') return String(i);
-  const list = parentVisible.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const list = parentVisible
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (i >= list.length) throw new Error(`device ${device} is not among CUDA_VISIBLE_DEVICES=${parentVisible}`);
   return list[i];
 }

@@ -104,19 +104,22 @@ async function runWithHeartbeats(
   beat();
   const watch = new LivenessWatch({ ...DEFAULT_LIVENESS, ...deps.liveness }, Date.now(), valImages);
   const stalled = new AbortController();
-  const timer = setInterval(() => {
-    if (out.stall) return;
-    const stall = watch.check(Date.now());
-    if (!stall) {
-      beat();
-      return;
-    }
-    out.stall = stall;
-    addIncident(hb, `${stall.reason}; trainer killed`);
-    deps.logger.warn({ jobFile, ...stall }, 'trainer stalled: killing its process group');
-    beat(); // the reason reaches the details the Web UI shows and the next attempt reads
-    stalled.abort();
-  }, heartbeatEveryMs(deps, ctx.info.heartbeatTimeoutMs));
+  const timer = setInterval(
+    () => {
+      if (out.stall) return;
+      const stall = watch.check(Date.now());
+      if (!stall) {
+        beat();
+        return;
+      }
+      out.stall = stall;
+      addIncident(hb, `${stall.reason}; trainer killed`);
+      deps.logger.warn({ jobFile, ...stall }, 'trainer stalled: killing its process group');
+      beat(); // the reason reaches the details the Web UI shows and the next attempt reads
+      stalled.abort();
+    },
+    heartbeatEveryMs(deps, ctx.info.heartbeatTimeoutMs),
+  );
   const onMessage = (m: TrainerMessage) => {
     watch.onMessage(m, Date.now());
     switch (m.type) {
@@ -127,7 +130,13 @@ async function runWithHeartbeats(
         if (m.skippedCheckpoints?.length && !m.resumedFrom) addIncident(hb, 'no usable checkpoint: training restarted from the beginning');
         break;
       case 'progress':
-        Object.assign(hb, { phase: watch.phase === 'evaluating' ? 'evaluating' : 'training', epoch: m.epoch, iteration: m.iteration, totalIterations: m.totalIterations, loss: m.loss });
+        Object.assign(hb, {
+          phase: watch.phase === 'evaluating' ? 'evaluating' : 'training',
+          epoch: m.epoch,
+          iteration: m.iteration,
+          totalIterations: m.totalIterations,
+          loss: m.loss,
+        });
         beat();
         break;
       case 'checkpoint':
@@ -296,8 +305,12 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     // keyed by arch + recipe + data + purpose + init, so its checkpoints belong to this very
     // training, also when a campaign was terminated and started again (attempt 1, no details).
     const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
-    const plan: ProcessPlan = planProcesses(recipe.devices ?? 1, recipe.batchSize, pool.devices.length,
-      resume ? previousGlobalBatch(outDir, 'job-train-attempt') : undefined);
+    const plan: ProcessPlan = planProcesses(
+      recipe.devices ?? 1,
+      recipe.batchSize,
+      pool.devices.length,
+      resume ? previousGlobalBatch(outDir, 'job-train-attempt') : undefined,
+    );
     return withDevices(pool, plan.nproc, async (devices) => {
       const { device: jobDevice, distributed } = placement(devices);
       const device = devices.join(',');
@@ -335,7 +348,10 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         attempt,
         incidents: prior?.incidents,
       };
-      deps.logger.info({ arch: req.arch, device, processes: devices.length, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights }, 'training started');
+      deps.logger.info(
+        { arch: req.arch, device, processes: devices.length, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights },
+        'training started',
+      );
       const run = await runWithHeartbeats(deps, 'train', jobFile, hb, devices, req.data.valImages);
       const incidents = hb.incidents ?? [];
       const r = run.result;
@@ -346,19 +362,43 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       if (r.kind === 'diverged') {
         deps.logger.warn({ arch: req.arch, message: r.message }, 'training diverged: recorded with no score');
         return {
-          kind: 'diverged', mAP: null, stats: null, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds,
-          gpuSeconds: r.wallSeconds * devices.length, device, attempt, resumedFrom: run.resumedFrom, message: r.message ?? 'diverged', incidents,
+          kind: 'diverged',
+          mAP: null,
+          stats: null,
+          weights: r.weights ?? null,
+          outDir,
+          wallSeconds: r.wallSeconds,
+          gpuSeconds: r.wallSeconds * devices.length,
+          device,
+          attempt,
+          resumedFrom: run.resumedFrom,
+          message: r.message ?? 'diverged',
+          incidents,
         };
       }
       const stats = r.metrics?.stats ?? null;
       const mAP = stats?.AP ?? run.lastMetricsAP;
       if (mAP === null || mAP === undefined) {
-        throw ApplicationFailure.nonRetryable(`train ${req.arch}: the trainer finished without COCO metrics (is the evaluator ${evaluator.join(' ')} working?)`, 'NoMetrics');
+        throw ApplicationFailure.nonRetryable(
+          `train ${req.arch}: the trainer finished without COCO metrics (is the evaluator ${evaluator.join(' ')} working?)`,
+          'NoMetrics',
+        );
       }
       const datasetMetric = await scoreDatasetMetric(req, mAP, r.detections ?? path.join(outDir, 'detections_val.json'));
       return {
-        kind: 'ok', mAP, stats, weights: r.weights ?? null, outDir, wallSeconds: r.wallSeconds, gpuSeconds: r.wallSeconds * devices.length,
-        device, attempt, resumedFrom: run.resumedFrom, message: null, incidents, ...(datasetMetric ? { datasetMetric } : {}),
+        kind: 'ok',
+        mAP,
+        stats,
+        weights: r.weights ?? null,
+        outDir,
+        wallSeconds: r.wallSeconds,
+        gpuSeconds: r.wallSeconds * devices.length,
+        device,
+        attempt,
+        resumedFrom: run.resumedFrom,
+        message: null,
+        incidents,
+        ...(datasetMetric ? { datasetMetric } : {}),
       };
     });
   }
@@ -376,13 +416,28 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       const outDir = path.join(path.dirname(file), `${req.key}-run`);
       const job = nonRetryableConfig(`bench ${req.arch}`, () =>
         buildDetectionJob({
-          command: 'bench', outDir, device, threads: deps.threads ?? 0, arch: req.arch, recipe, numClasses: req.numClasses,
+          command: 'bench',
+          outDir,
+          device,
+          threads: deps.threads ?? 0,
+          arch: req.arch,
+          recipe,
+          numClasses: req.numClasses,
           bench: { warmup: req.warmup, iterations: req.iterations },
         }),
       );
       const jobFile = path.join(outDir, 'job-bench.json');
       writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
-      const hb: TrainingHeartbeat = { phase: 'evaluating', epoch: null, iteration: null, totalIterations: null, loss: null, checkpoint: null, device, attempt: Context.current().info.attempt };
+      const hb: TrainingHeartbeat = {
+        phase: 'evaluating',
+        epoch: null,
+        iteration: null,
+        totalIterations: null,
+        loss: null,
+        checkpoint: null,
+        device,
+        attempt: Context.current().info.attempt,
+      };
       const run = await runWithHeartbeats(deps, 'bench', jobFile, hb);
       if (!run.result?.bench || run.exit.code !== TrainerExit.ok) throw failureOf(run, `bench ${req.arch}`);
       st.writeJson(file, run.result.bench);
@@ -404,23 +459,42 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     // as trainDetector: the folder is keyed by arch + recipe + data, so checkpoints an earlier
     // campaign left there belong to this very pretraining (a restarted campaign resumes them)
     const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
-    const plan = planProcesses(recipe.devices ?? 1, recipe.batchSize, pool.devices.length,
-      resume ? previousGlobalBatch(outDir, 'job-pretrain-attempt') : undefined);
+    const plan = planProcesses(
+      recipe.devices ?? 1,
+      recipe.batchSize,
+      pool.devices.length,
+      resume ? previousGlobalBatch(outDir, 'job-pretrain-attempt') : undefined,
+    );
     return withDevices(pool, plan.nproc, async (devices) => {
       const { device: jobDevice, distributed } = placement(devices);
       const device = devices.join(',');
       const job = nonRetryableConfig(`pretrain ${req.arch}`, () =>
         buildClassificationJob({
-          command: 'classify-train', outDir, seed: req.seed, device: jobDevice, distributed, threads: deps.threads ?? 0,
-          resume, checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
-          arch: req.arch, recipe: plan.batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize: plan.batchSize }, dataRoot: req.dataRoot,
+          command: 'classify-train',
+          outDir,
+          seed: req.seed,
+          device: jobDevice,
+          distributed,
+          threads: deps.threads ?? 0,
+          resume,
+          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
+          arch: req.arch,
+          recipe: plan.batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize: plan.batchSize },
+          dataRoot: req.dataRoot,
         }),
       );
       const jobFile = path.join(outDir, `job-pretrain-attempt${ctx.info.attempt}.json`);
       writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
       const hb: TrainingHeartbeat = {
-        phase: 'starting', epoch: null, iteration: null, totalIterations: null, loss: null,
-        checkpoint: prior?.checkpoint ?? null, device, attempt: ctx.info.attempt, incidents: prior?.incidents,
+        phase: 'starting',
+        epoch: null,
+        iteration: null,
+        totalIterations: null,
+        loss: null,
+        checkpoint: prior?.checkpoint ?? null,
+        device,
+        attempt: ctx.info.attempt,
+        incidents: prior?.incidents,
       };
       deps.logger.info({ arch: req.arch, device, processes: devices.length, attempt: ctx.info.attempt, resume, outDir }, 'pretraining started');
       const run = await runWithHeartbeats(deps, 'classify-train', jobFile, hb, devices);
@@ -430,8 +504,14 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         throw failureOf(run, `pretrain ${req.arch}`);
       }
       const outcome: PretrainOutcome = {
-        key, weights: r.weights, top1: r.metrics?.top1 ?? run.lastTop1, top5: r.metrics?.top5 ?? null, wallSeconds: r.wallSeconds, reused: false,
-        resumedFrom: run.resumedFrom, incidents: hb.incidents ?? [],
+        key,
+        weights: r.weights,
+        top1: r.metrics?.top1 ?? run.lastTop1,
+        top5: r.metrics?.top5 ?? null,
+        wallSeconds: r.wallSeconds,
+        reused: false,
+        resumedFrom: run.resumedFrom,
+        incidents: hb.incidents ?? [],
       };
       st.writeJson(outcomeFile, outcome);
       return outcome;

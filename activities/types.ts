@@ -70,7 +70,10 @@ export const TrainOutcomeSchema = z.object({
   resumedFrom: z.string().nullable(),
   message: z.string().nullable(),
   /** the data set's own metric (DatasetRef.metric) on its test split; absent when it is COCO AP (= mAP) or in older records */
-  datasetMetric: z.object({ name: z.enum(TRANSFER_METRICS), value: z.number() }).nullable().optional(),
+  datasetMetric: z
+    .object({ name: z.enum(TRANSFER_METRICS), value: z.number() })
+    .nullable()
+    .optional(),
   /** what went wrong on the way (stalled attempts killed, checkpoints not used, orphans stopped); absent in older records */
   incidents: z.array(z.string()).optional(),
 });

@@ -37,17 +37,34 @@ function makeCase(images: number, detsPerImage: number, classes: number, seed: n
     const mine: CocoInstances['annotations'] = [];
     for (let q = 0; q < n; q++) {
       const b = box(W, H);
-      const a = { id: gt.annotations.length + 1, image_id: id, category_id: gt.categories[rng.int(0, classes - 1)].id, bbox: b, area: b[2] * b[3] * rng.uniform(0.5, 0.9), iscrowd: (rng.next() < 0.01 ? 1 : 0) as 0 | 1 };
+      const a = {
+        id: gt.annotations.length + 1,
+        image_id: id,
+        category_id: gt.categories[rng.int(0, classes - 1)].id,
+        bbox: b,
+        area: b[2] * b[3] * rng.uniform(0.5, 0.9),
+        iscrowd: (rng.next() < 0.01 ? 1 : 0) as 0 | 1,
+      };
       gt.annotations.push(a);
       mine.push(a);
     }
     for (let q = 0; q < detsPerImage; q++) {
       const near = mine.length > 0 && rng.next() < 0.4 ? mine[rng.int(0, mine.length - 1)] : null;
       const b: [number, number, number, number] = near
-        ? [near.bbox[0] + rng.uniform(-0.2, 0.2) * near.bbox[2], near.bbox[1] + rng.uniform(-0.2, 0.2) * near.bbox[3], near.bbox[2] * rng.uniform(0.8, 1.2), near.bbox[3] * rng.uniform(0.8, 1.2)]
+        ? [
+            near.bbox[0] + rng.uniform(-0.2, 0.2) * near.bbox[2],
+            near.bbox[1] + rng.uniform(-0.2, 0.2) * near.bbox[3],
+            near.bbox[2] * rng.uniform(0.8, 1.2),
+            near.bbox[3] * rng.uniform(0.8, 1.2),
+          ]
         : box(W, H);
       const cat = near && rng.next() < 0.8 ? near.category_id : gt.categories[rng.int(0, classes - 1)].id;
-      dets.push({ image_id: id, category_id: cat, bbox: b.map((v) => Math.round(v * 100) / 100) as [number, number, number, number], score: Math.round(rng.next() * 1e4) / 1e4 });
+      dets.push({
+        image_id: id,
+        category_id: cat,
+        bbox: b.map((v) => Math.round(v * 100) / 100) as [number, number, number, number],
+        score: Math.round(rng.next() * 1e4) / 1e4,
+      });
     }
   }
   return { gt, dets };
@@ -96,7 +113,9 @@ async function main(): Promise<void> {
   const c = makeCase(images, perImage, 80, 1);
   fs.writeFileSync(gtFile, JSON.stringify(c.gt));
   fs.writeFileSync(detFile, JSON.stringify(c.dets));
-  process.stderr.write(`case: ${images} images, ${c.gt.annotations.length} GT boxes, ${c.dets.length} detections, 80 classes; dets file ${(fs.statSync(detFile).size / 1e6).toFixed(1)} MB\n`);
+  process.stderr.write(
+    `case: ${images} images, ${c.gt.annotations.length} GT boxes, ${c.dets.length} detections, 80 classes; dets file ${(fs.statSync(detFile).size / 1e6).toFixed(1)} MB\n`,
+  );
   const py = timed(VENV_PYTHON, ['-c', PY, gtFile, detFile]);
   process.stderr.write(`pycocotools: wall ${py.wall.toFixed(2)} s, peak RSS ${py.out.maxRssMB.toFixed(0)} MB\n`);
   const ours = Array.from({ length: runs }, () => timed(process.execPath, [__filename, '--child', gtFile, detFile]));
@@ -106,7 +125,12 @@ async function main(): Promise<void> {
   const result = {
     case: { images, detsPerImage: perImage, classes: 80, gtBoxes: c.gt.annotations.length, detections: c.dets.length },
     pycocotools: { wallSeconds: py.wall, evalSeconds: py.out.seconds, peakRssMB: py.out.maxRssMB },
-    smnas: { wallSecondsMedian: median, wallSeconds: walls, evalSeconds: ours.map((o) => o.out.seconds), peakRssMB: Math.max(...ours.map((o) => o.out.maxRssMB)) },
+    smnas: {
+      wallSecondsMedian: median,
+      wallSeconds: walls,
+      evalSeconds: ours.map((o) => o.out.seconds),
+      peakRssMB: Math.max(...ours.map((o) => o.out.maxRssMB)),
+    },
     speedup: py.wall / median,
     memoryRatio: Math.max(...ours.map((o) => o.out.maxRssMB)) / py.out.maxRssMB,
     maxStatDifference: maxDiff,

@@ -28,17 +28,41 @@ function writeBigFile(file: string, images: number, annotations: number): void {
   parts.push('{"info": {"description": "train2017-sized synthetic"}, "licenses": [{"id": 1, "name": "x"}], "images": [');
   for (let i = 0; i < images; i++) {
     const id = i + 1;
-    parts.push((i ? ',' : '') + JSON.stringify({ license: 1, file_name: `${String(id).padStart(12, '0')}.jpg`, coco_url: `http://images.cocodataset.org/train2017/${String(id).padStart(12, '0')}.jpg`, height: 480, width: 640, date_captured: '2013-11-14 16:28:13', id }));
+    parts.push(
+      (i ? ',' : '') +
+        JSON.stringify({
+          license: 1,
+          file_name: `${String(id).padStart(12, '0')}.jpg`,
+          coco_url: `http://images.cocodataset.org/train2017/${String(id).padStart(12, '0')}.jpg`,
+          height: 480,
+          width: 640,
+          date_captured: '2013-11-14 16:28:13',
+          id,
+        }),
+    );
     flush();
   }
   parts.push('], "annotations": [');
   for (let j = 0; j < annotations; j++) {
     const seg = Array.from({ length: rng.int(20, 50) }, () => Math.round(rng.uniform(0, 600) * 100) / 100);
     const bbox = [rng.uniform(0, 500), rng.uniform(0, 350), rng.uniform(1, 100), rng.uniform(1, 100)].map((v) => Math.round(v * 100) / 100);
-    parts.push((j ? ',' : '') + JSON.stringify({ segmentation: [seg], area: Math.round(rng.uniform(10, 50000) * 1e4) / 1e4, iscrowd: 0, image_id: rng.int(1, images), bbox, category_id: rng.int(1, 80), id: j + 1 }));
+    parts.push(
+      (j ? ',' : '') +
+        JSON.stringify({
+          segmentation: [seg],
+          area: Math.round(rng.uniform(10, 50000) * 1e4) / 1e4,
+          iscrowd: 0,
+          image_id: rng.int(1, images),
+          bbox,
+          category_id: rng.int(1, 80),
+          id: j + 1,
+        }),
+    );
     flush();
   }
-  parts.push('], "categories": [' + Array.from({ length: 80 }, (_, k) => JSON.stringify({ supercategory: 's', id: k + 1, name: `c${k + 1}` })).join(',') + ']}');
+  parts.push(
+    '], "categories": [' + Array.from({ length: 80 }, (_, k) => JSON.stringify({ supercategory: 's', id: k + 1, name: `c${k + 1}` })).join(',') + ']}',
+  );
   flush(true);
   fs.closeSync(fd);
 }
@@ -72,7 +96,12 @@ async function main(): Promise<void> {
   process.stderr.write(`wrote ${file} (${(size / 1e6).toFixed(0)} MB)\n`);
   const loader = run('loader', file);
   const naive = run('naive', file);
-  const result = { fileMB: size / 1e6, loader, naive, ...('wall' in loader && 'wall' in naive ? { timeRatio: naive.wall / loader.wall, memoryRatio: loader.maxRssMB / naive.maxRssMB } : {}) };
+  const result = {
+    fileMB: size / 1e6,
+    loader,
+    naive,
+    ...('wall' in loader && 'wall' in naive ? { timeRatio: naive.wall / loader.wall, memoryRatio: loader.maxRssMB / naive.maxRssMB } : {}),
+  };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   fs.rmSync(file);
 }

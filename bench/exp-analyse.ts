@@ -13,7 +13,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArch, resolveBackboneBlocks, stageTwoSpaceFrom, outsideSpace, usedBackboneStages, usedLayersString, nonDominatedSort, type Arch } from '../search';
+import {
+  parseArch,
+  resolveBackboneBlocks,
+  stageTwoSpaceFrom,
+  outsideSpace,
+  usedBackboneStages,
+  usedLayersString,
+  nonDominatedSort,
+  type Arch,
+} from '../search';
 
 interface Line {
   stage: string;
@@ -52,7 +61,7 @@ function readJson<T>(file: string): T {
 function ranks(xs: number[]): number[] {
   const idx = xs.map((x, i) => [x, i] as const).sort((p, q) => p[0] - q[0]);
   const r = new Array<number>(xs.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && idx[j + 1][0] === idx[i][0]) j++;
     for (let k = i; k <= j; k++) r[idx[k][1]] = (i + j) / 2 + 1;
@@ -143,10 +152,14 @@ function main(): void {
   });
   json.b = rowsB;
   md.push('### (b) stage-two searches against their candidates', '');
-  md.push('| candidate | stage-one mAP | candidate, stage-two recipe: mAP / GFLOPs | stage-two evaluations | members dominating it | best stage-two mAP (GFLOPs) |');
+  md.push(
+    '| candidate | stage-one mAP | candidate, stage-two recipe: mAP / GFLOPs | stage-two evaluations | members dominating it | best stage-two mAP (GFLOPs) |',
+  );
   md.push('|---|---|---|---|---|---|');
   for (const r of rowsB)
-    md.push(`| \`${r.candidate}\` | ${f(r.stageOneMap)} | ${f(r.seedMap)} / ${f(r.seedGflops)} | ${r.members} | ${r.dominating.length} | ${r.best ? `${f(r.best.mAP)} (${f(r.best.gflops)})` : '-'} |`);
+    md.push(
+      `| \`${r.candidate}\` | ${f(r.stageOneMap)} | ${f(r.seedMap)} / ${f(r.seedGflops)} | ${r.members} | ${r.dominating.length} | ${r.best ? `${f(r.best.mAP)} (${f(r.best.gflops)})` : '-'} |`,
+    );
   md.push('');
   for (const r of rowsB) for (const d of r.dominating) md.push(`- dominates \`${r.candidate}\`: \`${d.arch}\` (mAP ${f(d.mAP)}, ${f(d.gflops)} GFLOPs)`);
   md.push('');
@@ -162,16 +175,33 @@ function main(): void {
     const fx = set.map((l) => factors(parseArch(l.arch)));
     for (const n of names) {
       const x = fx.map((v) => v[n]);
-      corr[setName][n] = { mAP: spearman(x, set.map((l) => l.mAP!)), latency: spearman(x, set.map((l) => l.latencyMs!)), n: set.length };
+      corr[setName][n] = {
+        mAP: spearman(
+          x,
+          set.map((l) => l.mAP!),
+        ),
+        latency: spearman(
+          x,
+          set.map((l) => l.latencyMs!),
+        ),
+        n: set.length,
+      };
     }
   }
   json.c = { correlations: corr, n: { all: sets.all.length, front: sets.front.length } };
-  md.push(`### (c) Fig. 5 at toy scale: Spearman rank correlation with mAP and latency (stage one: ${sets.all.length} models, ${sets.front.length} on the front; latency ${latency ? `re-measured, ${latency}` : "as the campaign measured it"})`, '');
+  md.push(
+    `### (c) Fig. 5 at toy scale: Spearman rank correlation with mAP and latency (stage one: ${sets.all.length} models, ${sets.front.length} on the front; latency ${latency ? `re-measured, ${latency}` : 'as the campaign measured it'})`,
+    '',
+  );
   md.push('| factor | ρ mAP, all | ρ latency, all | ρ mAP, front | ρ latency, front |');
   md.push('|---|---|---|---|---|');
-  for (const n of names) md.push(`| ${n} | ${f(corr.all[n].mAP, 2)} | ${f(corr.all[n].latency, 2)} | ${f(corr.front[n].mAP, 2)} | ${f(corr.front[n].latency, 2)} |`);
+  for (const n of names)
+    md.push(`| ${n} | ${f(corr.all[n].mAP, 2)} | ${f(corr.all[n].latency, 2)} | ${f(corr.front[n].mAP, 2)} | ${f(corr.front[n].latency, 2)} |`);
   md.push('');
-  for (const [title, key] of [['backbone', blockOf], ['head', headOf]] as const) {
+  for (const [title, key] of [
+    ['backbone', blockOf],
+    ['head', headOf],
+  ] as const) {
     const groups = new Map<string, Line[]>();
     for (const l of s1) {
       const k = key(parseArch(l.arch));
@@ -180,7 +210,9 @@ function main(): void {
     md.push(`| ${title} | models | mean mAP | mean latency ms | on the front |`, '|---|---|---|---|---|');
     for (const [k, ls] of [...groups].sort()) {
       const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
-      md.push(`| ${k} | ${ls.length} | ${f(mean(ls.map((l) => l.mAP!)))} | ${f(mean(ls.map((l) => l.latencyMs!)), 1)} | ${ls.filter((l) => front.has(l.arch)).length} |`);
+      md.push(
+        `| ${k} | ${ls.length} | ${f(mean(ls.map((l) => l.mAP!)))} | ${f(mean(ls.map((l) => l.latencyMs!)), 1)} | ${ls.filter((l) => front.has(l.arch)).length} |`,
+      );
     }
     md.push('');
   }

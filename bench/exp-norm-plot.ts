@@ -35,8 +35,18 @@ async function main(): Promise<void> {
       width: 220,
       height: 220,
       layer: [
-        { mark: { type: 'point', filled: true, size: 60, opacity: 0.8 }, encoding: { x: { field: 'norm', type: 'nominal', sort: ['bn', 'gn', 'gn+ws'], title: 'norm' }, y: { field: 'value', type: 'quantitative', title: '% (val)', scale: { zero: false } }, color: { field: 'seed', type: 'nominal', title: 'seed' } } },
-        { mark: { type: 'tick', color: '#d62728', thickness: 2, size: 30 }, encoding: { x: { field: 'norm', type: 'nominal', sort: ['bn', 'gn', 'gn+ws'] }, y: { aggregate: 'mean', field: 'value', type: 'quantitative' } } },
+        {
+          mark: { type: 'point', filled: true, size: 60, opacity: 0.8 },
+          encoding: {
+            x: { field: 'norm', type: 'nominal', sort: ['bn', 'gn', 'gn+ws'], title: 'norm' },
+            y: { field: 'value', type: 'quantitative', title: '% (val)', scale: { zero: false } },
+            color: { field: 'seed', type: 'nominal', title: 'seed' },
+          },
+        },
+        {
+          mark: { type: 'tick', color: '#d62728', thickness: 2, size: 30 },
+          encoding: { x: { field: 'norm', type: 'nominal', sort: ['bn', 'gn', 'gn+ws'] }, y: { aggregate: 'mean', field: 'value', type: 'quantitative' } },
+        },
       ],
     },
     resolve: { scale: { y: 'independent' } },

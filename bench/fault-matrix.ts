@@ -26,7 +26,16 @@ import { PROJECT_ROOT } from '../common/paths';
 import { makeToyCampaign } from '../protocol/campaign';
 import { freePort, projectSearchAttributes, spawnDevServer, stopGroup, waitForTemporal } from '../worker/temporal-server';
 
-const ALL = ['none', 'gpu-worker-sigkill', 'trainer-sigkill', 'trainer-sigstop', 'control-worker-sigkill', 'server-restart', 'corrupt-checkpoint', 'disk-full-checkpoint'] as const;
+const ALL = [
+  'none',
+  'gpu-worker-sigkill',
+  'trainer-sigkill',
+  'trainer-sigstop',
+  'control-worker-sigkill',
+  'server-restart',
+  'corrupt-checkpoint',
+  'disk-full-checkpoint',
+] as const;
 type Fault = (typeof ALL)[number];
 
 interface Row {
@@ -53,7 +62,10 @@ function trainingWithCheckpoint(store: string): { key: string; pid: number; newe
     const ck = path.join(dir, 'checkpoints');
     const pidFile = path.join(dir, 'trainer.pid');
     if (!fs.existsSync(pidFile) || !fs.existsSync(ck)) continue;
-    const pts = fs.readdirSync(ck).filter((f) => /^ckpt-\d+\.pt$/.test(f)).sort((a, b) => parseInt(b.slice(5), 10) - parseInt(a.slice(5), 10));
+    const pts = fs
+      .readdirSync(ck)
+      .filter((f) => /^ckpt-\d+\.pt$/.test(f))
+      .sort((a, b) => parseInt(b.slice(5), 10) - parseInt(a.slice(5), 10));
     if (pts.length === 0) continue;
     try {
       return { key, pid: (JSON.parse(fs.readFileSync(pidFile, 'utf8')) as { pid: number }).pid, newest: path.join(ck, pts[0]) };
@@ -90,10 +102,14 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
   const startWorker = (queue: 'control' | 'gpu') => {
     const out = fs.openSync(path.join(work, `${queue}-${procs.length}.log`), 'w');
     const extra = queue === 'gpu' ? ['--gpus', 'cpu', '--liveness', 'startup=120,floor=10,factor=10'] : [];
-    const p = spawn(path.join(PROJECT_ROOT, 'bin', 'smnas'), ['worker', '--queue', queue, '--task-queue', tq[queue], '--address', address, '--artifacts', store, ...extra], {
-      stdio: ['ignore', out, out],
-      env: { ...process.env, SMNAS_LOG_LEVEL: 'info' },
-    });
+    const p = spawn(
+      path.join(PROJECT_ROOT, 'bin', 'smnas'),
+      ['worker', '--queue', queue, '--task-queue', tq[queue], '--address', address, '--artifacts', store, ...extra],
+      {
+        stdio: ['ignore', out, out],
+        env: { ...process.env, SMNAS_LOG_LEVEL: 'info' },
+      },
+    );
     procs.push(p);
     return p;
   };
@@ -112,7 +128,11 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
     const base = makeToyCampaign({ id: `fm-${fault}`, dataRoot: path.join(work, 'data'), artifactRoot: store });
     const campaign = {
       ...base,
-      data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 } },
+      data: {
+        detection: base.data.detection,
+        transfer: [],
+        synthesize: { root: path.join(work, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 },
+      },
       queues: { control: tq.control, gpu: tq.gpu },
       candidates: 1,
       stages: {
@@ -182,7 +202,11 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
     }
     const log = path.join(store, 'campaigns', campaign.id, 'results.jsonl');
     const lines = fs.existsSync(log)
-      ? fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { key: string; attempts: number; incidents?: string[] })
+      ? fs
+          .readFileSync(log, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim())
+          .map((l) => JSON.parse(l) as { key: string; attempts: number; incidents?: string[] })
       : [];
     const keys = new Set(lines.map((l) => l.key));
     await connection.close();
@@ -228,11 +252,15 @@ async function main() {
     console.log(JSON.stringify(rows, null, 1));
     return;
   }
-  console.log('| fault | campaign outcome | evaluations recorded | lost | duplicated | retried attempts | incidents recorded | device-s | redone device-s | wall s | note |');
+  console.log(
+    '| fault | campaign outcome | evaluations recorded | lost | duplicated | retried attempts | incidents recorded | device-s | redone device-s | wall s | note |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const n = (x: number | null, d = 0) => (x === null ? 'n/a' : x.toFixed(d));
-    console.log(`| ${r.fault} | ${r.outcome} | ${r.recorded} | ${n(r.lost)} | ${r.duplicated} | ${r.retriedAttempts} | ${r.incidents} | ${n(r.deviceSeconds, 1)} | ${n(r.redone, 1)} | ${r.wallSeconds.toFixed(0)} | ${r.note} |`);
+    console.log(
+      `| ${r.fault} | ${r.outcome} | ${r.recorded} | ${n(r.lost)} | ${r.duplicated} | ${r.retriedAttempts} | ${r.incidents} | ${n(r.deviceSeconds, 1)} | ${n(r.redone, 1)} | ${r.wallSeconds.toFixed(0)} | ${r.note} |`,
+    );
   }
 }
 

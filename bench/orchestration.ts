@@ -68,7 +68,10 @@ async function main(): Promise<void> {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const logFile = path.join(work, 'temporal.log');
-  const server = spawnDevServer({ port, uiPort: null, searchAttributes: projectSearchAttributes() }, { logFile, detached: true, stopWhenPidExits: process.pid });
+  const server = spawnDevServer(
+    { port, uiPort: null, searchAttributes: projectSearchAttributes() },
+    { logFile, detached: true, stopWhenPidExits: process.pid },
+  );
   const tq = 'bench-orchestration';
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
@@ -97,7 +100,11 @@ async function main(): Promise<void> {
     const campaign = {
       ...base,
       space: o.space,
-      data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'data'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 1 } },
+      data: {
+        detection: base.data.detection,
+        transfer: [],
+        synthesize: { root: path.join(work, 'data'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 1 },
+      },
       queues: { control: tq, gpu: tq },
       candidates: o.candidates,
       stages: {
@@ -109,14 +116,23 @@ async function main(): Promise<void> {
       timeouts: { trainingHours: 1, heartbeatSeconds: 60, maxAttempts: 3 },
     };
     const t0 = Date.now();
-    const result = (await client.workflow.execute('smnasSearch', { taskQueue: tq, workflowId: 'smnas-bench', args: [campaign], workflowExecutionTimeout: '3h' })) as { artifactDir: string };
+    const result = (await client.workflow.execute('smnasSearch', {
+      taskQueue: tq,
+      workflowId: 'smnas-bench',
+      args: [campaign],
+      workflowExecutionTimeout: '3h',
+    })) as { artifactDir: string };
     const wallS = (Date.now() - t0) / 1000;
 
     const trains = gpu.calls.filter((c) => c.activity === 'trainDetector');
     const structural = trains.filter((c) => c.recipe === 'toy-stage-one');
     const span = (xs: { at: number }[]) => (xs.length > 1 ? (xs[xs.length - 1].at - xs[0].at) / 1000 : NaN);
     const structuralRate = (structural.length - 1) / span(structural);
-    const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { key: string; stage: string });
+    const lines = fs
+      .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { key: string; stage: string });
     let maxHistory = 0;
     let runs = 0;
     for await (const wf of client.workflow.list({ query: `SmnasCampaign = "bench"` })) {

@@ -109,7 +109,12 @@ const log = (...r: string[]) => {
     const t = best(3, () => nonDominatedSort(pts));
     // the reference's cost grows as N^2: extrapolated from its 1e4 time
     const refEst = ref.ms * (n / 1e4) ** 2;
-    log(`sort ${n.toExponential(0)} points`, `${t.ms.toFixed(0)} ms (${t.value.fronts.length} fronts)`, `reference extrapolated ${(refEst / 1000).toFixed(0)} s`, `${(refEst / t.ms).toFixed(0)}x`);
+    log(
+      `sort ${n.toExponential(0)} points`,
+      `${t.ms.toFixed(0)} ms (${t.value.fronts.length} fronts)`,
+      `reference extrapolated ${(refEst / 1000).toFixed(0)} s`,
+      `${(refEst / t.ms).toFixed(0)}x`,
+    );
   }
 }
 
@@ -124,7 +129,12 @@ const log = (...r: string[]) => {
   const fromLayout = best(3, () => layouts.reduce((s, l) => s + layoutCost(l, 1000).flops, 0));
   const resolveOnly = best(3, () => archs.reduce((s, a) => s + resolveLayout(a, opts).backbone.stemChannels, 0));
   const rate = (ms: number) => ((archs.length / ms) * 1000).toFixed(0);
-  log('cost from notation (parse+resolve+cost)', `${rate(full.ms)} archs/s`, `parse+resolve alone ${rate(resolveOnly.ms)} archs/s`, `cost from layout ${rate(fromLayout.ms)} archs/s`);
+  log(
+    'cost from notation (parse+resolve+cost)',
+    `${rate(full.ms)} archs/s`,
+    `parse+resolve alone ${rate(resolveOnly.ms)} archs/s`,
+    `cost from layout ${rate(fromLayout.ms)} archs/s`,
+  );
 }
 
 // 3. sampling
@@ -144,7 +154,12 @@ const log = (...r: string[]) => {
   });
   const rateOurs = (n / ours.ms) * 1000;
   const rateRef = (nRef / ref.ms) * 1000;
-  log('stage-two sampling', `${rateOurs.toFixed(0)} samples/s`, `naive rejection sampler ${rateRef.toFixed(0)} samples/s (${(tries / nRef).toFixed(0)} tries/sample)`, `${(rateOurs / rateRef).toFixed(1)}x`);
+  log(
+    'stage-two sampling',
+    `${rateOurs.toFixed(0)} samples/s`,
+    `naive rejection sampler ${rateRef.toFixed(0)} samples/s (${(tries / nRef).toFixed(0)} tries/sample)`,
+    `${(rateOurs / rateRef).toFixed(1)}x`,
+  );
 }
 
 // 4. search steps of a long stage-two stage
@@ -169,7 +184,12 @@ const log = (...r: string[]) => {
   const withMemo = best(1, () => stage(new ProposeMemo()));
   const without = best(1, () => stage());
   if (withMemo.value.join() !== without.value.join()) throw new Error('ProposeMemo changed the proposals');
-  log(`stage-two search steps (${batches} batches of 12, up to ${withMemo.value.length} evaluated)`, `${withMemo.ms.toFixed(0)} ms with ProposeMemo`, `${without.ms.toFixed(0)} ms without`, `${(without.ms / withMemo.ms).toFixed(1)}x`);
+  log(
+    `stage-two search steps (${batches} batches of 12, up to ${withMemo.value.length} evaluated)`,
+    `${withMemo.ms.toFixed(0)} ms with ProposeMemo`,
+    `${without.ms.toFixed(0)} ms without`,
+    `${(without.ms / withMemo.ms).toFixed(1)}x`,
+  );
 }
 
 process.stdout.write('| benchmark | result | reference (same run) | ratio |\n|---|---|---|---|\n' + rows.map((r) => `| ${r.join(' | ')} |`).join('\n') + '\n');

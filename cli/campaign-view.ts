@@ -54,7 +54,10 @@ export function renderProgress(p: Progress, nowMs = p.updatedAt): string[] {
   const bands = p.bestMapByCostBand.filter((b) => b.bestMap !== null);
   if (bands.length) {
     lines.push('  best mAP per cost band:');
-    for (const b of bands) lines.push(`    ${b.stage.padEnd(10)} ${b.band.padEnd(4)} cost ${b.costFrom.toFixed(2)}..${b.costTo.toFixed(2)}  mAP% ${fmtMap(b.bestMap).trim()}  ${b.arch ?? ''}`);
+    for (const b of bands)
+      lines.push(
+        `    ${b.stage.padEnd(10)} ${b.band.padEnd(4)} cost ${b.costFrom.toFixed(2)}..${b.costTo.toFixed(2)}  mAP% ${fmtMap(b.bestMap).trim()}  ${b.arch ?? ''}`,
+      );
   }
   if (p.error) lines.push(`  error: ${p.error}`);
   return lines;
@@ -98,7 +101,9 @@ export function renderFinalTable(rows: FinalRowView[]): string[] {
   // each set's own metric (VOC mAP@0.5, BDD AP, COCO AP), then its COCO AP where the campaign recorded it
   const columns = transferNames.flatMap((n) => [
     { title: `${n} mAP%`, value: (r: FinalRowView) => r.transfer[n] },
-    ...(rows.some((r) => r.transferCocoAP?.[n] !== undefined && r.transferCocoAP[n] !== r.transfer[n]) ? [{ title: `${n} COCO AP%`, value: (r: FinalRowView) => r.transferCocoAP?.[n] ?? null }] : []),
+    ...(rows.some((r) => r.transferCocoAP?.[n] !== undefined && r.transferCocoAP[n] !== r.transfer[n])
+      ? [{ title: `${n} COCO AP%`, value: (r: FinalRowView) => r.transferCocoAP?.[n] ?? null }]
+      : []),
   ]);
   const head = ['model', 'top1%', 'mAP%', 'GFLOPs', 'ms', ...columns.map((c) => c.title), 'architecture'];
   const table = rows.map((r, i) => [

@@ -42,8 +42,14 @@ export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boo
   const onMessage = (m: TrainerMessage) => {
     out.messages.push(m);
     if (m.type === 'progress') {
-      const terms = Object.entries(m.losses).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(' ');
-      bar?.update(m.iteration, `ep ${m.epoch} loss ${m.loss.toFixed(3)} (${terms}) lr ${m.lr.toExponential(2)} ${m.imagesPerSec.toFixed(1)} img/s`, m.totalIterations);
+      const terms = Object.entries(m.losses)
+        .map(([k, v]) => `${k}=${v.toFixed(3)}`)
+        .join(' ');
+      bar?.update(
+        m.iteration,
+        `ep ${m.epoch} loss ${m.loss.toFixed(3)} (${terms}) lr ${m.lr.toExponential(2)} ${m.imagesPerSec.toFixed(1)} img/s`,
+        m.totalIterations,
+      );
     } else if (m.type === 'checkpoint') {
       log.debug({ path: m.path, iteration: m.iteration }, 'checkpoint');
     } else if (m.type === 'result') {
@@ -64,7 +70,13 @@ export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boo
     process.on('SIGTERM', onSignal);
     log.info({ nproc }, 'data-parallel training');
     const exit = await runTrainerGroup({
-      bin: TRAINER_BIN, command: job.command, jobFile, nproc, signal: stop.signal, killGraceMs: 60_000, onMessage,
+      bin: TRAINER_BIN,
+      command: job.command,
+      jobFile,
+      nproc,
+      signal: stop.signal,
+      killGraceMs: 60_000,
+      onMessage,
       onBadLine: (line, error) => log.warn({ line: line.slice(0, 200), error }, 'unexpected trainer output'),
       onPeerMessage: (rank, m) => {
         if (m.type === 'error' && !out.error) out.error = m;
@@ -108,7 +120,8 @@ export async function runTrainerJob(job: Job, opts: { label: string; quiet?: boo
 export function failureOf(o: TrainerOutcome): { code: number; message: string } | undefined {
   if (o.exitCode === TrainerExit.ok) return undefined;
   if (o.exitCode === TrainerExit.diverged) return { code: o.exitCode, message: `training diverged: ${o.result?.message ?? ''}` };
-  if (o.exitCode === TrainerExit.peerLost) return { code: o.exitCode, message: `a process of the data-parallel training died; continue with --resume (${o.error?.message ?? ''})` };
+  if (o.exitCode === TrainerExit.peerLost)
+    return { code: o.exitCode, message: `a process of the data-parallel training died; continue with --resume (${o.error?.message ?? ''})` };
   if (o.exitCode === TrainerExit.interrupted) return { code: o.exitCode, message: `interrupted; continue with --resume (${o.error?.message ?? ''})` };
   return { code: o.exitCode, message: `the trainer failed (exit ${o.exitCode}): ${o.error?.message ?? 'see the log above'}` };
 }

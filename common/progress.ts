@@ -7,7 +7,11 @@ export class ProgressBar {
   private readonly tty = Boolean(process.stderr.isTTY);
   private readonly started = Date.now();
 
-  constructor(private readonly label: string, private total: number, private readonly minIntervalMs = 2000) {}
+  constructor(
+    private readonly label: string,
+    private total: number,
+    private readonly minIntervalMs = 2000,
+  ) {}
 
   update(done: number, extra = '', total = this.total): void {
     this.total = total;

@@ -27,7 +27,16 @@ export const PAPER_CONFIG = {
   font: 'DejaVu Serif',
   background: 'white',
   view: { stroke: '#333', strokeWidth: 0.8 },
-  axis: { grid: true, gridColor: '#e6e6e6', domainColor: '#333', tickColor: '#333', labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 160 },
+  axis: {
+    grid: true,
+    gridColor: '#e6e6e6',
+    domainColor: '#333',
+    tickColor: '#333',
+    labelFontSize: 11,
+    titleFontSize: 12,
+    titleFontWeight: 'normal',
+    labelLimit: 160,
+  },
   legend: { labelFontSize: 11, titleFontSize: 11, labelLimit: 220, symbolSize: 70 },
   title: { fontSize: 13, fontWeight: 'normal', anchor: 'start' },
   point: { size: 55 },
@@ -64,7 +73,10 @@ function scaleFor(v: CampaignView, stages: string[]): { domain: string[]; range:
   return keep.length ? { domain: keep.map(([g]) => g), range: keep.map(([, r]) => r) } : all;
 }
 
-function scatter(v: CampaignView, o: { name: string; stages: string[]; costField: 'latencyMs' | 'gflops'; costTitle: string; withFinal: boolean; width: number; height: number }): Spec {
+function scatter(
+  v: CampaignView,
+  o: { name: string; stages: string[]; costField: 'latencyMs' | 'gflops'; costTitle: string; withFinal: boolean; width: number; height: number },
+): Spec {
   const color = { field: 'group', type: 'nominal', title: 'stage / candidate', scale: scaleFor(v, o.withFinal ? [...o.stages, 'final'] : o.stages) };
   const x = { field: o.costField, type: 'quantitative', title: o.costTitle, scale: { zero: false, nice: true } };
   const y = { field: 'mapPct', type: 'quantitative', title: 'mAP (%)', scale: { zero: false, nice: true } };
@@ -131,7 +143,11 @@ function correlation(v: CampaignView, width: number): Spec {
           x: { field: f.field, type: 'nominal', sort: f.sort, title: row === metrics.length - 1 ? f.title : null, axis: { labelAngle: -30, labelLimit: 240 } },
           y: { field: m.field, type: 'quantitative', title: m.title, scale: { zero: false } },
           color,
-          tooltip: [{ field: 'arch', title: 'architecture' }, { field: 'mapPct', title: 'mAP %', format: '.2f' }, { field: 'latencyMs', title: 'latency ms', format: '.2f' }],
+          tooltip: [
+            { field: 'arch', title: 'architecture' },
+            { field: 'mapPct', title: 'mAP %', format: '.2f' },
+            { field: 'latencyMs', title: 'latency ms', format: '.2f' },
+          ],
         },
       },
       {
@@ -168,7 +184,15 @@ export function campaignCharts(v: CampaignView, o: { width?: number; height?: nu
   const width = o.width ?? 460;
   const height = o.height ?? 320;
   return {
-    'stage-one': scatter(v, { name: 'stage_one', stages: ['structural'], costField: 'latencyMs', costTitle: 'latency (ms, median)', withFinal: false, width, height }),
+    'stage-one': scatter(v, {
+      name: 'stage_one',
+      stages: ['structural'],
+      costField: 'latencyMs',
+      costTitle: 'latency (ms, median)',
+      withFinal: false,
+      width,
+      height,
+    }),
     'stage-two': scatter(v, { name: 'stage_two', stages: ['modular'], costField: 'gflops', costTitle: 'GFLOPs', withFinal: true, width, height }),
     correlation: correlation(v, 150),
     'gpu-hours': gpuHours(),

@@ -139,7 +139,10 @@ export interface TransferColumn {
  * campaign's data.json; absent: COCO AP), then COCO-style AP on the same test split where the
  * table has it and the metric is not already COCO AP.
  */
-export function transferColumns(finalTable: readonly { transfer: Record<string, unknown>; transferCocoAP?: Record<string, unknown> }[], metrics: Record<string, TransferMetric | undefined>): TransferColumn[] {
+export function transferColumns(
+  finalTable: readonly { transfer: Record<string, unknown>; transferCocoAP?: Record<string, unknown> }[],
+  metrics: Record<string, TransferMetric | undefined>,
+): TransferColumn[] {
   const names = [...new Set(finalTable.flatMap((r) => Object.keys(r.transfer)))].sort();
   return names.flatMap((dataset) => {
     const metric = metrics[dataset] ?? 'coco-ap';
@@ -328,7 +331,10 @@ export function countsSentence(v: Omit<CampaignView, 'countsSentence'>): string 
   const per = EVAL_STAGES.map((st) => `${st} ${v.counts.byStage[st]}`).join(', ');
   const sel = v.stages.find((r) => r.stage === 'selection')?.done ?? 0;
   const pre = v.stages.find((r) => r.stage === 'pretrain')?.done ?? 0;
-  const dup = v.counts.logLines > v.counts.evaluations ? `; ${v.counts.logLines} lines, as a retried record logged ${v.counts.logLines - v.counts.evaluations} again` : '';
+  const dup =
+    v.counts.logLines > v.counts.evaluations
+      ? `; ${v.counts.logLines} lines, as a retried record logged ${v.counts.logLines - v.counts.evaluations} again`
+      : '';
   return (
     `Evaluations: ${v.counts.evaluations} in results.jsonl (${per})${dup}; ${v.counts.reused} reused, ${v.counts.diverged} diverged. ` +
     `Not evaluations, so not counted: ${sel} selected candidate${sel === 1 ? '' : 's'}, ${pre} backbone pretraining${pre === 1 ? '' : 's'}.`

@@ -18,12 +18,14 @@ export interface CampaignPayload {
 }
 
 type Boot =
-  | { mode: 'live'; campaign: string | null; intervalMs: number; artifactBase: string }
-  | { mode: 'static'; payload: CampaignPayload; artifactBase: string };
+  { mode: 'live'; campaign: string | null; intervalMs: number; artifactBase: string } | { mode: 'static'; payload: CampaignPayload; artifactBase: string };
 
 /** JSON that is safe inside a <script> element. */
 export function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 const escHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -201,8 +203,7 @@ const CLIENT = String.raw`
 `;
 
 function body(title: string, live: boolean): string {
-  const charts = (names: ChartName[]) =>
-    names.map((n) => `<div class="card"><h3>${escHtml(CHART_TITLES[n])}</h3><div id="chart-${n}"></div></div>`).join('\n');
+  const charts = (names: ChartName[]) => names.map((n) => `<div class="card"><h3>${escHtml(CHART_TITLES[n])}</h3><div id="chart-${n}"></div></div>`).join('\n');
   return `<header><h1>${escHtml(title)}</h1><span class="sub">SM-NAS${live ? ' dashboard (live, read-only)' : ' campaign report'}</span></header>
 <div id="note"></div>
 <div id="layout">

@@ -25,7 +25,8 @@ const fmt = (v: number | null | undefined, digits = 3) => (v === null || v === u
 const pct = (v: number | null | undefined, digits = 2) => (v === null || v === undefined ? '-' : (v * 100).toFixed(digits));
 
 export function reportMarkdown(v: CampaignView): string {
-  const front = (stage: string, group?: string) => v.points.filter((p) => p.stage === stage && p.front && (!group || p.group === group)).sort((a, b) => (a.cost ?? 0) - (b.cost ?? 0));
+  const front = (stage: string, group?: string) =>
+    v.points.filter((p) => p.stage === stage && p.front && (!group || p.group === group)).sort((a, b) => (a.cost ?? 0) - (b.cost ?? 0));
   const lines = [
     `# SM-NAS campaign ${v.campaignId}`,
     '',
@@ -38,7 +39,11 @@ export function reportMarkdown(v: CampaignView): string {
       return `| ${s} | ${r.done} | ${r.reused} | ${r.gpuHours.toFixed(3)} |`;
     }),
     '',
-    'Views: report.html (opens offline). Figures: ' + Object.values(FIGURE_FILES).map((f) => `${f}.svg/.png`).join(', ') + '.',
+    'Views: report.html (opens offline). Figures: ' +
+      Object.values(FIGURE_FILES)
+        .map((f) => `${f}.svg/.png`)
+        .join(', ') +
+      '.',
     '',
     '## Stage one front (latency vs mAP)',
     '',

@@ -85,7 +85,8 @@ export function createDashboardServer(o: DashboardOptions): http.Server {
     }
     const info = await o.temporal.campaignInfo(id);
     if (!snapshot) {
-      if (info.state !== 'ok' && info.state !== 'closed' && info.state !== 'no-answer') return json(res, 404, { error: `no campaign '${id}' in ${o.artifactRoot}${o.temporal.address ? ` or on Temporal at ${o.temporal.address}` : ''}` });
+      if (info.state !== 'ok' && info.state !== 'closed' && info.state !== 'no-answer')
+        return json(res, 404, { error: `no campaign '${id}' in ${o.artifactRoot}${o.temporal.address ? ` or on Temporal at ${o.temporal.address}` : ''}` });
       snapshot = emptySnapshot(o.artifactRoot, id, campaignDir(o.artifactRoot, id));
     }
     return json(res, 200, payloadOf(snapshot, info, o.view));
@@ -104,8 +105,16 @@ export function createDashboardServer(o: DashboardOptions): http.Server {
     if (st.isDirectory()) {
       const entries = fs.readdirSync(file, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
       const base = '/artifacts/' + path.relative(root, file).split(path.sep).map(encodeURIComponent).join('/');
-      const items = entries.map((e) => `<li><a href="${esc(`${base.replace(/\/$/, '')}/${encodeURIComponent(e.name)}${e.isDirectory() ? '/' : ''}`)}">${esc(e.name)}${e.isDirectory() ? '/' : ''}</a></li>`);
-      return send(res, 200, 'text/html; charset=utf-8', `<!doctype html><meta charset="utf-8"><title>${esc(rel)}</title><h3>${esc(file)}</h3><ul>${items.join('')}</ul>`);
+      const items = entries.map(
+        (e) =>
+          `<li><a href="${esc(`${base.replace(/\/$/, '')}/${encodeURIComponent(e.name)}${e.isDirectory() ? '/' : ''}`)}">${esc(e.name)}${e.isDirectory() ? '/' : ''}</a></li>`,
+      );
+      return send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        `<!doctype html><meta charset="utf-8"><title>${esc(rel)}</title><h3>${esc(file)}</h3><ul>${items.join('')}</ul>`,
+      );
     }
     const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
     res.writeHead(200, { 'content-type': type, 'content-length': st.size, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });

@@ -47,7 +47,8 @@ export class TemporalSource {
   note(): string | null {
     if (!this.settings) return 'Temporal not asked (--no-temporal): showing the artifact store only.';
     if (!this.client && this.failure === null) return `Connecting to Temporal at ${this.settings.address}: showing the artifact store meanwhile.`;
-    if (this.failure) return `Temporal at ${this.settings.address} is unreachable (${this.failure}): showing the artifact store only; stage status, planned counts and running trainings need Temporal.`;
+    if (this.failure)
+      return `Temporal at ${this.settings.address} is unreachable (${this.failure}): showing the artifact store only; stage status, planned counts and running trainings need Temporal.`;
     return null;
   }
 
@@ -61,15 +62,17 @@ export class TemporalSource {
     if (this.client) return this.client;
     if (!this.connecting && (this.failure === null || Date.now() - this.failedAt >= this.o.retryMs)) {
       const settings = this.settings;
-      this.connecting = connectClient(settings).then(
-        (c) => {
-          this.client = c;
-          this.failure = null;
-        },
-        (e: unknown) => this.lost(e),
-      ).finally(() => {
-        this.connecting = null;
-      });
+      this.connecting = connectClient(settings)
+        .then(
+          (c) => {
+            this.client = c;
+            this.failure = null;
+          },
+          (e: unknown) => this.lost(e),
+        )
+        .finally(() => {
+          this.connecting = null;
+        });
     }
     return null;
   }
@@ -81,7 +84,8 @@ export class TemporalSource {
 
   private lost(e: unknown) {
     const msg = (e as Error).message.split('\n')[0];
-    if (this.failure === null) this.logger.warn({ address: this.settings?.address, err: msg }, 'Temporal unreachable; the dashboard shows the artifact store only');
+    if (this.failure === null)
+      this.logger.warn({ address: this.settings?.address, err: msg }, 'Temporal unreachable; the dashboard shows the artifact store only');
     this.failure = msg.length > 160 ? msg.slice(0, 160) + '...' : msg;
     this.failedAt = Date.now();
     const c = this.client;
@@ -124,7 +128,14 @@ export class TemporalSource {
     } catch (e) {
       const err = e as Error;
       if (err.name === 'WorkflowNotFoundError' || /not found/i.test(err.message)) {
-        return { state: 'not-found', status: null, note: `Temporal has no workflow ${campaignWorkflowId(campaignId)} (retention may have removed it): showing the artifact store only.`, progress: null, fronts: null, candidates: null };
+        return {
+          state: 'not-found',
+          status: null,
+          note: `Temporal has no workflow ${campaignWorkflowId(campaignId)} (retention may have removed it): showing the artifact store only.`,
+          progress: null,
+          fronts: null,
+          candidates: null,
+        };
       }
       this.lost(e);
       return offInfo(this.note());
@@ -170,7 +181,19 @@ export function payloadOf(snapshot: CampaignSnapshot, info: TemporalInfo, o: Vie
 
 /** An empty snapshot for a campaign Temporal knows but that has written nothing to the store yet. */
 export function emptySnapshot(artifactRoot: string, campaignId: string, dir: string): CampaignSnapshot {
-  return { campaignId, dir, artifactRoot, results: [], logLines: 0, fronts: null, selected: null, finalTable: null, data: null, transferDataset: {}, mtimeMs: 0 };
+  return {
+    campaignId,
+    dir,
+    artifactRoot,
+    results: [],
+    logLines: 0,
+    fronts: null,
+    selected: null,
+    finalTable: null,
+    data: null,
+    transferDataset: {},
+    mtimeMs: 0,
+  };
 }
 
 export { listStoreCampaigns, readCampaign, offInfo };

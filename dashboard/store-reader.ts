@@ -10,7 +10,15 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { describeZodError, UserError } from '../common/errors';
 import { resultLineId } from '../activities/artifact-store';
-import { ReportInputSchema, ResultLineSchema, DataSummarySchema, EvaluationRecordSchema, type DataSummary, type ReportInput, type ResultLine } from '../activities/types';
+import {
+  ReportInputSchema,
+  ResultLineSchema,
+  DataSummarySchema,
+  EvaluationRecordSchema,
+  type DataSummary,
+  type ReportInput,
+  type ResultLine,
+} from '../activities/types';
 
 export class StoreReadError extends UserError {
   constructor(message: string) {

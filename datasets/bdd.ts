@@ -78,7 +78,13 @@ function readFrames(file: string, each: (f: BddFrame, index: number) => void): v
     }
   }
   try {
-    streamJsonSync(file, { element: (_k, v, i) => take(v, i), arrayKeys: new Set(), other: () => { throw new DatasetError(`${file}: expected a JSON array of frames`); } });
+    streamJsonSync(file, {
+      element: (_k, v, i) => take(v, i),
+      arrayKeys: new Set(),
+      other: () => {
+        throw new DatasetError(`${file}: expected a JSON array of frames`);
+      },
+    });
   } catch (e) {
     if (e instanceof JsonLocationError) throw new DatasetError(`${file}: ${e.message}`);
     throw e;
@@ -120,10 +126,25 @@ export function convertBdd(o: {
       const hh = y2 - y1;
       if (!(w > 0 && hh > 0)) throw new DatasetError(`${files.labels}: frame ${i} (${f.name}) label ${k}: empty box2d ${JSON.stringify(l.box2d)}`);
       if (ignore) ignored++;
-      inst.annotations.push({ id: inst.annotations.length + 1, image_id: imageId, category_id: cid, bbox: [x1, y1, w, hh], area: w * hh, iscrowd: ignore ? 1 : 0 });
+      inst.annotations.push({
+        id: inst.annotations.length + 1,
+        image_id: imageId,
+        category_id: cid,
+        bbox: [x1, y1, w, hh],
+        area: w * hh,
+        iscrowd: ignore ? 1 : 0,
+      });
     });
     o.progress?.(i + 1, 0);
   });
   writeJsonAtomic(instancesPath(o.out, o.split), inst);
-  return { out: o.out, split: o.split, images: inst.images.length, annotations: inst.annotations.length, difficult: ignored, categories: [...BDD_CLASSES], skipped };
+  return {
+    out: o.out,
+    split: o.split,
+    images: inst.images.length,
+    annotations: inst.annotations.length,
+    difficult: ignored,
+    categories: [...BDD_CLASSES],
+    skipped,
+  };
 }

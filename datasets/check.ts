@@ -67,7 +67,12 @@ export function discoverSplits(target: string, imagesDir?: string): { split: str
   const splitOf = (file: string) => /^instances_(.+)\.json$/.exec(path.basename(file))?.[1];
   if (st.isDirectory()) {
     const annDir = path.join(target, 'annotations');
-    const files = fs.existsSync(annDir) ? fs.readdirSync(annDir).filter((f) => splitOf(f)).sort() : [];
+    const files = fs.existsSync(annDir)
+      ? fs
+          .readdirSync(annDir)
+          .filter((f) => splitOf(f))
+          .sort()
+      : [];
     if (files.length === 0) throw new DatasetError(`${target}: no annotations/instances_<split>.json (expected the canonical layout; see docs/datasets.md)`);
     return files.map((f) => ({ split: splitOf(f)!, annotationsFile: path.join(annDir, f), imagesDir: imagesDir ?? path.join(target, splitOf(f)!) }));
   }
@@ -134,7 +139,8 @@ export function checkInstances(inst: CocoInstances, file: string, add: (p: Probl
     if (!a.iscrowd && a.area <= 0) warn('zero_area', rec, 'area is 0 (it decides the small/medium/large range in evaluation)');
   });
   inst.categories.forEach((c, i) => {
-    if (!perCat.has(c.id)) warn('category_without_annotations', `categories[${sourceIndex.get(c) ?? i}] (id ${c.id})`, `category '${c.name}' has no annotations`);
+    if (!perCat.has(c.id))
+      warn('category_without_annotations', `categories[${sourceIndex.get(c) ?? i}] (id ${c.id})`, `category '${c.name}' has no annotations`);
   });
   return { imageIds: annotated };
 }
@@ -170,7 +176,13 @@ async function checkImages(
       if (typeof h === 'string') {
         add({ severity: 'error', code: h === 'missing' ? 'missing_image' : 'unreadable_image', file, record: rec, message: `${p}: ${h}` });
       } else if (h.width !== im.width || h.height !== im.height) {
-        add({ severity: 'error', code: 'image_size_mismatch', file, record: rec, message: `${p} is ${h.width}x${h.height} but the annotation says ${im.width}x${im.height}` });
+        add({
+          severity: 'error',
+          code: 'image_size_mismatch',
+          file,
+          record: rec,
+          message: `${p} is ${h.width}x${h.height} but the annotation says ${im.width}x${im.height}`,
+        });
       } else {
         // a cut-short file: the trainer cannot decode a PNG without its end; a JPEG decodes partly grey
         const t = await readImageTrailerAsync(p, h.format);
@@ -197,11 +209,17 @@ export async function checkDataset(target: string, opts: CheckOptions = {}): Pro
       continue;
     }
     const { imageIds } = checkInstances(inst, s.annotationsFile, add);
-    if (!opts.skipImages) await checkImages(inst, s.annotationsFile, s.imagesDir, add, opts.allowedRoots ?? [], (d, t) => opts.progress?.(`images ${s.split}`, d, t));
+    if (!opts.skipImages)
+      await checkImages(inst, s.annotationsFile, s.imagesDir, add, opts.allowedRoots ?? [], (d, t) => opts.progress?.(`images ${s.split}`, d, t));
     const key = JSON.stringify([...inst.categories].sort((a, b) => a.id - b.id).map((c) => [c.id, c.name]));
     if (!firstCats) firstCats = { split: s.split, key };
     else if (firstCats.key !== key) {
-      add({ severity: 'error', code: 'category_mismatch', file: s.annotationsFile, message: `categories differ from split '${firstCats.split}' (ids and names must match across splits)` });
+      add({
+        severity: 'error',
+        code: 'category_mismatch',
+        file: s.annotationsFile,
+        message: `categories differ from split '${firstCats.split}' (ids and names must match across splits)`,
+      });
     }
     splits.push({
       ...s,

@@ -22,7 +22,10 @@ import type { Problem } from './problems';
 export const STREAM_THRESHOLD = 64 << 20;
 
 export class DatasetError extends Error {
-  constructor(message: string, readonly problem?: Problem) {
+  constructor(
+    message: string,
+    readonly problem?: Problem,
+  ) {
     super(message);
     this.name = 'DatasetError';
   }
@@ -70,7 +73,13 @@ export async function loadCocoInstances(file: string, opts: LoadOptions = {}): P
     if (section === 'annotations' && value && typeof value === 'object') delete (value as Record<string, unknown>).segmentation;
     const r = SCHEMAS[section].safeParse(value);
     if (!r.success) {
-      report({ severity: 'error', code: 'invalid_record', file, record: recordName(section, index, value), message: describeZodError('invalid', r.error).replace(/^invalid: /, '') });
+      report({
+        severity: 'error',
+        code: 'invalid_record',
+        file,
+        record: recordName(section, index, value),
+        message: describeZodError('invalid', r.error).replace(/^invalid: /, ''),
+      });
       return;
     }
     (out[section] as unknown[]).push(r.data);

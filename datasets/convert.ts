@@ -30,7 +30,10 @@ export function convertToCoco(o: ConvertToCocoOptions): ConvertResult[] {
   if (o.format === 'voc') {
     // fix the class list from the first split so every split gets the same category ids
     const first = convertVoc({ input: o.src, split: splits[0].split, years: splits[0].years, out: o.out, copy: o.copy });
-    return [first, ...splits.slice(1).map((s) => convertVoc({ input: o.src, split: s.split, years: s.years, out: o.out, copy: o.copy, classes: first.categories }))];
+    return [
+      first,
+      ...splits.slice(1).map((s) => convertVoc({ input: o.src, split: s.split, years: s.years, out: o.out, copy: o.copy, classes: first.categories })),
+    ];
   }
   return splits.map((s) => convertBdd({ input: o.src, split: s.split, out: o.out, copy: o.copy }));
 }

@@ -74,8 +74,7 @@ export function readImageHeader(file: string): ImageHeader | string {
     }
   } catch (e) {
     return `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-  }
-  finally {
+  } finally {
     fs.closeSync(fd);
   }
 }
@@ -115,7 +114,8 @@ const PNG_IEND = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x
  * A file cut short (copy interrupted, disk full) has a good header but no such end.
  */
 export function parseImageTrailer(format: ImageHeader['format'], tail: Buffer): string | undefined {
-  if (format === 'png') return tail.length >= 12 && tail.subarray(tail.length - 12).equals(PNG_IEND) ? undefined : 'PNG truncated (does not end with the IEND chunk)';
+  if (format === 'png')
+    return tail.length >= 12 && tail.subarray(tail.length - 12).equals(PNG_IEND) ? undefined : 'PNG truncated (does not end with the IEND chunk)';
   for (let i = tail.length - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) return undefined;
   return 'JPEG truncated (no end-of-image marker)';
 }

@@ -21,10 +21,19 @@ export interface ClassFolderSplit {
 export function listClassFolders(root: string, split: string, classes?: string[]): ClassFolderSplit {
   const dir = path.join(root, split);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new DatasetError(`${dir}: no such folder (expected <root>/${split}/<class>/*.jpg|png)`);
-  const found = fs.readdirSync(dir).filter((d) => fs.statSync(path.join(dir, d)).isDirectory()).sort();
+  const found = fs
+    .readdirSync(dir)
+    .filter((d) => fs.statSync(path.join(dir, d)).isDirectory())
+    .sort();
   if (!classes) {
     const train = path.join(root, 'train');
-    classes = split !== 'train' && fs.existsSync(train) ? fs.readdirSync(train).filter((d) => fs.statSync(path.join(train, d)).isDirectory()).sort() : found;
+    classes =
+      split !== 'train' && fs.existsSync(train)
+        ? fs
+            .readdirSync(train)
+            .filter((d) => fs.statSync(path.join(train, d)).isDirectory())
+            .sort()
+        : found;
   }
   if (classes.length < 2) throw new DatasetError(`${dir}: need at least 2 class folders, found ${classes.length}`);
   const extra = found.filter((c) => !classes!.includes(c));
@@ -33,7 +42,10 @@ export function listClassFolders(root: string, split: string, classes?: string[]
   const counts = classes.map((c, label) => {
     const cdir = path.join(dir, c);
     if (!fs.existsSync(cdir)) return 0;
-    const files = fs.readdirSync(cdir).filter((f) => IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase())).sort();
+    const files = fs
+      .readdirSync(cdir)
+      .filter((f) => IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase()))
+      .sort();
     for (const f of files) images.push({ path: path.join(cdir, f), label });
     return files.length;
   });

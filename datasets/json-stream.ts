@@ -149,14 +149,14 @@ function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<v
       h.progress?.(bufBase, total);
     }
     return buf.length - pos >= need;
-  };
+  }
   function* skipWs(): Gen<number> {
     for (;;) {
       while (pos < buf.length && isWs(buf[pos])) pos++;
       if (pos < buf.length) return buf[pos];
       if (!(yield* fill(1))) return -1;
     }
-  };
+  }
   /** the complete value at pos, parsed; advances pos */
   function* readValue(record: string): Gen<unknown> {
     let need = 1;
@@ -186,12 +186,12 @@ function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<v
       need = buf.length - pos + chunkSize;
       yield* fill(need);
     }
-  };
+  }
   function* expect(ch: number, what: string, record?: string): Gen<void> {
     const c = yield* skipWs();
     if (c !== ch) fail(c < 0 ? `unexpected end of file, expected ${what}` : `expected ${what}, found '${String.fromCharCode(c)}'`, bufBase + pos, record);
     pos++;
-  };
+  }
   /**
    * Complete elements from pos that are already in the buffer (up to BATCH_BYTES): their byte
    * range, count, where the next element starts (or the closing bracket, when `closed`).
@@ -279,7 +279,7 @@ function* parseJsonStream(file: string, total: number, h: StreamHandlers): Gen<v
       }
       fail(c < 0 ? 'unexpected end of file' : `expected ',' or ']' after ${record}, found '${String.fromCharCode(c)}'`, bufBase + pos, record);
     }
-  };
+  }
 
   {
     const first = yield* skipWs();

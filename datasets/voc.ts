@@ -110,7 +110,12 @@ export function convertVoc(o: {
   for (const yd of yearDirs) {
     const list = path.join(yd, 'ImageSets', 'Main', `${o.split}.txt`);
     if (!fs.existsSync(list)) {
-      const avail = fs.existsSync(path.dirname(list)) ? fs.readdirSync(path.dirname(list)).filter((f) => !f.includes('_') && f.endsWith('.txt')).map((f) => f.slice(0, -4)) : [];
+      const avail = fs.existsSync(path.dirname(list))
+        ? fs
+            .readdirSync(path.dirname(list))
+            .filter((f) => !f.includes('_') && f.endsWith('.txt'))
+            .map((f) => f.slice(0, -4))
+        : [];
       throw new DatasetError(`${list}: split file not found${avail.length ? ` (available: ${avail.join(', ')})` : ''}`);
     }
     for (const line of fs.readFileSync(list, 'utf8').split('\n')) {
@@ -177,9 +182,17 @@ export function convertVoc(o: {
       const y = ob.ymin - 1;
       const w = ob.xmax - ob.xmin + 1;
       const h = ob.ymax - ob.ymin + 1;
-      if (w <= 0 || h <= 0) throw new DatasetError(`${p.xmlFile}: object ${k} (${ob.name}): empty box xmin=${ob.xmin} xmax=${ob.xmax} ymin=${ob.ymin} ymax=${ob.ymax}`);
+      if (w <= 0 || h <= 0)
+        throw new DatasetError(`${p.xmlFile}: object ${k} (${ob.name}): empty box xmin=${ob.xmin} xmax=${ob.xmax} ymin=${ob.ymin} ymax=${ob.ymax}`);
       if (ob.difficult) difficult++;
-      inst.annotations.push({ id: inst.annotations.length + 1, image_id: imageId, category_id: cid, bbox: [x, y, w, h], area: w * h, iscrowd: ob.difficult ? 1 : 0 });
+      inst.annotations.push({
+        id: inst.annotations.length + 1,
+        image_id: imageId,
+        category_id: cid,
+        bbox: [x, y, w, h],
+        area: w * h,
+        iscrowd: ob.difficult ? 1 : 0,
+      });
     });
     o.progress?.(i + 1, parsed.length);
   });

@@ -74,7 +74,10 @@ export class DetectionCollector {
   private box = new Float64Array(4 * this.cap);
   private score = new Float64Array(this.cap);
 
-  constructor(private readonly gt: GtIndex, private readonly source: string) {}
+  constructor(
+    private readonly gt: GtIndex,
+    private readonly source: string,
+  ) {}
 
   add(rec: unknown, index: number): void {
     const fail = (msg: string): never => {
@@ -85,7 +88,8 @@ export class DetectionCollector {
     const { image_id, category_id, bbox, score } = r;
     if (typeof image_id !== 'number' || !Number.isInteger(image_id)) fail(`image_id must be an integer, got ${JSON.stringify(image_id)}`);
     if (typeof category_id !== 'number' || !Number.isInteger(category_id)) fail(`category_id must be an integer, got ${JSON.stringify(category_id)}`);
-    if (typeof score !== 'number' || !Number.isFinite(score)) fail(`score must be a finite number, got ${score === null ? 'null (NaN?)' : JSON.stringify(score)}`);
+    if (typeof score !== 'number' || !Number.isFinite(score))
+      fail(`score must be a finite number, got ${score === null ? 'null (NaN?)' : JSON.stringify(score)}`);
     if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every((v) => typeof v === 'number' && Number.isFinite(v))) {
       fail(`bbox must be [x, y, w, h] of 4 finite numbers, got ${JSON.stringify(bbox)}`);
     }
@@ -203,7 +207,11 @@ export function evaluateCoco(gt: CocoInstances, dets: readonly CocoDetection[]):
 }
 
 /** Files in, report out (used by `smnas eval` and the bench); `progress` gets (classes done, classes). */
-export async function evaluateCocoFiles(gtFile: string, detFile: string, progress?: (done: number, total: number, dets: number) => void): Promise<CocoEvalReport> {
+export async function evaluateCocoFiles(
+  gtFile: string,
+  detFile: string,
+  progress?: (done: number, total: number, dets: number) => void,
+): Promise<CocoEvalReport> {
   const gt = await loadCocoInstances(gtFile);
   const index = indexGroundTruth(gt, gtFile);
   const dets = await loadDetections(detFile, index);

@@ -153,12 +153,18 @@ export function evaluateCocoColumns(gt: GtColumns, dt: DetColumns, progress?: (d
       if (ious.length < D * G) ious = new Float64Array(D * G * 2);
       for (let d = 0; d < D; d++) {
         const dj = dOrder[d] * 4;
-        const dx = dt.box[dj], dy = dt.box[dj + 1], dw = dt.box[dj + 2], dh = dt.box[dj + 3];
+        const dx = dt.box[dj],
+          dy = dt.box[dj + 1],
+          dw = dt.box[dj + 2],
+          dh = dt.box[dj + 3];
         const da = dw * dh;
         for (let g = 0; g < G; g++) {
           const gj = gtGroups.members[g0 + g];
           const b = gj * 4;
-          const gx = gt.box[b], gy = gt.box[b + 1], gw = gt.box[b + 2], gh = gt.box[b + 3];
+          const gx = gt.box[b],
+            gy = gt.box[b + 1],
+            gw = gt.box[b + 2],
+            gh = gt.box[b + 3];
           let v = 0;
           const w = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
           if (w > 0) {

@@ -33,7 +33,10 @@ export const CampaignIdSchema = z
 export const TransferSplitSchema = z.object({
   split: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a split name such as trainval, test, train or val'),
   /** VOC only: the VOC<year> folders to take it from (default: every year found) */
-  years: z.array(z.string().regex(/^\d{4}$/, 'a year such as 2007')).min(1).optional(),
+  years: z
+    .array(z.string().regex(/^\d{4}$/, 'a year such as 2007'))
+    .min(1)
+    .optional(),
 });
 export type TransferSplit = z.infer<typeof TransferSplitSchema>;
 
@@ -57,23 +60,26 @@ export const TRANSFER_METRIC_TITLES: Record<TransferMetric, string> = {
   'coco-ap': 'mAP',
 };
 
-export const TransferDatasetSchema = z.object({
-  /** a short name used in ids, reports and folder names (e.g. "voc", "bdd") */
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, "_" and "-"'),
-  /** the dataset as it is on disk: VOCdevkit, BDD100K labels JSON, or a COCO dir */
-  format: z.enum(['voc', 'bdd', 'coco']),
-  /** dataset root (VOC: the VOCdevkit dir; BDD: the dir with images/ and labels/; COCO: canonical dir) */
-  root: z.string().min(1),
-  /** the split trained on (default: the paper's protocol for the format, see transferProtocol) */
-  train: TransferSplitSchema.optional(),
-  /** the split evaluated on (default: the paper's protocol for the format) */
-  test: TransferSplitSchema.optional(),
-  /** how results are scored (default: voc-map50 / bdd-ap / coco-ap by format) */
-  metric: z.enum(TRANSFER_METRICS).optional(),
-}).superRefine((t, ctx) => {
-  for (const side of ['train', 'test'] as const)
-    if (t[side]?.years && t.format !== 'voc') ctx.addIssue({ code: 'custom', path: [side, 'years'], message: `years apply to VOC data sets only (this one is ${t.format})` });
-});
+export const TransferDatasetSchema = z
+  .object({
+    /** a short name used in ids, reports and folder names (e.g. "voc", "bdd") */
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, "_" and "-"'),
+    /** the dataset as it is on disk: VOCdevkit, BDD100K labels JSON, or a COCO dir */
+    format: z.enum(['voc', 'bdd', 'coco']),
+    /** dataset root (VOC: the VOCdevkit dir; BDD: the dir with images/ and labels/; COCO: canonical dir) */
+    root: z.string().min(1),
+    /** the split trained on (default: the paper's protocol for the format, see transferProtocol) */
+    train: TransferSplitSchema.optional(),
+    /** the split evaluated on (default: the paper's protocol for the format) */
+    test: TransferSplitSchema.optional(),
+    /** how results are scored (default: voc-map50 / bdd-ap / coco-ap by format) */
+    metric: z.enum(TRANSFER_METRICS).optional(),
+  })
+  .superRefine((t, ctx) => {
+    for (const side of ['train', 'test'] as const)
+      if (t[side]?.years && t.format !== 'voc')
+        ctx.addIssue({ code: 'custom', path: [side, 'years'], message: `years apply to VOC data sets only (this one is ${t.format})` });
+  });
 export type TransferDataset = z.infer<typeof TransferDatasetSchema>;
 
 /** The transfer protocol of a data set: what it trains on, what it is evaluated on, and how it is scored. */
@@ -328,13 +334,7 @@ function joinPath(root: string, ...parts: string[]): string {
  * The toy campaign: data generated under `dataRoot` (detection in COCO form for the search, the
  * same generator's VOC and BDD forms as transfer sets, classification folders for pretraining).
  */
-export function makeToyCampaign(opts: {
-  id?: string;
-  dataRoot: string;
-  seed?: number;
-  artifactRoot?: string;
-  overrides?: Partial<CampaignInput>;
-}): Campaign {
+export function makeToyCampaign(opts: { id?: string; dataRoot: string; seed?: number; artifactRoot?: string; overrides?: Partial<CampaignInput> }): Campaign {
   const dataRoot = opts.dataRoot;
   const input = {
     id: opts.id ?? 'toy',

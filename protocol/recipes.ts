@@ -25,12 +25,7 @@
  * stage-two recipe from AP50 0.003 to 0.20 on a base-12 backbone (measured 2026-11-25).
  */
 import { UserError } from '../common/errors';
-import {
-  ClassificationRecipeSchema,
-  DetectionRecipeSchema,
-  type ClassificationRecipe,
-  type DetectionRecipe,
-} from './recipe';
+import { ClassificationRecipeSchema, DetectionRecipeSchema, type ClassificationRecipe, type DetectionRecipe } from './recipe';
 
 /** Per-GPU learning rate from the paper's total-batch lr (8 GPUs). */
 function perWorkerLr(totalLr: number, gpus = 8): number {
@@ -237,4 +232,3 @@ export function getClassificationRecipe(name: string): ClassificationRecipe {
   if (!r) throw new UserError(`unknown classification recipe '${name}' (known: toy, paper, ${CLASSIFICATION_RECIPE_NAMES.join(', ')})`);
   return structuredClone(r);
 }
-

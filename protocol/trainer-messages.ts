@@ -95,9 +95,7 @@ export const ResultMessageSchema = z.object({
   weights: z.string().optional(),
   /** COCO results file (train, eval) */
   detections: z.string().optional(),
-  metrics: z
-    .object({ stats: CocoStatsSchema.optional(), top1: z.number().optional(), top5: z.number().optional() })
-    .optional(),
+  metrics: z.object({ stats: CocoStatsSchema.optional(), top1: z.number().optional(), top5: z.number().optional() }).optional(),
   bench: BenchFiguresSchema.optional(),
   /** describe: params and flops per module (backbone, neck, rpn, head) */
   modules: z.record(z.string(), ModuleCostSchema).optional(),

@@ -14,7 +14,11 @@ async function main() {
     process.stderr.write('usage: node scripts/screenshot.js <url> <out.png> [--click stage-one|stage-two]\n');
     process.exit(2);
   }
-  const browser = await puppeteer.launch({ executablePath: process.env.SMNAS_CHROMIUM || '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  const browser = await puppeteer.launch({
+    executablePath: process.env.SMNAS_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu'],
+  });
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1440, height: 900, deviceScaleFactor: 1 });

@@ -22,7 +22,18 @@ import { type Arch, type EncodedBackbone, archProblems, backboneEncoding, canoni
 import { crowdingDistance, nonDominatedSort } from './pareto';
 import { type EvaluatedPoint, type Shape, containmentShape, popVerdict } from './pruning';
 import type { Rng } from './rng';
-import { type SearchSpace, type StageOneSpace, type StageTwoSpace, enumerateArchs, outsideSpace, outsideSpaceOfLegal, sampleArch, searchedStages, spaceCanonical, spaceSize } from './space';
+import {
+  type SearchSpace,
+  type StageOneSpace,
+  type StageTwoSpace,
+  enumerateArchs,
+  outsideSpace,
+  outsideSpaceOfLegal,
+  sampleArch,
+  searchedStages,
+  spaceCanonical,
+  spaceSize,
+} from './space';
 
 /** spaces up to this size are listed exhaustively when random sampling stops finding new members */
 const ENUMERATE_LIMIT = 50000;
@@ -38,17 +49,7 @@ export interface Evaluated {
 }
 
 export type MutationKind =
-  | 'input'
-  | 'backbone'
-  | 'neck'
-  | 'rpn-head'
-  | 'insert-block'
-  | 'remove-block'
-  | 'swap-blocks'
-  | 'shift-block'
-  | 'move-doubling'
-  | 'base'
-  | 'fpn-channels';
+  'input' | 'backbone' | 'neck' | 'rpn-head' | 'insert-block' | 'remove-block' | 'swap-blocks' | 'shift-block' | 'move-doubling' | 'base' | 'fpn-channels';
 
 export const STAGE_ONE_MUTATIONS: MutationKind[] = ['input', 'backbone', 'neck', 'rpn-head'];
 export const STAGE_TWO_MUTATIONS: MutationKind[] = ['insert-block', 'remove-block', 'swap-blocks', 'shift-block', 'move-doubling', 'base', 'fpn-channels'];
@@ -340,7 +341,13 @@ export function proposeCandidates(input: ProposeInput): ProposeResult {
       const pruningCost = input.pruningCost;
       const cost = cached(memo.pruningCosts, id, () => pruningCost(child));
       if (cost !== undefined) {
-        const v = popVerdict(child, cost, evaluatedPoints, shapes, cached(memo.shapes, id, () => containmentShape(child)));
+        const v = popVerdict(
+          child,
+          cost,
+          evaluatedPoints,
+          shapes,
+          cached(memo.shapes, id, () => containmentShape(child)),
+        );
         if (v.pruned) {
           taken.add(id); // do not reconsider it in this batch
           result.pruned.push({ arch: id, parent, mutation, bound: v.bound!, cost, dominatedBy: v.dominatedBy! });

@@ -21,15 +21,7 @@
  */
 import { z } from 'zod';
 
-export const NAMED_BACKBONES = [
-  'resnet18',
-  'resnet34',
-  'resnet50',
-  'resnet101',
-  'resnext50_32x4d',
-  'resnext101_32x4d',
-  'mobilenet_v2',
-] as const;
+export const NAMED_BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnext50_32x4d', 'resnext101_32x4d', 'mobilenet_v2'] as const;
 export type NamedBackbone = (typeof NAMED_BACKBONES)[number];
 
 export const BLOCK_KINDS = ['basicblock', 'bottleneck', 'Xbottleneck', 'mbblock'] as const;
@@ -111,7 +103,10 @@ export type Arch = z.infer<typeof ArchShapeSchema>;
 
 /** A notation problem: `part` is the notation part at fault (input, backbone, neck, rpn, head). */
 export class ArchError extends Error {
-  constructor(readonly part: string, message: string) {
+  constructor(
+    readonly part: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'ArchError';
   }
@@ -128,9 +123,7 @@ export function usedBackboneStages(neck: { kind: 'none' } | { kind: 'fpn'; to: n
 /** Blocks of one stage code ('x': none built). */
 export const stageBlockCount = (code: string): number => (code === UNUSED_STAGE ? 0 : code.length);
 
-const ALLOWED_BACKBONES =
-  `${NAMED_BACKBONES.join(', ')}, or <block>_<base>_<code> with block ${BLOCK_KINDS.join('|')}, ` +
-  `e.g. basicblock_64_11-21-21-21`;
+const ALLOWED_BACKBONES = `${NAMED_BACKBONES.join(', ')}, or <block>_<base>_<code> with block ${BLOCK_KINDS.join('|')}, ` + `e.g. basicblock_64_11-21-21-21`;
 
 /**
  * Every rule the notation imposes beyond the JSON shape, as [part, message] pairs (empty when
@@ -140,9 +133,15 @@ export function archProblems(a: Arch): [string, string][] {
   const out: [string, string][] = [];
   const { width, height } = a.input;
   if (!PAPER_INPUTS.some(([w, h]) => w === width && h === height)) {
-    for (const [name, v] of [['width', width], ['height', height]] as const) {
+    for (const [name, v] of [
+      ['width', width],
+      ['height', height],
+    ] as const) {
       if (!(Number.isInteger(v) && v > 0 && v % 32 === 0 && v <= LIMITS.maxInputSide))
-        out.push(['input', `input ${name} ${v}: must be a positive multiple of 32 up to ${LIMITS.maxInputSide} (or the size one of the paper's ${PAPER_INPUTS.map(([w, h]) => `${w}x${h}`).join(', ')})`]);
+        out.push([
+          'input',
+          `input ${name} ${v}: must be a positive multiple of 32 up to ${LIMITS.maxInputSide} (or the size one of the paper's ${PAPER_INPUTS.map(([w, h]) => `${w}x${h}`).join(', ')})`,
+        ]);
     }
   }
   const b = a.backbone;
@@ -152,10 +151,10 @@ export function archProblems(a: Arch): [string, string][] {
       out.push(['backbone', `${label}: base channels must be an integer in 1..${LIMITS.maxBase}`]);
     if (b.block === 'Xbottleneck' && Math.floor((b.base * 4) / 64) * 32 < 32)
       out.push(['backbone', `${label}: Xbottleneck needs base >= 16 (grouped width floor(base*4/64)*32 must be at least 32)`]);
-    if (b.stages.length !== 4)
-      out.push(['backbone', `${label}: the code needs exactly four stages separated by '-', got ${b.stages.length}`]);
+    if (b.stages.length !== 4) out.push(['backbone', `${label}: the code needs exactly four stages separated by '-', got ${b.stages.length}`]);
     for (const s of b.stages)
-      if (!/^([12]+|x)$/.test(s)) out.push(['backbone', `${label}: stage '${s}' must be a non-empty string of '1' (keep) and '2' (double), or 'x' (not built)`]);
+      if (!/^([12]+|x)$/.test(s))
+        out.push(['backbone', `${label}: stage '${s}' must be a non-empty string of '1' (keep) and '2' (double), or 'x' (not built)`]);
     const used = usedBackboneStages(a.neck);
     b.stages.forEach((s, i) => {
       if (s === UNUSED_STAGE && i < used)
@@ -163,14 +162,19 @@ export function archProblems(a: Arch): [string, string][] {
     });
     const total = b.stages.reduce((n, s) => n + stageBlockCount(s), 0);
     if (total > LIMITS.maxTotalBlocks) out.push(['backbone', `${label}: ${total} blocks, at most ${LIMITS.maxTotalBlocks} allowed`]);
-    const doublings = b.stages.join('').split('').filter((c) => c === '2').length;
+    const doublings = b.stages
+      .join('')
+      .split('')
+      .filter((c) => c === '2').length;
     if (b.base * 2 ** doublings > LIMITS.maxPlanes)
-      out.push(['backbone', `${label}: ${doublings} doublings widen base ${b.base} to ${b.base * 2 ** doublings} channels, at most ${LIMITS.maxPlanes} allowed`]);
+      out.push([
+        'backbone',
+        `${label}: ${doublings} doublings widen base ${b.base} to ${b.base * 2 ** doublings} channels, at most ${LIMITS.maxPlanes} allowed`,
+      ]);
   }
   const n = a.neck;
   if (n.kind === 'fpn') {
-    if (!(Number.isInteger(n.from) && n.from >= 1 && n.from <= 4))
-      out.push(['neck', `neck fpn(P${n.from}-P${n.to}): the first level must be P1..P4`]);
+    if (!(Number.isInteger(n.from) && n.from >= 1 && n.from <= 4)) out.push(['neck', `neck fpn(P${n.from}-P${n.to}): the first level must be P1..P4`]);
     if (!(Number.isInteger(n.to) && n.to >= n.from && n.to <= 6))
       out.push(['neck', `neck fpn(P${n.from}-P${n.to}): the last level must be between the first level and P6`]);
     if (!(Number.isInteger(n.channels) && n.channels >= 1 && n.channels <= LIMITS.maxFpnChannels))
@@ -179,8 +183,7 @@ export function archProblems(a: Arch): [string, string][] {
   const h = a.head;
   if (h.kind === 'cascade' && !(Number.isInteger(h.stages) && h.stages >= 2 && h.stages <= 4))
     out.push(['head', `head cascade(n=${h.stages}): n must be 2, 3 or 4`]);
-  if (h.kind === 'retina' && a.rpn !== 'none')
-    out.push(['rpn', `rpn '${a.rpn}' with head 'retina': the retina head is one-stage, use rpn 'none'`]);
+  if (h.kind === 'retina' && a.rpn !== 'none') out.push(['rpn', `rpn '${a.rpn}' with head 'retina': the retina head is one-stage, use rpn 'none'`]);
   if (h.kind !== 'retina' && a.rpn === 'none')
     out.push(['rpn', `rpn 'none' with head '${formatHead(h)}': two-stage heads (2fc, cascade) need 'rpn' or 'ga-rpn'`]);
   return out;
@@ -219,8 +222,7 @@ export function backboneBlock(b: Backbone): BlockKind {
 export function canonicalBackbone(b: Backbone): Backbone {
   if (b.kind === 'named') return { kind: 'named', name: b.name };
   for (const [name, e] of Object.entries(NAMED_ENCODINGS)) {
-    if (e.block === b.block && e.base === b.base && e.stages.join('-') === b.stages.join('-'))
-      return { kind: 'named', name: name as NamedBackbone };
+    if (e.block === b.block && e.base === b.base && e.stages.join('-') === b.stages.join('-')) return { kind: 'named', name: name as NamedBackbone };
   }
   return { kind: 'encoded', block: b.block, base: b.base, stages: [...b.stages] };
 }
@@ -292,13 +294,16 @@ export function parseBackbone(s: string): Backbone {
   if (!/^[1-9]\d{0,4}$/.test(baseStr))
     throw new ArchError('backbone', `backbone '${s}': base '${baseStr}' must be a positive integer (channels of the first stage)`);
   const stages = code.split('-');
-  if (stages.length !== 4)
-    throw new ArchError('backbone', `backbone '${s}': the code needs exactly four stages separated by '-', got ${stages.length}`);
+  if (stages.length !== 4) throw new ArchError('backbone', `backbone '${s}': the code needs exactly four stages separated by '-', got ${stages.length}`);
   for (const st of stages) {
     if (st === '') throw new ArchError('backbone', `backbone '${s}': empty stage; every stage needs at least one block`);
     if (st === UNUSED_STAGE) continue; // not built: checked against the neck by archProblems
     const bad = st.match(/[^12]/);
-    if (bad) throw new ArchError('backbone', `backbone '${s}': character '${bad[0]}' in stage '${st}'; only '1' (keep) and '2' (double) are allowed, or a whole stage 'x' (not built)`);
+    if (bad)
+      throw new ArchError(
+        'backbone',
+        `backbone '${s}': character '${bad[0]}' in stage '${st}'; only '1' (keep) and '2' (double) are allowed, or a whole stage 'x' (not built)`,
+      );
   }
   return { kind: 'encoded', block: block as BlockKind, base: Number(baseStr), stages };
 }
@@ -326,8 +331,7 @@ function parseHead(s: string): Head {
 export function parseArch(s: string): Arch {
   if (typeof s !== 'string') throw new ArchError('notation', 'architecture notation must be a string');
   const parts = s.trim().split('/');
-  if (parts.length !== 5)
-    throw new ArchError('notation', `'${s}': expected 5 parts <W>x<H>/<backbone>/<neck>/<rpn>/<head>, got ${parts.length}`);
+  if (parts.length !== 5) throw new ArchError('notation', `'${s}': expected 5 parts <W>x<H>/<backbone>/<neck>/<rpn>/<head>, got ${parts.length}`);
   const a: Arch = {
     input: parseInput(parts[0]),
     backbone: parseBackbone(parts[1]),

@@ -34,7 +34,8 @@ export function dominates(a: Point, b: Point): boolean {
 function checkFinite(points: readonly Point[]): void {
   for (let i = 0; i < points.length; i++) {
     const p = points[i];
-    if (!Number.isFinite(p.cost) || !Number.isFinite(p.score)) throw new RangeError(`point ${i}: cost and score must be finite numbers (got ${p.cost}, ${p.score})`);
+    if (!Number.isFinite(p.cost) || !Number.isFinite(p.score))
+      throw new RangeError(`point ${i}: cost and score must be finite numbers (got ${p.cost}, ${p.score})`);
   }
 }
 

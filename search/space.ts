@@ -170,7 +170,10 @@ export function getSearchSpaces(profile: Profile, opts: SpaceOptions = {}): Prof
         stage: 'one',
         profile,
         inputs: PAPER_INPUT_SIZES,
-        backbones: allowedBackbones(NAMED_BACKBONES.map((name) => ({ kind: 'named' as const, name })), opts.namedBackbones),
+        backbones: allowedBackbones(
+          NAMED_BACKBONES.map((name) => ({ kind: 'named' as const, name })),
+          opts.namedBackbones,
+        ),
         necks: allNecks(256),
         rpnHeads: rpnHeads(['rpn', 'ga-rpn']),
       },
@@ -186,7 +189,14 @@ export function getSearchSpaces(profile: Profile, opts: SpaceOptions = {}): Prof
   });
   return {
     profile,
-    stageOne: { stage: 'one', profile, inputs: TOY_INPUT_SIZES, backbones: allowedBackbones(toyBackbones, opts.namedBackbones), necks: toyNecks(opts.toyRevision ?? CURRENT_TOY_SPACE_REVISION), rpnHeads: rpnHeads(['rpn']) },
+    stageOne: {
+      stage: 'one',
+      profile,
+      inputs: TOY_INPUT_SIZES,
+      backbones: allowedBackbones(toyBackbones, opts.namedBackbones),
+      necks: toyNecks(opts.toyRevision ?? CURRENT_TOY_SPACE_REVISION),
+      rpnHeads: rpnHeads(['rpn']),
+    },
     // base 24 and long codes made the tail of the toy stage-two cost too heavy for a CPU
     // (p99 6 GFLOPs at 128x128); these keep p50 ~0.35, p99 ~3.4 GFLOPs (docs/search.md)
     stageTwoBases: { basicblock: [8, 12, 16], bottleneck: [8, 12, 16], Xbottleneck: [16, 24], mbblock: [8, 16, 24] },
@@ -222,7 +232,8 @@ export function stageTwoSpaceFrom(candidate: Arch, opts: StageTwoOptions): Stage
   const r = settings.blockRange;
   const minBlocks = opts.minBlocks ?? Math.max(S, Math.floor(L * r.low));
   const maxBlocks = opts.maxBlocks ?? Math.max(minBlocks, Math.min(r.maxBlocks, Math.ceil(L * r.high)));
-  if (minBlocks < S || maxBlocks < minBlocks) throw new RangeError(`stage-two block range ${minBlocks}..${maxBlocks} is empty or below ${S} (one block per searched stage)`);
+  if (minBlocks < S || maxBlocks < minBlocks)
+    throw new RangeError(`stage-two block range ${minBlocks}..${maxBlocks} is empty or below ${S} (one block per searched stage)`);
   const space: StageTwoSpace = {
     stage: 'two',
     profile: opts.profile,
@@ -265,7 +276,9 @@ export function codesWithBlocks(L: number, doublings: number, stages = 4): numbe
   return binom(L - 1, stages - 1) * binom(L, doublings);
 }
 
-export function stageTwoCodeCount(space: Pick<StageTwoSpace, 'minBlocks' | 'maxBlocks' | 'doublings'> & Partial<Pick<StageTwoSpace, 'template' | 'usedLayers'>>): number {
+export function stageTwoCodeCount(
+  space: Pick<StageTwoSpace, 'minBlocks' | 'maxBlocks' | 'doublings'> & Partial<Pick<StageTwoSpace, 'template' | 'usedLayers'>>,
+): number {
   const S = space.usedLayers && space.template ? searchedStages({ template: space.template, usedLayers: true }) : 4;
   let n = 0;
   for (let L = space.minBlocks; L <= space.maxBlocks; L++) n += codesWithBlocks(L, space.doublings, S);
@@ -278,7 +291,9 @@ function distinctBackbones(space: StageOneSpace, neck: Arch['neck']): Arch['back
   const seen = new Set<string>();
   const out: Arch['backbone'][] = [];
   for (const b of space.backbones) {
-    const key = JSON.stringify(markUnusedStages({ input: space.inputs[0], backbone: b, neck, rpn: space.rpnHeads[0].rpn, head: space.rpnHeads[0].head }).backbone);
+    const key = JSON.stringify(
+      markUnusedStages({ input: space.inputs[0], backbone: b, neck, rpn: space.rpnHeads[0].rpn, head: space.rpnHeads[0].head }).backbone,
+    );
     if (!seen.has(key)) {
       seen.add(key);
       out.push(b);
@@ -377,7 +392,8 @@ export function outsideSpaceOfLegal(space: SearchSpace, arch: Arch): string | un
   const canon = spaceCanonical(space);
   const a = canon(arch);
   if (space.stage === 'one') {
-    if (!space.inputs.some((i) => i.width === a.input.width && i.height === a.input.height)) return `input ${a.input.width}x${a.input.height} is not in the space`;
+    if (!space.inputs.some((i) => i.width === a.input.width && i.height === a.input.height))
+      return `input ${a.input.width}x${a.input.height} is not in the space`;
     if (!space.backbones.some((b) => sameJson(canon({ ...a, backbone: b }).backbone, a.backbone))) return 'backbone is not in the space';
     if (!space.necks.some((n) => sameJson(canonicalArch({ ...a, neck: n }).neck, a.neck))) return 'neck is not in the space';
     if (!space.rpnHeads.some((rh) => rh.rpn === a.rpn && sameJson(canonicalArch({ ...a, head: rh.head }).head, a.head))) return 'rpn/head is not in the space';
@@ -394,11 +410,15 @@ export function outsideSpaceOfLegal(space: SearchSpace, arch: Arch): string | un
   if (!e || e.block !== space.block) return `backbone block must be ${space.block}`;
   if (!space.bases.includes(e.base)) return `base ${e.base} not in ${space.bases.join('/')}`;
   const S = searchedStages(space);
-  const unsearched = e.stages.findIndex((s, i) => (i < S) === (s === UNUSED_STAGE));
-  if (unsearched >= 0) return `stage ${unsearched + 1} is ${unsearched < S ? "'x' but searched" : `not searched and must be written '${UNUSED_STAGE}'`} (this space searches stages 1..${S})`;
+  const unsearched = e.stages.findIndex((s, i) => i < S === (s === UNUSED_STAGE));
+  if (unsearched >= 0)
+    return `stage ${unsearched + 1} is ${unsearched < S ? "'x' but searched" : `not searched and must be written '${UNUSED_STAGE}'`} (this space searches stages 1..${S})`;
   const L = e.stages.reduce((n, s) => n + stageBlockCount(s), 0);
   if (L < space.minBlocks || L > space.maxBlocks) return `${L} blocks, outside ${space.minBlocks}..${space.maxBlocks}`;
-  const d = e.stages.join('').split('').filter((c) => c === '2').length;
+  const d = e.stages
+    .join('')
+    .split('')
+    .filter((c) => c === '2').length;
   if (d !== space.doublings) return `${d} doublings, the space has exactly ${space.doublings}`;
   return undefined;
 }

@@ -231,7 +231,12 @@ const INDEXED_VALUE_TYPE: Record<string, number> = { Text: 1, Keyword: 2, Int: 3
  * production namespace). Returns the names it added. Needs operator rights on the cluster.
  */
 export async function ensureSearchAttributes(
-  connection: { operatorService: { listSearchAttributes(r: object): Promise<{ customAttributes?: Record<string, unknown> | null }>; addSearchAttributes(r: object): Promise<unknown> } },
+  connection: {
+    operatorService: {
+      listSearchAttributes(r: object): Promise<{ customAttributes?: Record<string, unknown> | null }>;
+      addSearchAttributes(r: object): Promise<unknown>;
+    };
+  },
   namespace: string,
   wanted: SearchAttributeSpec[],
 ): Promise<string[]> {

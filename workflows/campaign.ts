@@ -55,7 +55,14 @@ import { makeCampaignTemplate, searchStage, type SearchStageResult } from './sea
 import { candidateSelection, pretrainStage, trainModelsStage } from './training-stages';
 
 const emptyProgress = (planned = 0): StageProgress => ({
-  status: 'pending', evaluated: 0, planned, running: 0, failed: 0, reused: 0, gpuSeconds: 0, runningArchs: [],
+  status: 'pending',
+  evaluated: 0,
+  planned,
+  running: 0,
+  failed: 0,
+  reused: 0,
+  gpuSeconds: 0,
+  runningArchs: [],
 });
 
 /** Best mAP in three equal cost bands of a front (the "per cost band" view of progress). */
@@ -121,9 +128,18 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
   };
   const evaluatedTotal = () => (countEvaluationsOnly ? EVALUATION_STAGES : STAGES).reduce((n, s) => n + stages[s].evaluated, 0);
   const progress = (): Progress => ({
-    campaignId: c.id, profile: c.profile, phase, paused, stages,
+    campaignId: c.id,
+    profile: c.profile,
+    phase,
+    paused,
+    stages,
     bestMapByCostBand: [...costBands('structural', fronts.structural), ...costBands('modular', Object.values(fronts.modular).flat())],
-    bestMap: bestMap(), evaluated: evaluatedTotal(), startedAt, updatedAt: Date.now(), artifactDir, error,
+    bestMap: bestMap(),
+    evaluated: evaluatedTotal(),
+    startedAt,
+    updatedAt: Date.now(),
+    artifactDir,
+    error,
     ...(weightsPlan ? { backboneWeights: weightsPlan.messages } : {}),
   });
 
@@ -230,7 +246,10 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     try {
       // a child started while the campaign is paused starts paused
       const p = run();
-      if (paused) await getExternalWorkflowHandle(id).signal(pauseSignal).catch(() => undefined);
+      if (paused)
+        await getExternalWorkflowHandle(id)
+          .signal(pauseSignal)
+          .catch(() => undefined);
       return await p;
     } finally {
       activeChildren.delete(id);
@@ -286,12 +305,25 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     const s1: SearchStageResult = await runStage(stageWorkflowId(c.id, 'structural'), () =>
       executeChild(searchStage, {
         ...childOpts(stageWorkflowId(c.id, 'structural'), 'Stage one: structural search'),
-        args: [{
-          campaignId: c.id, stage: 'structural', space: c.space, recipe: c.stages.structural.recipe, data: data.detection, seed: c.seed,
-          maxEvaluations: c.stages.structural.maxEvaluations, population: c.stages.structural.population,
-          concurrency: c.budgets.maxConcurrentTrainings, deadline, gpuSecondsBudget: gpuBudgetLeft(),
-          continueAsNewEvery: c.budgets.continueAsNewEvery, parentWorkflowId: me, template, ...stageOneWeights,
-        }],
+        args: [
+          {
+            campaignId: c.id,
+            stage: 'structural',
+            space: c.space,
+            recipe: c.stages.structural.recipe,
+            data: data.detection,
+            seed: c.seed,
+            maxEvaluations: c.stages.structural.maxEvaluations,
+            population: c.stages.structural.population,
+            concurrency: c.budgets.maxConcurrentTrainings,
+            deadline,
+            gpuSecondsBudget: gpuBudgetLeft(),
+            continueAsNewEvery: c.budgets.continueAsNewEvery,
+            parentWorkflowId: me,
+            template,
+            ...stageOneWeights,
+          },
+        ],
       }),
     );
     gpuSecondsUsed += s1.gpuSeconds;
@@ -323,12 +355,25 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
         return runStage(id, () =>
           executeChild(searchStage, {
             ...childOpts(id, `Stage two: modular search around C${i} ${cand.arch}`),
-            args: [{
-              campaignId: c.id, stage: 'modular', candidate: cand.arch, space: c.space, recipe: c.stages.modular.recipe, data: data.detection,
-              seed: c.seed + 1 + i, maxEvaluations: c.stages.modular.maxEvaluationsPerCandidate, population: c.stages.modular.population,
-              concurrency: perChildConcurrency, deadline, gpuSecondsBudget: perChildGpu === null ? null : perChildGpu / k,
-              continueAsNewEvery: c.budgets.continueAsNewEvery, parentWorkflowId: me, template,
-            }],
+            args: [
+              {
+                campaignId: c.id,
+                stage: 'modular',
+                candidate: cand.arch,
+                space: c.space,
+                recipe: c.stages.modular.recipe,
+                data: data.detection,
+                seed: c.seed + 1 + i,
+                maxEvaluations: c.stages.modular.maxEvaluationsPerCandidate,
+                population: c.stages.modular.population,
+                concurrency: perChildConcurrency,
+                deadline,
+                gpuSecondsBudget: perChildGpu === null ? null : perChildGpu / k,
+                continueAsNewEvery: c.budgets.continueAsNewEvery,
+                parentWorkflowId: me,
+                template,
+              },
+            ],
           }),
         );
       }),
@@ -364,12 +409,20 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
       pretrained = await runStage(stageWorkflowId(c.id, 'pretrain'), () =>
         executeChild(pretrainStage, {
           ...childOpts(stageWorkflowId(c.id, 'pretrain'), `Pretrain ${toPretrain.length} backbones`),
-          args: [{
-            campaignId: c.id, archs: toPretrain, recipe: c.stages.pretrain.recipe,
-            classification: { root: data.classification!.root, fingerprint: data.classification!.fingerprint },
-            seed: c.seed, concurrency: c.budgets.maxConcurrentTrainings, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints,
-            artifactRoot: c.artifactRoot,
-          }],
+          args: [
+            {
+              campaignId: c.id,
+              archs: toPretrain,
+              recipe: c.stages.pretrain.recipe,
+              classification: { root: data.classification!.root, fingerprint: data.classification!.fingerprint },
+              seed: c.seed,
+              concurrency: c.budgets.maxConcurrentTrainings,
+              queues: c.queues,
+              timeouts: c.timeouts,
+              checkpoints: c.checkpoints,
+              artifactRoot: c.artifactRoot,
+            },
+          ],
         }),
       );
       const ok = Object.values(pretrained).filter((p) => p !== null).length;
@@ -385,16 +438,23 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     const finals: Record<string, EvaluationSummary | null> = await runStage(stageWorkflowId(c.id, 'final'), () =>
       executeChild(trainModelsStage, {
         ...childOpts(stageWorkflowId(c.id, 'final'), `Final training of ${finalArchs.length} models`),
-        args: [{
-          campaignId: c.id, stage: 'final',
-          models: finalArchs.map((arch) => {
-            const imagenet = imagenetWeightsOf(arch);
-            return imagenet !== undefined
-              ? { arch, initWeights: imagenet, initKind: 'torchvision' as const, recipeBackbone: { ...PRETRAINED_BACKBONE } }
-              : { arch, initWeights: pretrained[arch]?.weights, initKind: 'backbone' as const };
-          }),
-          recipe: c.stages.final.recipe, data: data.detection, seed: c.seed, concurrency: c.budgets.maxConcurrentTrainings, template,
-        }],
+        args: [
+          {
+            campaignId: c.id,
+            stage: 'final',
+            models: finalArchs.map((arch) => {
+              const imagenet = imagenetWeightsOf(arch);
+              return imagenet !== undefined
+                ? { arch, initWeights: imagenet, initKind: 'torchvision' as const, recipeBackbone: { ...PRETRAINED_BACKBONE } }
+                : { arch, initWeights: pretrained[arch]?.weights, initKind: 'backbone' as const };
+            }),
+            recipe: c.stages.final.recipe,
+            data: data.detection,
+            seed: c.seed,
+            concurrency: c.budgets.maxConcurrentTrainings,
+            template,
+          },
+        ],
       }),
     );
     const finalOk = Object.values(finals).filter((f) => f !== null && f.kind === 'ok');
@@ -413,12 +473,19 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
           transferResults[ds.name] = await runStage(id, () =>
             executeChild(trainModelsStage, {
               ...childOpts(id, `Transfer to ${ds.name}`),
-              args: [{
-                campaignId: c.id, stage: 'transfer', scope: ds.name,
-                models: transferable.map((arch) => ({ arch, initWeights: finals[arch]!.weights!, initKind: 'detector' as const })),
-                recipe: c.stages.transfer.recipe, data: ds, seed: c.seed,
-                concurrency: Math.max(1, Math.floor(c.budgets.maxConcurrentTrainings / data.transfer.length)), template,
-              }],
+              args: [
+                {
+                  campaignId: c.id,
+                  stage: 'transfer',
+                  scope: ds.name,
+                  models: transferable.map((arch) => ({ arch, initWeights: finals[arch]!.weights!, initKind: 'detector' as const })),
+                  recipe: c.stages.transfer.recipe,
+                  data: ds,
+                  seed: c.seed,
+                  concurrency: Math.max(1, Math.floor(c.budgets.maxConcurrentTrainings / data.transfer.length)),
+                  template,
+                },
+              ],
             }),
           );
           stages.transfer.evaluated += Object.values(transferResults[ds.name]).filter((r) => r !== null).length;
@@ -440,10 +507,12 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
       gflops: finals[arch]?.gflops ?? null,
       latencyMs: finals[arch]?.latencyMs ?? null,
       // each data set's own metric (VOC mAP@0.5, BDD's AP), and COCO-style AP on the same split beside it
-      transfer: Object.fromEntries(data.transfer.map((ds) => {
-        const r = transferResults[ds.name]?.[arch];
-        return [ds.name, r?.datasetMetric?.value ?? r?.mAP ?? null];
-      })),
+      transfer: Object.fromEntries(
+        data.transfer.map((ds) => {
+          const r = transferResults[ds.name]?.[arch];
+          return [ds.name, r?.datasetMetric?.value ?? r?.mAP ?? null];
+        }),
+      ),
       transferCocoAP: Object.fromEntries(data.transfer.map((ds) => [ds.name, transferResults[ds.name]?.[arch]?.mAP ?? null])),
       weights: finals[arch]?.weights ?? null,
     }));

@@ -93,34 +93,38 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     await control.recordEvaluation({ record: rec, artifactRoot: input.artifactRoot, reused: true, ...(input.candidate ? { candidate: input.candidate } : {}) });
     return summarise(rec, true);
   }
-  const train = await gpu.trainDetector.executeWithOptions({ summary: `train + evaluate (${input.stage}, ${input.recipe}): ${input.arch}` }, [{
-    campaignId: input.campaignId,
-    key: found.key,
-    arch: input.arch,
-    recipe: input.recipe,
-    data: input.data,
-    seed: input.seed,
-    initWeights: input.initWeights,
-    initKind: input.initKind,
-    recipeBackbone: input.recipeBackbone,
-    artifactRoot: input.artifactRoot,
-    checkpoint: input.checkpoints,
-  }]);
+  const train = await gpu.trainDetector.executeWithOptions({ summary: `train + evaluate (${input.stage}, ${input.recipe}): ${input.arch}` }, [
+    {
+      campaignId: input.campaignId,
+      key: found.key,
+      arch: input.arch,
+      recipe: input.recipe,
+      data: input.data,
+      seed: input.seed,
+      initWeights: input.initWeights,
+      initKind: input.initKind,
+      recipeBackbone: input.recipeBackbone,
+      artifactRoot: input.artifactRoot,
+      checkpoint: input.checkpoints,
+    },
+  ]);
   const wantFlops = input.cost === 'flops' || input.cost === 'both';
   const wantLatency = (input.cost === 'latency' || input.cost === 'both') && train.kind === 'ok';
   const [cost, latency] = await Promise.all([
     wantFlops ? control.computeCost({ arch: input.arch, numClasses: input.data.numClasses, recipe: input.recipe }) : null,
     wantLatency
-      ? gpu.benchmarkLatency.executeWithOptions({ summary: `latency on ${input.latencyDevice}: ${input.arch}` }, [{
-          key: found.key,
-          arch: input.arch,
-          recipe: input.recipe,
-          numClasses: input.data.numClasses,
-          device: input.latencyDevice,
-          warmup: input.bench.warmup,
-          iterations: input.bench.iterations,
-          artifactRoot: input.artifactRoot,
-        }])
+      ? gpu.benchmarkLatency.executeWithOptions({ summary: `latency on ${input.latencyDevice}: ${input.arch}` }, [
+          {
+            key: found.key,
+            arch: input.arch,
+            recipe: input.recipe,
+            numClasses: input.data.numClasses,
+            device: input.latencyDevice,
+            warmup: input.bench.warmup,
+            iterations: input.bench.iterations,
+            artifactRoot: input.artifactRoot,
+          },
+        ])
       : null,
   ]);
   const record: EvaluationRecord = {
@@ -155,4 +159,3 @@ function summarise(r: EvaluationRecord, reused: boolean): EvaluationSummary {
     datasetMetric: r.train.datasetMetric ?? null,
   };
 }
-

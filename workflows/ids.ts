@@ -22,7 +22,6 @@ export function safeDecode(s: string): string {
   return s.replace(/~u([0-9a-f]+)~|~([0-9a-f]{2})/g, (_m, u: string | undefined, h: string | undefined) => String.fromCodePoint(parseInt((u ?? h)!, 16)));
 }
 
-
 /** stage children: smnas-<id>/structural, smnas-<id>/modular/<candidate>, smnas-<id>/transfer/<dataset> */
 export function stageWorkflowId(campaignId: string, stage: string, scope?: string): string {
   return `${campaignWorkflowId(campaignId)}/${stage}${scope ? `/${safeEncode(scope)}` : ''}`;

@@ -92,7 +92,10 @@ export function propose(o: {
   const r = search.proposeCandidates({ space: o.space, evaluated, rng, count: o.count, pending, initialPopulation: o.population, pruningCost, memo: o.memo });
   return {
     archs: r.proposals.map((p) => p.arch),
-    pruned: r.pruned.map((p) => ({ arch: p.arch, reason: `contained in ${p.bound.containedIn} (mAP <= ${p.bound.score.toFixed(4)}), dominated by ${p.dominatedBy} at ${p.cost.toFixed(3)}` })),
+    pruned: r.pruned.map((p) => ({
+      arch: p.arch,
+      reason: `contained in ${p.bound.containedIn} (mAP <= ${p.bound.score.toFixed(4)}), dominated by ${p.dominatedBy} at ${p.cost.toFixed(3)}`,
+    })),
     exhausted: r.exhausted,
     rng: rng.state(),
   };
@@ -109,6 +112,9 @@ export function paretoFront(points: EvalPoint[]): EvalPoint[] {
 /** K points of a front spread across its cost range (the paper's C0..C{K-1}), by the search library. */
 export function selectFromFront(points: EvalPoint[], k: number): EvalPoint[] {
   const scored = points.filter((p) => p.mAP !== null);
-  const chosen = search.selectCandidates(scored.map((p) => ({ arch: p.arch, cost: p.cost, score: p.mAP as number })), k);
+  const chosen = search.selectCandidates(
+    scored.map((p) => ({ arch: p.arch, cost: p.cost, score: p.mAP as number })),
+    k,
+  );
   return chosen.map((c) => scored.find((p) => p.arch === c.arch)!);
 }

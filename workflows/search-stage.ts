@@ -323,7 +323,9 @@ export async function searchStage(input: SearchStageInput): Promise<SearchStageR
   };
   const capHistory = patched(STAGE_HISTORY_CAP);
   const needContinueAsNew = () =>
-    startedThisRun >= input.continueAsNewEvery || workflowInfo().continueAsNewSuggested || (capHistory && workflowInfo().historyLength >= (input.maxHistoryEvents ?? STAGE_HISTORY_EVENTS));
+    startedThisRun >= input.continueAsNewEvery ||
+    workflowInfo().continueAsNewSuggested ||
+    (capHistory && workflowInfo().historyLength >= (input.maxHistoryEvents ?? STAGE_HISTORY_EVENTS));
 
   const startEvaluation = (arch: string) => {
     running.add(arch);

@@ -52,17 +52,19 @@ export async function runBounded<I, O>(
     if (ctl.stopRequested) break;
     running++;
     inFlight.push(
-      work(items[i], i).then(
-        (value) => {
-          results[i] = { ok: true, value };
-        },
-        (error) => {
-          results[i] = { ok: false, error };
-        },
-      ).finally(() => {
-        running--;
-        onSettled?.();
-      }),
+      work(items[i], i)
+        .then(
+          (value) => {
+            results[i] = { ok: true, value };
+          },
+          (error) => {
+            results[i] = { ok: false, error };
+          },
+        )
+        .finally(() => {
+          running--;
+          onSettled?.();
+        }),
     );
   }
   await Promise.all(inFlight);

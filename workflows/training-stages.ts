@@ -34,7 +34,13 @@ function installProgress(stage: string, planned: number, run: StageRun, front: (
   setHandler(stageProgressQuery, (): StageReport => ({
     stage,
     progress: {
-      status: 'running', evaluated: run.evaluated, planned, running: run.running.length, failed: run.failed, reused: 0, gpuSeconds: 0,
+      status: 'running',
+      evaluated: run.evaluated,
+      planned,
+      running: run.running.length,
+      failed: run.failed,
+      reused: 0,
+      gpuSeconds: 0,
       runningArchs: run.running.slice(0, 50),
     },
     front: front(),
@@ -64,17 +70,31 @@ export async function pretrainStage(input: PretrainStageInput): Promise<Record<s
     heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
     retry: { maximumAttempts: input.timeouts.maxAttempts, initialInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'Diverged'] },
   });
-  const results = await runBounded(input.archs, input.concurrency, ctl, async (arch) => {
-    run.running.push(arch);
-    try {
-      return await gpu.pretrainBackbone.executeWithOptions({ summary: `pretrain backbone of ${arch}` }, [{
-        campaignId: input.campaignId, arch, recipe: input.recipe, dataRoot: input.classification.root,
-        fingerprint: input.classification.fingerprint, seed: input.seed, artifactRoot: input.artifactRoot, checkpoint: input.checkpoints,
-      }]);
-    } finally {
-      run.running.splice(run.running.indexOf(arch), 1);
-    }
-  }, () => undefined);
+  const results = await runBounded(
+    input.archs,
+    input.concurrency,
+    ctl,
+    async (arch) => {
+      run.running.push(arch);
+      try {
+        return await gpu.pretrainBackbone.executeWithOptions({ summary: `pretrain backbone of ${arch}` }, [
+          {
+            campaignId: input.campaignId,
+            arch,
+            recipe: input.recipe,
+            dataRoot: input.classification.root,
+            fingerprint: input.classification.fingerprint,
+            seed: input.seed,
+            artifactRoot: input.artifactRoot,
+            checkpoint: input.checkpoints,
+          },
+        ]);
+      } finally {
+        run.running.splice(run.running.indexOf(arch), 1);
+      }
+    },
+    () => undefined,
+  );
   const out: Record<string, PretrainOutcome | null> = {};
   input.archs.forEach((a, i) => {
     const r = results[i];

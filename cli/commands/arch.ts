@@ -57,16 +57,21 @@ const fmtM = (x: number) => (x / 1e6).toFixed(3);
 
 function costCmd(argv: string[]): number {
   const cmd = 'smnas arch cost';
-  const flags = parseFlags(cmd, argv, {
-    backbone: { type: 'string' },
-    input: { type: 'string' },
-    classifier: { type: 'string' },
-    arch: { type: 'string' },
-    rois: { type: 'string' },
-    classes: { type: 'string' },
-    'fc-width': { type: 'string' },
-    json: { type: 'boolean' },
-  }, false);
+  const flags = parseFlags(
+    cmd,
+    argv,
+    {
+      backbone: { type: 'string' },
+      input: { type: 'string' },
+      classifier: { type: 'string' },
+      arch: { type: 'string' },
+      rois: { type: 'string' },
+      classes: { type: 'string' },
+      'fc-width': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   const json = bool(flags, 'json');
   const archStr = str(flags, 'arch');
   if (archStr !== undefined) {
@@ -78,8 +83,14 @@ function costCmd(argv: string[]): number {
     const c = notation('--arch', () => detectorCost(archStr, { numClasses, fcWidth, rois }));
     if (json) printJson({ ...c, numClasses, fcWidth });
     else {
-      const rows = [['module', 'GFLOPs', 'Mparams', 'MAC (M)'], ...Object.entries(c.modules).map(([k, v]) => [k, fmtG(v.flops), fmtM(v.params), fmtM(v.mac)]), ['total', fmtG(c.flops), fmtM(c.params), fmtM(c.mac)]];
-      process.stdout.write(`${c.arch}  (input ${c.input.width}x${c.input.height} after padding to multiples of 32, ${numClasses} classes, fc ${fcWidth}, ${rois} RoIs)\n${table(rows)}`);
+      const rows = [
+        ['module', 'GFLOPs', 'Mparams', 'MAC (M)'],
+        ...Object.entries(c.modules).map(([k, v]) => [k, fmtG(v.flops), fmtM(v.params), fmtM(v.mac)]),
+        ['total', fmtG(c.flops), fmtM(c.params), fmtM(c.mac)],
+      ];
+      process.stdout.write(
+        `${c.arch}  (input ${c.input.width}x${c.input.height} after padding to multiples of 32, ${numClasses} classes, fc ${fcWidth}, ${rois} RoIs)\n${table(rows)}`,
+      );
     }
     return 0;
   }
@@ -90,7 +101,10 @@ function costCmd(argv: string[]): number {
   const c = backboneCost(backbone, input, { classifier });
   const name = formatBackbone(backbone);
   if (json) printJson({ backbone: name, input, ...(classifier !== undefined ? { classifier } : {}), flops: c.flops, params: c.params, mac: c.mac });
-  else process.stdout.write(`${name} at ${input.width}x${input.height}${classifier !== undefined ? ` with a ${classifier}-class classifier` : ' (backbone alone)'}: ${fmtG(c.flops)} GFLOPs (MACs), ${fmtM(c.params)} M params, ${fmtM(c.mac)} M MAC\n`);
+  else
+    process.stdout.write(
+      `${name} at ${input.width}x${input.height}${classifier !== undefined ? ` with a ${classifier}-class classifier` : ' (backbone alone)'}: ${fmtG(c.flops)} GFLOPs (MACs), ${fmtM(c.params)} M params, ${fmtM(c.mac)} M MAC\n`,
+    );
   return 0;
 }
 
@@ -150,14 +164,19 @@ function spaceFromFlags(cmd: string, flags: ParsedFlags): { space: SearchSpace; 
 
 function spaceCmd(argv: string[]): number {
   const cmd = 'smnas arch space';
-  const flags = parseFlags(cmd, argv, {
-    stage: { type: 'string' },
-    from: { type: 'string' },
-    profile: { type: 'string' },
-    'min-blocks': { type: 'string' },
-    'max-blocks': { type: 'string' },
-    json: { type: 'boolean' },
-  }, false);
+  const flags = parseFlags(
+    cmd,
+    argv,
+    {
+      stage: { type: 'string' },
+      from: { type: 'string' },
+      profile: { type: 'string' },
+      'min-blocks': { type: 'string' },
+      'max-blocks': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   const { space } = spaceFromFlags(cmd, flags);
   const size = spaceSize(space);
   if (bool(flags, 'json')) {
@@ -184,16 +203,21 @@ function spaceCmd(argv: string[]): number {
 
 function sampleCmd(argv: string[]): number {
   const cmd = 'smnas arch sample';
-  const flags = parseFlags(cmd, argv, {
-    stage: { type: 'string' },
-    from: { type: 'string' },
-    profile: { type: 'string' },
-    seed: { type: 'string' },
-    count: { type: 'string' },
-    'min-blocks': { type: 'string' },
-    'max-blocks': { type: 'string' },
-    json: { type: 'boolean' },
-  }, false);
+  const flags = parseFlags(
+    cmd,
+    argv,
+    {
+      stage: { type: 'string' },
+      from: { type: 'string' },
+      profile: { type: 'string' },
+      seed: { type: 'string' },
+      count: { type: 'string' },
+      'min-blocks': { type: 'string' },
+      'max-blocks': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   if (str(flags, 'seed') === undefined) throw new UserError(`${cmd}: --seed is required (runs are reproducible from it)`);
   const seed = int(cmd, flags, 'seed')!;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`${cmd}: --seed must be a non-negative integer, got ${seed}`);
@@ -237,7 +261,9 @@ export const command: Command = {
       case 'space':
         return spaceCmd(rest);
       default:
-        throw new UserError(`smnas arch: ${sub === undefined ? 'missing sub-command' : `unknown sub-command '${sub}'`}; one of check, cost, layout, sample, space (see 'smnas arch --help')`);
+        throw new UserError(
+          `smnas arch: ${sub === undefined ? 'missing sub-command' : `unknown sub-command '${sub}'`}; one of check, cost, layout, sample, space (see 'smnas arch --help')`,
+        );
     }
   },
 };

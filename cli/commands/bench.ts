@@ -31,18 +31,23 @@ examples:
 `,
   async main(argv) {
     const cmd = 'smnas bench';
-    const flags = parseFlags(cmd, argv, {
-      arch: { type: 'string' },
-      device: { type: 'string' },
-      classes: { type: 'string' },
-      data: { type: 'string' },
-      recipe: { type: 'string' },
-      weights: { type: 'string' },
-      warmup: { type: 'string' },
-      iterations: { type: 'string' },
-      threads: { type: 'string' },
-      json: { type: 'boolean' },
-    }, false);
+    const flags = parseFlags(
+      cmd,
+      argv,
+      {
+        arch: { type: 'string' },
+        device: { type: 'string' },
+        classes: { type: 'string' },
+        data: { type: 'string' },
+        recipe: { type: 'string' },
+        weights: { type: 'string' },
+        warmup: { type: 'string' },
+        iterations: { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      false,
+    );
     const arch = requireStr(cmd, flags, 'arch');
     const numClasses = int(cmd, flags, 'classes', 80)!;
     if (numClasses < 1) throw new UserError(`${cmd}: --classes must be >= 1`);

@@ -34,16 +34,21 @@ example:
 `,
   async main(argv) {
     const cmd = 'smnas classify';
-    const flags = parseFlags(cmd, argv, {
-      arch: { type: 'string' },
-      weights: { type: 'string' },
-      images: { type: 'string' },
-      top: { type: 'string' },
-      classes: { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      json: { type: 'boolean' },
-    }, false);
+    const flags = parseFlags(
+      cmd,
+      argv,
+      {
+        arch: { type: 'string' },
+        weights: { type: 'string' },
+        images: { type: 'string' },
+        top: { type: 'string' },
+        classes: { type: 'string' },
+        device: { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      false,
+    );
     const weights = path.resolve(requireStr(cmd, flags, 'weights'));
     const images = path.resolve(requireStr(cmd, flags, 'images'));
     if (!fs.existsSync(weights)) throw new UserError(`${cmd}: --weights ${weights} does not exist`);

@@ -67,7 +67,14 @@ export const command: Command = {
     const { TemporalSource } = await import('../../dashboard/source');
     const { createDashboardServer } = await import('../../dashboard/server');
     const temporal = new TemporalSource(bool(flags, 'no-temporal') ? null : settings, log);
-    const server = createDashboardServer({ artifactRoot, campaign, intervalMs: Number(iv) * 1000, view: { webUi, namespace: settings.namespace }, temporal, logger: log });
+    const server = createDashboardServer({
+      artifactRoot,
+      campaign,
+      intervalMs: Number(iv) * 1000,
+      view: { webUi, namespace: settings.namespace },
+      temporal,
+      logger: log,
+    });
     const host = str(flags, 'host') ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new UserError(`${NAME}: cannot listen on ${host}:${port}: ${e.code ?? e.message}`)));

@@ -71,17 +71,22 @@ function detectionSize(cmd: string, v: string | undefined): { width: number; hei
 
 async function synth(argv: string[]): Promise<number> {
   const cmd = 'smnas data synth';
-  const flags = parseFlags(cmd, argv, {
-    kind: { type: 'string' },
-    format: { type: 'string' },
-    out: { type: 'string' },
-    train: { type: 'string' },
-    val: { type: 'string' },
-    size: { type: 'string' },
-    classes: { type: 'string' },
-    seed: { type: 'string' },
-    json: { type: 'boolean' },
-  }, false);
+  const flags = parseFlags(
+    cmd,
+    argv,
+    {
+      kind: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string' },
+      train: { type: 'string' },
+      val: { type: 'string' },
+      size: { type: 'string' },
+      classes: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   const kind = str(flags, 'kind') ?? 'detection';
   const out = requireStr(cmd, flags, 'out');
   const seed = int(cmd, flags, 'seed', 0)!;
@@ -113,7 +118,8 @@ async function synth(argv: string[]): Promise<number> {
     return 0;
   }
   if (kind === 'classification') {
-    if (str(flags, 'format') && str(flags, 'format') !== 'imagenet') throw new UserError(`${cmd}: --format does not apply to --kind classification (class folders)`);
+    if (str(flags, 'format') && str(flags, 'format') !== 'imagenet')
+      throw new UserError(`${cmd}: --format does not apply to --kind classification (class folders)`);
     const opts = {
       out,
       train: int(cmd, flags, 'train', 50)!,
@@ -144,17 +150,22 @@ function rethrowDatasetError(e: unknown): never {
 
 async function convert(argv: string[]): Promise<number> {
   const cmd = 'smnas data convert';
-  const flags = parseFlags(cmd, argv, {
-    from: { type: 'string' },
-    input: { type: 'string' },
-    split: { type: 'string' },
-    out: { type: 'string' },
-    year: { type: 'string' },
-    classes: { type: 'string' },
-    images: { type: 'string' },
-    copy: { type: 'boolean' },
-    json: { type: 'boolean' },
-  }, false);
+  const flags = parseFlags(
+    cmd,
+    argv,
+    {
+      from: { type: 'string' },
+      input: { type: 'string' },
+      split: { type: 'string' },
+      out: { type: 'string' },
+      year: { type: 'string' },
+      classes: { type: 'string' },
+      images: { type: 'string' },
+      copy: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   const from = requireStr(cmd, flags, 'from');
   const input = requireStr(cmd, flags, 'input');
   const split = requireStr(cmd, flags, 'split');
@@ -165,9 +176,17 @@ async function convert(argv: string[]): Promise<number> {
   try {
     if (from === 'voc') {
       r = convertVoc({
-        input, split, out, copy: bool(flags, 'copy'),
-        years: str(flags, 'year')?.split(',').map((s) => s.trim()),
-        classes: str(flags, 'classes')?.split(',').map((s) => s.trim()).filter(Boolean),
+        input,
+        split,
+        out,
+        copy: bool(flags, 'copy'),
+        years: str(flags, 'year')
+          ?.split(',')
+          .map((s) => s.trim()),
+        classes: str(flags, 'classes')
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
         progress: (d, t) => bar.update(d, '', t),
       });
     } else if (from === 'bdd') {
@@ -181,8 +200,12 @@ async function convert(argv: string[]): Promise<number> {
   log.info(r, 'converted');
   if (bool(flags, 'json')) printJson(r);
   else {
-    const skipped = Object.entries(r.skipped).map(([k, v]) => `${k}: ${v}`).join(', ');
-    process.stdout.write(`${out}: split ${split}: ${r.images} images, ${r.annotations} boxes (${r.difficult} ${from === 'voc' ? 'difficult' : 'ignore regions'} -> iscrowd), ${r.categories.length} classes${skipped ? `; skipped ${skipped}` : ''}\n`);
+    const skipped = Object.entries(r.skipped)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ');
+    process.stdout.write(
+      `${out}: split ${split}: ${r.images} images, ${r.annotations} boxes (${r.difficult} ${from === 'voc' ? 'difficult' : 'ignore regions'} -> iscrowd), ${r.categories.length} classes${skipped ? `; skipped ${skipped}` : ''}\n`,
+    );
     // linked images lead into the source tree, which data check reads only when told to trust it
     const src = str(flags, 'images') ?? input;
     if (!bool(flags, 'copy')) process.stdout.write(`images linked into ${src}: check with 'smnas data check ${out} --allow-root ${src}'\n`);
@@ -218,7 +241,9 @@ async function check(argv: string[]): Promise<number> {
   if (bool(flags, 'json')) printJson(report);
   else {
     for (const s of report.splits) {
-      process.stdout.write(`${s.split}: ${s.images} images (${s.imagesWithoutAnnotations} without boxes), ${s.annotations} boxes (${s.crowd} crowd/difficult), ${s.categories} classes  [${s.annotationsFile}]\n`);
+      process.stdout.write(
+        `${s.split}: ${s.images} images (${s.imagesWithoutAnnotations} without boxes), ${s.annotations} boxes (${s.crowd} crowd/difficult), ${s.categories} classes  [${s.annotationsFile}]\n`,
+      );
     }
     for (const p of report.problems) process.stdout.write(`${p.severity}: ${formatProblem(p)}\n`);
     const listed = report.problems.length;
@@ -236,9 +261,18 @@ async function summary(argv: string[]): Promise<number> {
   if (!dir) throw new UserError(`${cmd}: expected a <dataset dir>`);
   try {
     if (!fs.existsSync(path.join(dir, 'annotations')) && fs.existsSync(path.join(dir, 'train'))) {
-      const splits = fs.readdirSync(dir).filter((s) => fs.statSync(path.join(dir, s)).isDirectory()).sort();
+      const splits = fs
+        .readdirSync(dir)
+        .filter((s) => fs.statSync(path.join(dir, s)).isDirectory())
+        .sort();
       const listed = splits.map((s) => listClassFolders(dir, s));
-      const r = { dir, kind: 'classification', numClasses: listed[0].classes.length, classes: listed[0].classes, splits: Object.fromEntries(listed.map((l) => [l.split, { images: l.images.length, perClass: l.counts }])) };
+      const r = {
+        dir,
+        kind: 'classification',
+        numClasses: listed[0].classes.length,
+        classes: listed[0].classes,
+        splits: Object.fromEntries(listed.map((l) => [l.split, { images: l.images.length, perClass: l.counts }])),
+      };
       if (bool(flags, 'json')) printJson(r);
       else process.stdout.write(`${dir}: ${r.numClasses} classes; ${listed.map((l) => `${l.split} ${l.images.length} images`).join(', ')}\n`);
       return 0;

@@ -76,11 +76,15 @@ function settings(argv: string[]): { sub?: string; s: DevSettings } {
     json: { type: 'boolean' },
   });
   const sub = flags.positionals[0];
-  if (sub !== undefined && sub !== 'stop' && sub !== 'status') throw new UserError(`${NAME}: unknown sub-command '${sub}' (start with no sub-command, or 'stop' / 'status')`);
+  if (sub !== undefined && sub !== 'stop' && sub !== 'status')
+    throw new UserError(`${NAME}: unknown sub-command '${sub}' (start with no sub-command, or 'stop' / 'status')`);
   if (flags.positionals.length > 1) throw new UserError(`${NAME}: unexpected argument '${flags.positionals[1]}'`);
   const port = int(NAME, flags, 'port', 7233)!;
   const uiPort = int(NAME, flags, 'ui-port', port + 1000)!;
-  for (const [n, v] of [['port', port], ['ui-port', uiPort]] as const) {
+  for (const [n, v] of [
+    ['port', port],
+    ['ui-port', uiPort],
+  ] as const) {
     if (v < 1 || v > 65535) throw new UserError(`${NAME}: --${n} must be a TCP port (1-65535), got ${v}`);
   }
   return {
@@ -113,7 +117,15 @@ function workerArgv(queue: 'control' | 'gpu', s: DevSettings, address: string): 
 }
 
 /** Waits until a poller with this identity prefix serves the queue (the worker is really up). */
-async function waitForPoller(address: string, queue: string, kind: 'workflow' | 'activity', identityPrefix: string, pid: number, timeoutMs: number, logPath: string) {
+async function waitForPoller(
+  address: string,
+  queue: string,
+  kind: 'workflow' | 'activity',
+  identityPrefix: string,
+  pid: number,
+  timeoutMs: number,
+  logPath: string,
+) {
   const { Connection } = await import('@temporalio/client');
   const conn = await Connection.connect({ address });
   try {
@@ -265,7 +277,9 @@ function printReport(r: StackReport, s: DevSettings): void {
     r.ui ? `Web UI:   ${r.ui}` : r.reusedServer ? 'Web UI:   that of the running server (usually http://localhost:8233)' : 'Web UI:   off (--headless)',
     `workers:  ${s.workers ? ['worker-control', 'worker-gpu'].map((w) => `${w} ${r.started.includes(w as DevProcessName) ? 'started' : 'reused'}`).join(', ') : 'none (--no-workers)'}`,
     `logs:     ${r.logs}`,
-    s.detach ? `stop with: bin/smnas dev stop${s.stateDir !== path.resolve(STATE_DIR) ? ` --state ${s.stateDir}` : ''}` : 'Ctrl-C stops what this command started.',
+    s.detach
+      ? `stop with: bin/smnas dev stop${s.stateDir !== path.resolve(STATE_DIR) ? ` --state ${s.stateDir}` : ''}`
+      : 'Ctrl-C stops what this command started.',
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }
@@ -308,7 +322,8 @@ export const command: Command = {
     if (sub === 'stop') {
       const stopped = await stopDevProcesses(s.stateDir);
       if (s.json) printJson({ stopped });
-      else process.stdout.write(stopped.length ? `stopped: ${stopped.join(', ')}\n` : `nothing to stop (no live pid files in ${path.join(s.stateDir, 'run')})\n`);
+      else
+        process.stdout.write(stopped.length ? `stopped: ${stopped.join(', ')}\n` : `nothing to stop (no live pid files in ${path.join(s.stateDir, 'run')})\n`);
       return 0;
     }
     if (sub === 'status') {

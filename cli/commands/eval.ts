@@ -43,13 +43,18 @@ examples:
 `,
   async main(argv) {
     const cmd = 'smnas eval';
-    const flags = parseFlags(cmd, argv, {
-      gt: { type: 'string' },
-      dets: { type: 'string' },
-      metric: { type: 'string' },
-      voc07: { type: 'boolean' },
-      json: { type: 'boolean' },
-    }, false);
+    const flags = parseFlags(
+      cmd,
+      argv,
+      {
+        gt: { type: 'string' },
+        dets: { type: 'string' },
+        metric: { type: 'string' },
+        voc07: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      false,
+    );
     const gt = requireStr(cmd, flags, 'gt');
     const dets = requireStr(cmd, flags, 'dets');
     const metric = str(flags, 'metric') ?? 'coco';
@@ -70,7 +75,9 @@ examples:
           for (const name of COCO_STAT_NAMES) process.stdout.write(` ${STAT_LABELS[name]} = ${r.stats[name].toFixed(3)}\n`);
           process.stdout.write('\nper class (AP, AP50):\n');
           for (const [name, c] of Object.entries(r.perClass)) {
-            process.stdout.write(`  ${name.padEnd(24)} ${c.AP === null ? '   -  ' : c.AP.toFixed(4)} ${c.AP50 === null ? '   -  ' : c.AP50.toFixed(4)}  (gt ${c.numGt}, dets ${c.numDets})\n`);
+            process.stdout.write(
+              `  ${name.padEnd(24)} ${c.AP === null ? '   -  ' : c.AP.toFixed(4)} ${c.AP50 === null ? '   -  ' : c.AP50.toFixed(4)}  (gt ${c.numGt}, dets ${c.numDets})\n`,
+            );
           }
         }
       } else {

@@ -28,7 +28,10 @@ interface Row {
 
 /** Parse + validate the records; errors name file:line (JSON lines) or file: record N (array). */
 export function readRecords(file: string, text: string, keys: { id: string; cost: string; score: string }): Row[] {
-  const num = z.number({ error: (iss) => (iss.input === undefined ? 'missing' : `must be a finite number, got ${typeof iss.input === "number" ? String(iss.input) : JSON.stringify(iss.input)}`) });
+  const num = z.number({
+    error: (iss) =>
+      iss.input === undefined ? 'missing' : `must be a finite number, got ${typeof iss.input === 'number' ? String(iss.input) : JSON.stringify(iss.input)}`,
+  });
   const schema = z.object({
     [keys.id]: z.union([z.string(), z.number()], { error: (iss) => (iss.input === undefined ? 'missing' : 'must be a string or a number') }),
     [keys.cost]: num,
@@ -36,7 +39,8 @@ export function readRecords(file: string, text: string, keys: { id: string; cost
   });
   const rows: Row[] = [];
   const take = (rec: unknown, where: string) => {
-    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new UserError(`${where}: expected a JSON object with keys ${keys.id}, ${keys.cost}, ${keys.score}`);
+    if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+      throw new UserError(`${where}: expected a JSON object with keys ${keys.id}, ${keys.cost}, ${keys.score}`);
     const r = schema.safeParse(rec);
     if (!r.success) throw new UserError(describeZodError(where, r.error));
     const o = r.data as Record<string, unknown>;
@@ -103,7 +107,10 @@ export const command: Command = {
     }
     const front = fronts[0] ?? [];
     const crowd = crowdingDistance(rows, front);
-    const table = [['rank', keys.id, keys.cost, keys.score, 'crowding'], ...front.map((i, k) => ['0', String(rows[i].id), String(rows[i].cost), String(rows[i].score), crowd[k] === Infinity ? 'inf' : crowd[k].toFixed(4)])];
+    const table = [
+      ['rank', keys.id, keys.cost, keys.score, 'crowding'],
+      ...front.map((i, k) => ['0', String(rows[i].id), String(rows[i].cost), String(rows[i].score), crowd[k] === Infinity ? 'inf' : crowd[k].toFixed(4)]),
+    ];
     const w = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
     process.stdout.write(`${rows.length} records, ${fronts.length} fronts; Pareto front (${front.length}):\n`);
     process.stdout.write(table.map((r) => r.map((x, c) => (c === 1 ? x.padEnd(w[c]) : x.padStart(w[c]))).join('  ')).join('\n') + '\n');

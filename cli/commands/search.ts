@@ -92,7 +92,8 @@ export function campaignFromFlags(flags: ParsedFlags, stateDir = STATE_DIR): Cam
   const seed = int(NAME, flags, 'seed');
   const profile = str(flags, 'profile');
   if (file) {
-    if (profile !== undefined || str(flags, 'data') !== undefined) throw new UserError(`${NAME} start: --campaign already says the profile and data; drop --profile/--data`);
+    if (profile !== undefined || str(flags, 'data') !== undefined)
+      throw new UserError(`${NAME} start: --campaign already says the profile and data; drop --profile/--data`);
     let raw: unknown;
     try {
       raw = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -249,7 +250,9 @@ async function start(client: Client, flags: ParsedFlags): Promise<number> {
     await client.workflow.start(WORKFLOW_TYPE, { taskQueue: campaign.queues.control, workflowId, args: [campaign] });
   } catch (e) {
     if ((e as Error).name === 'WorkflowExecutionAlreadyStartedError') {
-      throw new UserError(`${NAME} start: campaign '${campaign.id}' is already running (watch it: bin/smnas search watch ${campaign.id}; or pick another --id)`);
+      throw new UserError(
+        `${NAME} start: campaign '${campaign.id}' is already running (watch it: bin/smnas search watch ${campaign.id}; or pick another --id)`,
+      );
     }
     throw e;
   }
@@ -280,7 +283,12 @@ async function report(id: string, flags: ParsedFlags, json: boolean): Promise<nu
   if (!snapshot) throw new UserError(`${NAME} report: no campaign '${id}' in ${root} (no folder ${path.join(root, 'campaigns', id)}; see --artifacts)`);
   const out = path.resolve(str(flags, 'out') ?? snapshot.dir);
   const settings = resolveConnectionSettings(flags, process.env);
-  const { view, files } = await writeCampaignReport(snapshot, offInfo(null), { webUi: str(flags, 'web-ui') ?? 'http://localhost:8233', namespace: settings.namespace }, out);
+  const { view, files } = await writeCampaignReport(
+    snapshot,
+    offInfo(null),
+    { webUi: str(flags, 'web-ui') ?? 'http://localhost:8233', namespace: settings.namespace },
+    out,
+  );
   log.info({ campaign: id, out, files: files.length }, 'report written');
   if (json) printJson({ campaignId: id, out, files, counts: view.counts });
   else process.stdout.write(`${view.countsSentence}\nreport: ${path.join(out, 'report.html')}\nfiles: ${files.join(', ')}\n`);
@@ -294,7 +302,8 @@ export const command: Command = {
     const flags = parseFlags(NAME, argv, FLAGS);
     const [sub, id, extra] = flags.positionals;
     if (!sub) throw new UserError(`${NAME}: missing sub-command (start, ${ID_COMMANDS.join(', ')}; see '${NAME} --help')`);
-    if (sub !== 'start' && !(ID_COMMANDS as readonly string[]).includes(sub)) throw new UserError(`${NAME}: unknown sub-command '${sub}' (see '${NAME} --help')`);
+    if (sub !== 'start' && !(ID_COMMANDS as readonly string[]).includes(sub))
+      throw new UserError(`${NAME}: unknown sub-command '${sub}' (see '${NAME} --help')`);
     if (sub === 'start') {
       if (id !== undefined) throw new UserError(`${NAME} start: unexpected argument '${id}' (the campaign id is --id)`);
       campaignFromFlags(flags); // validate before touching the network

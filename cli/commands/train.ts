@@ -67,26 +67,31 @@ examples:
 `,
   async main(argv) {
     const cmd = 'smnas train';
-    const flags = parseFlags(cmd, argv, {
-      arch: { type: 'string' },
-      data: { type: 'string' },
-      recipe: { type: 'string' },
-      norm: { type: 'string' },
-      epochs: { type: 'string' },
-      'max-iterations': { type: 'string' },
-      'mixed-precision': { type: 'string' },
-      out: { type: 'string' },
-      resume: { type: 'boolean' },
-      init: { type: 'string' },
-      'init-kind': { type: 'string' },
-      'frozen-stages': { type: 'string' },
-      'norm-eval': { type: 'boolean' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      seed: { type: 'string' },
-      nproc: { type: 'string' },
-      json: { type: 'boolean' },
-    }, false);
+    const flags = parseFlags(
+      cmd,
+      argv,
+      {
+        arch: { type: 'string' },
+        data: { type: 'string' },
+        recipe: { type: 'string' },
+        norm: { type: 'string' },
+        epochs: { type: 'string' },
+        'max-iterations': { type: 'string' },
+        'mixed-precision': { type: 'string' },
+        out: { type: 'string' },
+        resume: { type: 'boolean' },
+        init: { type: 'string' },
+        'init-kind': { type: 'string' },
+        'frozen-stages': { type: 'string' },
+        'norm-eval': { type: 'boolean' },
+        device: { type: 'string' },
+        threads: { type: 'string' },
+        seed: { type: 'string' },
+        nproc: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      false,
+    );
     const nproc = int(cmd, flags, 'nproc', 1)!;
     if (nproc < 1) throw new UserError(`${cmd}: --nproc must be >= 1`);
     const arch = requireStr(cmd, flags, 'arch');
@@ -117,7 +122,10 @@ examples:
     const frozen = int(cmd, flags, 'frozen-stages');
     if (frozen !== undefined || bool(flags, 'norm-eval')) {
       if (frozen !== undefined && (frozen < -1 || frozen > 4)) throw new UserError(`${cmd}: --frozen-stages must be -1..4`);
-      recipe.backbone = { frozenStages: frozen ?? recipe.backbone?.frozenStages ?? -1, normEval: bool(flags, 'norm-eval') || (recipe.backbone?.normEval ?? false) };
+      recipe.backbone = {
+        frozenStages: frozen ?? recipe.backbone?.frozenStages ?? -1,
+        normEval: bool(flags, 'norm-eval') || (recipe.backbone?.normEval ?? false),
+      };
     }
     const numClasses = datasetClassCount(data);
     const outDir = path.resolve(str(flags, 'out') ?? path.join('runs', safeName(arch)));

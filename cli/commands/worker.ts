@@ -37,16 +37,21 @@ grace); the worker exits only once no trainer it started is left. A killed GPU w
 retried from its last checkpoint; the next attempt on the same host stops the orphaned trainer
 first (the run folder's trainer.pid).`,
   async main(argv) {
-    const flags = parseFlags(NAME, argv, {
-      queue: { type: 'string' },
-      gpus: { type: 'string' },
-      'task-queue': { type: 'string' },
-      artifacts: { type: 'string' },
-      'shutdown-grace': { type: 'string' },
-      'trainer-threads': { type: 'string' },
-      liveness: { type: 'string' },
-      ...CONNECTION_FLAGS,
-    }, false);
+    const flags = parseFlags(
+      NAME,
+      argv,
+      {
+        queue: { type: 'string' },
+        gpus: { type: 'string' },
+        'task-queue': { type: 'string' },
+        artifacts: { type: 'string' },
+        'shutdown-grace': { type: 'string' },
+        'trainer-threads': { type: 'string' },
+        liveness: { type: 'string' },
+        ...CONNECTION_FLAGS,
+      },
+      false,
+    );
     const queue = str(flags, 'queue');
     if (queue !== 'control' && queue !== 'gpu') throw new UserError(`${NAME}: --queue must be 'control' or 'gpu' (see '${NAME} --help')`);
     if (queue === 'control' && str(flags, 'gpus') !== undefined) throw new UserError(`${NAME}: --gpus only applies to --queue gpu`);
@@ -87,7 +92,15 @@ first (the run folder's trainer.pid).`,
     }
     const { worker, connection: conn, plan } = created;
     log.info(
-      { identity: plan.identity, taskQueue: plan.taskQueue, devices: plan.devices, trainerThreads: threads, slots: plan.maxConcurrentActivityTaskExecutions, address: connection.address, namespace: connection.namespace },
+      {
+        identity: plan.identity,
+        taskQueue: plan.taskQueue,
+        devices: plan.devices,
+        trainerThreads: threads,
+        slots: plan.maxConcurrentActivityTaskExecutions,
+        address: connection.address,
+        namespace: connection.namespace,
+      },
       `${plan.kind} worker ready`,
     );
     try {

@@ -24,7 +24,10 @@ export function writeSynthClassification(o: SynthClassificationOptions): { image
   if (o.size < 16 || o.size > 4096) throw new Error('--size must be between 16 and 4096');
   const total = o.classes * (o.train + o.val);
   let done = 0;
-  for (const [split, n, offset] of [['train', o.train, 0], ['val', o.val, 1_000_000]] as const) {
+  for (const [split, n, offset] of [
+    ['train', o.train, 0],
+    ['val', o.val, 1_000_000],
+  ] as const) {
     for (let c = 0; c < o.classes; c++) {
       const name = classStyle(c).name;
       const dir = path.join(o.out, split, name);

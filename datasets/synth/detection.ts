@@ -77,22 +77,27 @@ export function writeSynthDetection(o: SynthDetectionOptions): { images: number;
         annotations: [],
         categories: names.map((name, c) => ({ id: c + 1, name, supercategory: 'shape' })),
       };
-      forEachScene(o, split, (scene, i) => {
-        const file = `${stemOf(split, i)}.png`;
-        fs.writeFileSync(path.join(dir, file), encodePngRgb(scene.width, scene.height, scene.rgb));
-        inst.images.push({ id: i + 1, file_name: file, width: scene.width, height: scene.height });
-        for (const obj of scene.objects) {
-          inst.annotations.push({
-            id: inst.annotations.length + 1,
-            image_id: i + 1,
-            category_id: obj.classIndex + 1,
-            bbox: obj.bbox,
-            area: obj.bbox[2] * obj.bbox[3],
-            iscrowd: 0,
-          });
-        }
-        objects += scene.objects.length;
-      }, tick);
+      forEachScene(
+        o,
+        split,
+        (scene, i) => {
+          const file = `${stemOf(split, i)}.png`;
+          fs.writeFileSync(path.join(dir, file), encodePngRgb(scene.width, scene.height, scene.rgb));
+          inst.images.push({ id: i + 1, file_name: file, width: scene.width, height: scene.height });
+          for (const obj of scene.objects) {
+            inst.annotations.push({
+              id: inst.annotations.length + 1,
+              image_id: i + 1,
+              category_id: obj.classIndex + 1,
+              bbox: obj.bbox,
+              area: obj.bbox[2] * obj.bbox[3],
+              iscrowd: 0,
+            });
+          }
+          objects += scene.objects.length;
+        },
+        tick,
+      );
       const file = instancesPath(o.out, split);
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, JSON.stringify(inst));
@@ -103,23 +108,30 @@ export function writeSynthDetection(o: SynthDetectionOptions): { images: number;
     // are VOC2007 test. So VOC07+12 trainval is the train split and VOC07 test the val split.
     const devkit = path.join(o.out, 'VOCdevkit');
     const years = ['VOC2007', 'VOC2012'] as const;
-    for (const y of years) for (const sub of ['Annotations', 'JPEGImages', path.join('ImageSets', 'Main')]) fs.mkdirSync(path.join(devkit, y, sub), { recursive: true });
+    for (const y of years)
+      for (const sub of ['Annotations', 'JPEGImages', path.join('ImageSets', 'Main')]) fs.mkdirSync(path.join(devkit, y, sub), { recursive: true });
     const trainval: Record<(typeof years)[number], string[]> = { VOC2007: [], VOC2012: [] };
     const test: string[] = [];
     const in2007 = Math.ceil(o.train / 2);
     for (const split of ['train', 'val'] as const) {
-      forEachScene(o, split, (scene, i) => {
-        const stem = stemOf(split, i);
-        const year = split === 'val' || i < in2007 ? 'VOC2007' : 'VOC2012';
-        const root = path.join(devkit, year);
-        // Generated images are PNG; the XML's <filename> names the file, as in the devkit.
-        fs.writeFileSync(path.join(root, 'JPEGImages', `${stem}.png`), encodePngRgb(scene.width, scene.height, scene.rgb));
-        fs.writeFileSync(path.join(root, 'Annotations', `${stem}.xml`), vocXml(stem, `${stem}.png`, scene, names, year));
-        (split === 'val' ? test : trainval[year]).push(stem);
-        objects += scene.objects.length;
-      }, tick);
+      forEachScene(
+        o,
+        split,
+        (scene, i) => {
+          const stem = stemOf(split, i);
+          const year = split === 'val' || i < in2007 ? 'VOC2007' : 'VOC2012';
+          const root = path.join(devkit, year);
+          // Generated images are PNG; the XML's <filename> names the file, as in the devkit.
+          fs.writeFileSync(path.join(root, 'JPEGImages', `${stem}.png`), encodePngRgb(scene.width, scene.height, scene.rgb));
+          fs.writeFileSync(path.join(root, 'Annotations', `${stem}.xml`), vocXml(stem, `${stem}.png`, scene, names, year));
+          (split === 'val' ? test : trainval[year]).push(stem);
+          objects += scene.objects.length;
+        },
+        tick,
+      );
     }
-    const list = (year: string, name: string, stems: string[]) => fs.writeFileSync(path.join(devkit, year, 'ImageSets', 'Main', `${name}.txt`), stems.map((s) => s + '\n').join(''));
+    const list = (year: string, name: string, stems: string[]) =>
+      fs.writeFileSync(path.join(devkit, year, 'ImageSets', 'Main', `${name}.txt`), stems.map((s) => s + '\n').join(''));
     for (const y of years) {
       const half = Math.ceil(trainval[y].length / 2);
       list(y, 'train', trainval[y].slice(0, half));
@@ -132,26 +144,45 @@ export function writeSynthDetection(o: SynthDetectionOptions): { images: number;
       const imgDir = path.join(o.out, 'images', '100k', split);
       fs.mkdirSync(imgDir, { recursive: true });
       const frames: unknown[] = [];
-      forEachScene(o, split, (scene, i) => {
-        const name = `${stemOf(split, i)}.png`;
-        fs.writeFileSync(path.join(imgDir, name), encodePngRgb(scene.width, scene.height, scene.rgb));
-        frames.push({
-          name,
-          attributes: { weather: 'clear', scene: 'city street', timeofday: 'daytime' },
-          timestamp: 10000,
-          labels: scene.objects.map((obj, k) => ({
-            id: String(k),
-            category: names[obj.classIndex],
-            attributes: { occluded: false, truncated: false, trafficLightColor: 'NA' },
-            // BDD box2d is [x1, y1, x2, y2] with x2 = x + w (the bdd2coco convention, see datasets/bdd.ts)
-            box2d: { x1: obj.bbox[0], y1: obj.bbox[1], x2: obj.bbox[0] + obj.bbox[2], y2: obj.bbox[1] + obj.bbox[3] },
-          })),
-        });
-        objects += scene.objects.length;
-      }, tick);
+      forEachScene(
+        o,
+        split,
+        (scene, i) => {
+          const name = `${stemOf(split, i)}.png`;
+          fs.writeFileSync(path.join(imgDir, name), encodePngRgb(scene.width, scene.height, scene.rgb));
+          frames.push({
+            name,
+            attributes: { weather: 'clear', scene: 'city street', timeofday: 'daytime' },
+            timestamp: 10000,
+            labels: scene.objects.map((obj, k) => ({
+              id: String(k),
+              category: names[obj.classIndex],
+              attributes: { occluded: false, truncated: false, trafficLightColor: 'NA' },
+              // BDD box2d is [x1, y1, x2, y2] with x2 = x + w (the bdd2coco convention, see datasets/bdd.ts)
+              box2d: { x1: obj.bbox[0], y1: obj.bbox[1], x2: obj.bbox[0] + obj.bbox[2], y2: obj.bbox[1] + obj.bbox[3] },
+            })),
+          });
+          objects += scene.objects.length;
+        },
+        tick,
+      );
       // a lane label without box2d, as in the real files: converters must skip it
       if (frames.length > 0) {
-        (frames[0] as { labels: unknown[] }).labels.push({ id: 'lane0', category: 'lane', attributes: {}, poly2d: [{ vertices: [[0, 0], [5, 5]], types: 'LL', closed: false }] });
+        (frames[0] as { labels: unknown[] }).labels.push({
+          id: 'lane0',
+          category: 'lane',
+          attributes: {},
+          poly2d: [
+            {
+              vertices: [
+                [0, 0],
+                [5, 5],
+              ],
+              types: 'LL',
+              closed: false,
+            },
+          ],
+        });
       }
       const labelDir = path.join(o.out, 'labels', 'det_20');
       fs.mkdirSync(labelDir, { recursive: true });

@@ -31,7 +31,10 @@ export function classStyle(c: number): { shape: Shape; colour: (typeof PALETTE)[
 
 export class Canvas {
   readonly rgb: Uint8Array;
-  constructor(readonly width: number, readonly height: number) {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
     this.rgb = new Uint8Array(width * height * 3);
   }
 }

@@ -67,9 +67,7 @@ export function makeScene(index: number, opts: SceneOptions): Scene {
       const x = rng.int(1, width - 1 - w);
       const y = rng.int(1, height - 1 - h);
       const margin = 2;
-      const overlaps = placed.some(
-        (b) => x < b[0] + b[2] + margin && b[0] < x + w + margin && y < b[1] + b[3] + margin && b[1] < y + h + margin,
-      );
+      const overlaps = placed.some((b) => x < b[0] + b[2] + margin && b[0] < x + w + margin && y < b[1] + b[3] + margin && b[1] < y + h + margin);
       if (overlaps) continue;
       const classIndex = rng.int(0, opts.classes - 1);
       const style = classStyle(classIndex);

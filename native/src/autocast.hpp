@@ -22,9 +22,12 @@ namespace smnas {
 
 // "off" | "bf16" | "fp16" (the recipe's mixedPrecision) -> the autocast dtype; false for "off".
 inline bool autocastDtypeFor(const std::string& mode, at::ScalarType& dtype) {
-  if (mode == "bf16") dtype = at::kBFloat16;
-  else if (mode == "fp16") dtype = at::kHalf;
-  else return false;
+  if (mode == "bf16")
+    dtype = at::kBFloat16;
+  else if (mode == "fp16")
+    dtype = at::kHalf;
+  else
+    return false;
   return true;
 }
 
@@ -43,8 +46,10 @@ inline void setEnabled(c10::DeviceType d, bool on) {
 #if SMNAS_AUTOCAST_DEVICE_API
   at::autocast::set_autocast_enabled(d, on);
 #else
-  if (d == c10::DeviceType::CUDA) at::autocast::set_enabled(on);
-  else at::autocast::set_cpu_enabled(on);
+  if (d == c10::DeviceType::CUDA)
+    at::autocast::set_enabled(on);
+  else
+    at::autocast::set_cpu_enabled(on);
 #endif
 }
 inline at::ScalarType dtype(c10::DeviceType d) {
@@ -58,8 +63,10 @@ inline void setDtype(c10::DeviceType d, at::ScalarType t) {
 #if SMNAS_AUTOCAST_DEVICE_API
   at::autocast::set_autocast_dtype(d, t);
 #else
-  if (d == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(t);
-  else at::autocast::set_autocast_cpu_dtype(t);
+  if (d == c10::DeviceType::CUDA)
+    at::autocast::set_autocast_gpu_dtype(t);
+  else
+    at::autocast::set_autocast_cpu_dtype(t);
 #endif
 }
 }  // namespace autocast_shim

@@ -67,7 +67,8 @@ BackboneImpl::BackboneImpl(const BackboneLayout& L, NormKind norm, int numStages
     stem = register_module("stem", Conv(ConvOptions(3, L.stemChannels, 3).stride(2).ws(ws)));
     stemNorm = register_module("stemNorm", Norm(norm, L.stemChannels));
     const int out = L.stages[0].front().inChannels;
-    BlockLayout sb{/*inChannels=*/L.stemChannels, /*outChannels=*/out, /*midChannels=*/L.stemChannels, /*stride=*/1, /*groups=*/L.stemChannels,
+    BlockLayout sb{/*inChannels=*/L.stemChannels, /*outChannels=*/out, /*midChannels=*/L.stemChannels, /*stride=*/1,
+                   /*groups=*/L.stemChannels,
                    /*projection=*/false};
     stemBlock = register_module("stemBlock", Block(sb, L.block, norm));
   } else {
@@ -113,7 +114,8 @@ std::vector<torch::Tensor> FpnImpl::forward(const std::vector<torch::Tensor>& c)
   std::vector<torch::Tensor> lat;
   for (int p = from; p <= top; ++p) lat.push_back(lateral[p - from]->as<ConvImpl>()->forward(c[p - 1]));
   for (int i = static_cast<int>(lat.size()) - 1; i > 0; --i) {
-    auto up = F::interpolate(lat[i], F::InterpolateFuncOptions().size(std::vector<int64_t>{lat[i - 1].size(2), lat[i - 1].size(3)}).mode(torch::kNearest));
+    auto up = F::interpolate(
+        lat[i], F::InterpolateFuncOptions().size(std::vector<int64_t>{lat[i - 1].size(2), lat[i - 1].size(3)}).mode(torch::kNearest));
     lat[i - 1] = lat[i - 1] + up;
   }
   std::vector<torch::Tensor> out;

@@ -62,7 +62,8 @@ class Sha256 {
  private:
   void compress(const unsigned char* b) {
     uint32_t w[64];
-    for (int i = 0; i < 16; ++i) w[i] = (uint32_t(b[4 * i]) << 24) | (uint32_t(b[4 * i + 1]) << 16) | (uint32_t(b[4 * i + 2]) << 8) | b[4 * i + 3];
+    for (int i = 0; i < 16; ++i)
+      w[i] = (uint32_t(b[4 * i]) << 24) | (uint32_t(b[4 * i + 1]) << 16) | (uint32_t(b[4 * i + 2]) << 8) | b[4 * i + 3];
     for (int i = 16; i < 64; ++i) {
       const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
       const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -142,7 +143,8 @@ ChecksumCheck verifyChecksumFile(const std::string& file) {
     return {ChecksumStatus::Unreadable, e.what()};
   }
   if (actual != recorded)
-    return {ChecksumStatus::Mismatch, "checksum mismatch: sha256 of the file " + actual.substr(0, 12) + "... != recorded " + recorded.substr(0, 12) + "..."};
+    return {ChecksumStatus::Mismatch,
+            "checksum mismatch: sha256 of the file " + actual.substr(0, 12) + "... != recorded " + recorded.substr(0, 12) + "..."};
   return {ChecksumStatus::Ok, ""};
 }
 

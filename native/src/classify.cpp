@@ -74,15 +74,17 @@ std::pair<double, double> evaluate(const Job& job, Classifier& model, const Clas
 // The classification side of the shared training loop: RandomResizedCrop + flip, cross-entropy.
 class ClassificationTask : public TrainTask {
  public:
-  ClassificationTask(const Job& job, const ClassDataset& ds, Classifier& model, const torch::Device& dev) : job_(job), ds_(ds), model_(model), dev_(dev) {}
+  ClassificationTask(const Job& job, const ClassDataset& ds, Classifier& model, const torch::Device& dev)
+      : job_(job), ds_(ds), model_(model), dev_(dev) {}
   void beginEpoch(int64_t epoch, std::vector<std::vector<size_t>> batches) override {
     loader_.reset();
     batches_ = std::move(batches);
-    loader_ = std::make_unique<OrderedPrefetcher<std::vector<std::pair<size_t, Image>>>>(batches_.size(), job_.recipe.workers, [this, epoch](size_t k) {
-      std::vector<std::pair<size_t, Image>> v;
-      for (size_t i : batches_[k]) v.push_back({i, prepareClassification(ds_, i, job_.recipe.cropSize, job_.seed, epoch, true)});
-      return v;
-    });
+    loader_ = std::make_unique<OrderedPrefetcher<std::vector<std::pair<size_t, Image>>>>(
+        batches_.size(), job_.recipe.workers, [this, epoch](size_t k) {
+          std::vector<std::pair<size_t, Image>> v;
+          for (size_t i : batches_[k]) v.push_back({i, prepareClassification(ds_, i, job_.recipe.cropSize, job_.seed, epoch, true)});
+          return v;
+        });
     model_->train();
   }
   std::map<std::string, torch::Tensor> losses(int64_t k, const AmpSettings& amp, int64_t& images) override {
@@ -109,7 +111,8 @@ int classifyTrain(const Job& job, const torch::Device& dev, Dist& dist) {
   const Recipe& r = job.recipe;
   ClassDataset ds = loadClassFolders(job.dataRoot, job.trainSplit);
   ClassDataset val = loadClassFolders(job.dataRoot, job.valSplit);
-  if (val.classes != ds.classes) throw BadData(job.dataRoot, "the class folders of '" + job.trainSplit + "' and '" + job.valSplit + "' differ");
+  if (val.classes != ds.classes)
+    throw BadData(job.dataRoot, "the class folders of '" + job.trainSplit + "' and '" + job.valSplit + "' differ");
   Classifier model(job.layout, r.norm, static_cast<int>(ds.classes.size()));
   if (!job.initWeights.empty()) {
     try {
@@ -128,14 +131,20 @@ int classifyTrain(const Job& job, const torch::Device& dev, Dist& dist) {
   TrainPosition pos;
   nlohmann::json resumed = resumeAndSync(job, *model, *opt, pos, dist);
   emitStarted(job, resumed, *model);
-  logInfo("pretraining on " + std::to_string(N) + " images, " + std::to_string(ds.classes.size()) + " classes, " + std::to_string(total) + " iterations" +
+  logInfo("pretraining on " + std::to_string(N) + " images, " + std::to_string(ds.classes.size()) + " classes, " + std::to_string(total) +
+          " iterations" +
           (dist.active() ? ", batch " + std::to_string(r.batchSize) + " x " + std::to_string(dist.world()) + " processes" : ""));
   const double t0 = wallSeconds();
   ClassificationTask task(job, ds, model, dev);
-  auto outcome = runTrainLoop(job, TrainLoopOptions().itersPerEpoch(ipe).totalIterations(total).emitEvery(std::max<int64_t>(1, total / 200)),
-                              *model, *opt, task, pos, N, dev, dist);
+  auto outcome =
+      runTrainLoop(job, TrainLoopOptions().itersPerEpoch(ipe).totalIterations(total).emitEvery(std::max<int64_t>(1, total / 200)), *model,
+                   *opt, task, pos, N, dev, dist);
   if (outcome.diverged) {
-    emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", outcome.message}});
+    emit({{"type", "result"},
+          {"kind", "diverged"},
+          {"command", job.command},
+          {"wallSeconds", wallSeconds() - t0},
+          {"message", outcome.message}});
     return kDiverged;
   }
   std::string weights = (fs::path(job.outDir) / "weights").string(), bbWeights = (fs::path(job.outDir) / "backbone_weights").string();
@@ -150,9 +159,15 @@ int classifyTrain(const Job& job, const torch::Device& dev, Dist& dist) {
   auto [top1, top5] = evaluate(job, model, val, dev, dist);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
   if (dist.root())
-    writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(), nlohmann::json({{"split", job.valSplit}, {"top1", top1}, {"top5", top5}}).dump(2) + "\n");
-  emit({{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"weights", bbWeights},
-        {"metrics", {{"top1", top1}, {"top5", top5}}}, {"imagesPerSec", static_cast<double>(outcome.imagesSeen) * dist.world() / std::max(1e-9, outcome.seconds)},
+    writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(),
+                    nlohmann::json({{"split", job.valSplit}, {"top1", top1}, {"top5", top5}}).dump(2) + "\n");
+  emit({{"type", "result"},
+        {"kind", "ok"},
+        {"command", job.command},
+        {"wallSeconds", wallSeconds() - t0},
+        {"weights", bbWeights},
+        {"metrics", {{"top1", top1}, {"top5", top5}}},
+        {"imagesPerSec", static_cast<double>(outcome.imagesSeen) * dist.world() / std::max(1e-9, outcome.seconds)},
         {"peakMemoryMB", peakMemoryMB(dev)}});
   return kOk;
 }
@@ -170,7 +185,11 @@ int classifyEval(const Job& job, const torch::Device& dev, Dist& dist) {
   const double t0 = wallSeconds();
   auto [top1, top5] = evaluate(job, model, val, dev, dist);
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"top1", top1}, {"top5", top5}});
-  emit({{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"metrics", {{"top1", top1}, {"top5", top5}}}});
+  emit({{"type", "result"},
+        {"kind", "ok"},
+        {"command", job.command},
+        {"wallSeconds", wallSeconds() - t0},
+        {"metrics", {{"top1", top1}, {"top5", top5}}}});
   return kOk;
 }
 

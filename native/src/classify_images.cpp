@@ -20,7 +20,8 @@ int classifyImages(const Job& job, const torch::Device& dev) {
   for (auto& e : fs::directory_iterator(job.imagesDir)) {
     std::string ext = e.path().extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp")) files.push_back(e.path().filename().string());
+    if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp"))
+      files.push_back(e.path().filename().string());
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) throw JobError("images", job.imagesDir + " holds no .png, .jpg, .jpeg or .bmp image");

@@ -91,9 +91,11 @@ CocoDataset loadCoco(const std::string& root, const std::string& split) {
       throw BadData(F + ": " + rec, F + ": " + rec + ": " + e.what());
     }
     if (r.width <= 0 || r.height <= 0)
-      throw BadData(F + ": " + rec, F + ": " + rec + ": width and height must be positive (got " + std::to_string(r.width) + "x" + std::to_string(r.height) + ")");
+      throw BadData(F + ": " + rec, F + ": " + rec + ": width and height must be positive (got " + std::to_string(r.width) + "x" +
+                                        std::to_string(r.height) + ")");
     if (const std::string why = unsafeFileName(r.file); !why.empty())
-      throw BadData(F + ": " + rec, F + ": " + rec + ".file_name '" + r.file + "' " + why + " (images are read only from inside " + ds.imageDir + ")");
+      throw BadData(F + ": " + rec,
+                    F + ": " + rec + ".file_name '" + r.file + "' " + why + " (images are read only from inside " + ds.imageDir + ")");
     if (imgIndex.count(r.id)) throw BadData(F + ": " + rec, F + ": " + rec + ": duplicate image id " + std::to_string(r.id));
     imgIndex[r.id] = ds.images.size();
     ds.images.push_back(std::move(r));
@@ -116,31 +118,32 @@ CocoDataset loadCoco(const std::string& root, const std::string& split) {
     auto it = imgIndex.find(imageId);
     if (it == imgIndex.end()) throw BadData(F + ": " + rec, F + ": " + rec + ".image_id " + std::to_string(imageId) + " is not in images");
     auto ct = catIndex.find(cat);
-    if (ct == catIndex.end()) throw BadData(F + ": " + rec, F + ": " + rec + ".category_id " + std::to_string(cat) + " is not in categories");
+    if (ct == catIndex.end())
+      throw BadData(F + ": " + rec, F + ": " + rec + ".category_id " + std::to_string(cat) + " is not in categories");
     for (double v : bbox)
       if (!std::isfinite(v)) throw BadData(F + ": " + rec, F + ": " + rec + ".bbox has a value that is not a finite number");
     if (bbox[2] < 1 || bbox[3] < 1) continue;  // degenerate boxes carry no signal (mmdet filters them too)
-    ds.images[it->second].boxes.push_back({static_cast<float>(bbox[0]), static_cast<float>(bbox[1]),
-                                           static_cast<float>(bbox[0] + bbox[2]), static_cast<float>(bbox[1] + bbox[3]), ct->second, crowd});
+    ds.images[it->second].boxes.push_back({static_cast<float>(bbox[0]), static_cast<float>(bbox[1]), static_cast<float>(bbox[0] + bbox[2]),
+                                           static_cast<float>(bbox[1] + bbox[3]), ct->second, crowd});
   }
   if (ds.images.empty()) throw BadData(F, F + ": no images");
   return ds;
 }
 
-PreparedImage prepareDetection(const CocoDataset& ds, size_t index, int inputW, int inputH, double jitterMin, double jitterMax,
-                               bool flip, uint64_t seed, int64_t epoch, bool train) {
+PreparedImage prepareDetection(const CocoDataset& ds, size_t index, int inputW, int inputH, double jitterMin, double jitterMax, bool flip,
+                               uint64_t seed, int64_t epoch, bool train) {
   const DetRecord& r = ds.images.at(index);
   std::string path = (fs::path(ds.imageDir) / r.file).string();
   // the header first: a file claiming a huge size is refused before anything is decoded
   int headerW = 0, headerH = 0;
   imageSize(path, headerW, headerH);
   if (headerW != r.width || headerH != r.height)
-    throw BadData(path, path + ": image header says " + std::to_string(headerW) + "x" + std::to_string(headerH) + " but the annotation says " +
-                            std::to_string(r.width) + "x" + std::to_string(r.height));
+    throw BadData(path, path + ": image header says " + std::to_string(headerW) + "x" + std::to_string(headerH) +
+                            " but the annotation says " + std::to_string(r.width) + "x" + std::to_string(r.height));
   Image img = loadImage(path);
   if (img.width != r.width || img.height != r.height)
-    throw BadData(path, path + ": decoded size " + std::to_string(img.width) + "x" + std::to_string(img.height) + " differs from the annotation's " +
-                            std::to_string(r.width) + "x" + std::to_string(r.height));
+    throw BadData(path, path + ": decoded size " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                            " differs from the annotation's " + std::to_string(r.width) + "x" + std::to_string(r.height));
   PreparedImage p;
   p.imageId = r.id;
   p.origWidth = r.width;

@@ -43,8 +43,8 @@ CocoDataset loadCoco(const std::string& root, const std::string& split);
 
 // One image prepared for the network: resized (aspect kept) into the input frame and maybe flipped.
 struct PreparedImage {
-  Image img;          // resized content (top-left aligned, padded later)
-  float scale = 1;    // resized / original
+  Image img;        // resized content (top-left aligned, padded later)
+  float scale = 1;  // resized / original
   bool flipped = false;
   std::vector<GtBox> boxes;  // in the resized frame
   int64_t imageId = 0;
@@ -52,8 +52,8 @@ struct PreparedImage {
 };
 
 // Training: scale jitter and flip drawn from a generator seeded by (seed, epoch, index).
-PreparedImage prepareDetection(const CocoDataset& ds, size_t index, int inputW, int inputH, double jitterMin,
-                               double jitterMax, bool flip, uint64_t seed, int64_t epoch, bool train);
+PreparedImage prepareDetection(const CocoDataset& ds, size_t index, int inputW, int inputH, double jitterMin, double jitterMax, bool flip,
+                               uint64_t seed, int64_t epoch, bool train);
 
 struct ClassRecord {
   std::string file;

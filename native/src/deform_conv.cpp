@@ -35,8 +35,9 @@ void checkArgs(const torch::Tensor& input, const torch::Tensor& offset, const to
   TORCH_CHECK(input.dim() == 4 && offset.dim() == 4 && weight.dim() == 4, "deformConv2d: input, offset and weight must be 4-d");
   TORCH_CHECK(o.stride() >= 1 && o.dilation() >= 1 && o.padding() >= 0 && o.groups() >= 1 && o.deformGroups() >= 1,
               "deformConv2d: stride, dilation, groups, deformGroups >= 1 and padding >= 0");
-  TORCH_CHECK(offset.device() == input.device() && weight.device() == input.device() && (!bias.defined() || bias.device() == input.device()),
-              "deformConv2d: all tensors on one device");
+  TORCH_CHECK(
+      offset.device() == input.device() && weight.device() == input.device() && (!bias.defined() || bias.device() == input.device()),
+      "deformConv2d: all tensors on one device");
   const auto g = geometry(input, weight, o.stride(), o.padding(), o.dilation(), o.groups(), o.deformGroups());
   TORCH_CHECK(g.C % o.groups() == 0 && g.Cout % o.groups() == 0 && weight.size(1) == g.C / o.groups(),
               "deformConv2d: weight [Cout, Cin/groups, kh, kw] with Cin and Cout divisible by groups; got input ", input.sizes(),
@@ -194,8 +195,8 @@ void offsetGradAndCols(const T* in, const T* gradCol, const std::vector<Sample<T
 // roughly half of the kernel's time.
 struct DeformConv2dCpuFn : public torch::autograd::Function<DeformConv2dCpuFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& inputIn, const torch::Tensor& offsetIn,
-                               const torch::Tensor& weightIn, const torch::Tensor& bias, int64_t stride, int64_t padding,
-                               int64_t dilation, int64_t groups, int64_t deformGroups) {
+                               const torch::Tensor& weightIn, const torch::Tensor& bias, int64_t stride, int64_t padding, int64_t dilation,
+                               int64_t groups, int64_t deformGroups) {
     c10::impl::ExcludeDispatchKeyGuard noAutocast(c10::autocast_dispatch_keyset);
     auto input = inputIn.contiguous(), offset = offsetIn.contiguous(), weight = weightIn.contiguous();
     const auto g = geometry(input, weight, stride, padding, dilation, groups, deformGroups);
@@ -265,8 +266,7 @@ struct DeformConv2dCpuFn : public torch::autograd::Function<DeformConv2dCpuFn> {
         else if (needW)
           offsetGradAndCols<scalar_t, false, true>(in, nullptr, samples, g, nullptr, col.data_ptr<scalar_t>());
         if (needW)
-          for (int64_t gi = 0; gi < groups; ++gi)
-            gw2[gi].addmm_(gOutB.narrow(0, gi * CoutG, CoutG), col.narrow(0, gi * CgK, CgK).t());
+          for (int64_t gi = 0; gi < groups; ++gi) gw2[gi].addmm_(gOutB.narrow(0, gi * CoutG, CoutG), col.narrow(0, gi * CgK, CgK).t());
       }
     });
     return {gradIn, gradOff, gradW, gradBias, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
@@ -304,8 +304,8 @@ torch::Tensor deformConv2dReference(const torch::Tensor& input, const torch::Ten
   return out;
 }
 
-torch::Tensor deformConv2d(const torch::Tensor& input, const torch::Tensor& offset, const torch::Tensor& weight,
-                           const torch::Tensor& bias, const DeformConv2dOptions& o) {
+torch::Tensor deformConv2d(const torch::Tensor& input, const torch::Tensor& offset, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const DeformConv2dOptions& o) {
   checkArgs(input, offset, weight, bias, o);
   // Never autocast inside (matmul would drop to bf16/fp16 again): reduced-precision inputs are cast
   // to fp32, like the detector's other sampling ops; the casts carry the gradients back.

@@ -32,8 +32,8 @@ struct DeformConv2dOptions {
 // tensor-op formulation. The op never runs under autocast: fp16/bf16 inputs (autocast) are computed
 // in fp32 and the output is fp32, like roiAlign in the detector. Gradients flow to all four tensors
 // (first order only: the CPU kernel has no double backward).
-torch::Tensor deformConv2d(const torch::Tensor& input, const torch::Tensor& offset, const torch::Tensor& weight,
-                           const torch::Tensor& bias, const DeformConv2dOptions& o = {});
+torch::Tensor deformConv2d(const torch::Tensor& input, const torch::Tensor& offset, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const DeformConv2dOptions& o = {});
 
 // The same with plain ATen ops on any device and floating dtype, computed in the tensors' own dtype
 // (no casts, autocast not disabled): one grid_sample (zeros padding, align_corners=false, which is

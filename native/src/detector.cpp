@@ -64,8 +64,8 @@ Batch makeBatch(std::vector<PreparedImage> items, int minW, int minH, const torc
 
 void checkClasses(const Job& job, const CocoDataset& ds) {
   if (static_cast<int>(ds.categoryIds.size()) != job.numClasses)
-    throw BadData(ds.annotationFile, ds.annotationFile + " has " + std::to_string(ds.categoryIds.size()) + " categories but the job's numClasses is " +
-                                         std::to_string(job.numClasses));
+    throw BadData(ds.annotationFile, ds.annotationFile + " has " + std::to_string(ds.categoryIds.size()) +
+                                         " categories but the job's numClasses is " + std::to_string(job.numClasses));
 }
 
 // Copies every saved tensor into `m` whose name and shape match; names of those that do not are
@@ -99,8 +99,8 @@ void loadMatching(torch::nn::Module& m, torch::serialize::InputArchive& ar, cons
 // another number of classes); they keep their fresh initialisation, as in mmdetection's transfer.
 bool isClassPredictor(const std::string& name) {
   if (name.rfind("head.", 0) != 0) return false;
-  return name.find(".cls.") != std::string::npos || name.find(".reg.") != std::string::npos ||
-         name.rfind("head.cls.", 0) == 0 || name.rfind("head.reg.", 0) == 0;
+  return name.find(".cls.") != std::string::npos || name.find(".reg.") != std::string::npos || name.rfind("head.cls.", 0) == 0 ||
+         name.rfind("head.reg.", 0) == 0;
 }
 
 void loadInitWeights(const Job& job, Detector& model) {
@@ -111,8 +111,10 @@ void loadInitWeights(const Job& job, Detector& model) {
   try {
     torch::serialize::InputArchive ar;
     ar.load_from(job.initWeights);
-    if (job.initKind == "backbone") loadMatching(*model->backbone, ar, "backbone.", mismatched);
-    else loadMatching(*model, ar, "", mismatched);
+    if (job.initKind == "backbone")
+      loadMatching(*model->backbone, ar, "backbone.", mismatched);
+    else
+      loadMatching(*model, ar, "", mismatched);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     throw JobError("initWeights", job.initWeights + " is not a weights file written by smnas-trainer: " + msg.substr(0, msg.find('\n')));
@@ -202,7 +204,8 @@ nlohmann::json evaluateSplit(const Job& job, Detector& model, const torch::Devic
   }
   auto ev = runEvaluator(job.evaluator, val.annotationFile, detsPath);
   nlohmann::json stats = ev["stats"];
-  writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(), nlohmann::json({{"split", job.valSplit}, {"stats", stats}}).dump(2) + "\n");
+  writeFileAtomic((fs::path(job.outDir) / "metrics.json").string(),
+                  nlohmann::json({{"split", job.valSplit}, {"stats", stats}}).dump(2) + "\n");
   emit({{"type", "metrics"}, {"split", job.valSplit}, {"stats", stats}});
   result["metrics"] = {{"stats", stats}};
   return stats;
@@ -211,7 +214,8 @@ nlohmann::json evaluateSplit(const Job& job, Detector& model, const torch::Devic
 // The detection side of the shared training loop: scale jitter and flip, the detector's losses.
 class DetectionTask : public TrainTask {
  public:
-  DetectionTask(const Job& job, const CocoDataset& ds, Detector& model, const torch::Device& dev) : job_(job), ds_(ds), model_(model), dev_(dev) {}
+  DetectionTask(const Job& job, const CocoDataset& ds, Detector& model, const torch::Device& dev)
+      : job_(job), ds_(ds), model_(model), dev_(dev) {}
   void beginEpoch(int64_t epoch, std::vector<std::vector<size_t>> batches) override {
     loader_.reset();  // joins the previous epoch's threads before their batches go
     batches_ = std::move(batches);
@@ -219,7 +223,8 @@ class DetectionTask : public TrainTask {
     loader_ = std::make_unique<OrderedPrefetcher<std::vector<PreparedImage>>>(batches_.size(), r.workers, [this, epoch, &r](size_t k) {
       std::vector<PreparedImage> v;
       for (size_t i : batches_[k])
-        v.push_back(prepareDetection(ds_, i, job_.layout.width, job_.layout.height, r.scaleJitter[0], r.scaleJitter[1], r.flip, job_.seed, epoch, true));
+        v.push_back(prepareDetection(ds_, i, job_.layout.width, job_.layout.height, r.scaleJitter[0], r.scaleJitter[1], r.flip, job_.seed,
+                                     epoch, true));
       return v;
     });
     model_->train();
@@ -259,16 +264,23 @@ int train(const Job& job, const torch::Device& dev, Dist& dist) {
   TrainPosition pos;
   nlohmann::json resumed = resumeAndSync(job, *model, *opt, pos, dist);
   emitStarted(job, resumed, *model);
-  logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " + std::to_string(r.batchSize) +
-          (dist.active() ? " x " + std::to_string(dist.world()) + " processes" : ""));
+  logInfo("training " + job.arch + " on " + std::to_string(N) + " images: " + std::to_string(total) + " iterations, batch " +
+          std::to_string(r.batchSize) + (dist.active() ? " x " + std::to_string(dist.world()) + " processes" : ""));
   const double t0 = wallSeconds();
   DetectionTask task(job, ds, model, dev);
   auto outcome = runTrainLoop(job,
-                              TrainLoopOptions().itersPerEpoch(ipe).totalIterations(total).emitEvery(std::max<int64_t>(1, total / 300)).profile(
-                                  std::getenv("SMNAS_PROFILE") != nullptr),
+                              TrainLoopOptions()
+                                  .itersPerEpoch(ipe)
+                                  .totalIterations(total)
+                                  .emitEvery(std::max<int64_t>(1, total / 300))
+                                  .profile(std::getenv("SMNAS_PROFILE") != nullptr),
                               *model, *opt, task, pos, N, dev, dist);
   if (outcome.diverged) {
-    emit({{"type", "result"}, {"kind", "diverged"}, {"command", job.command}, {"wallSeconds", wallSeconds() - t0}, {"message", outcome.message}});
+    emit({{"type", "result"},
+          {"kind", "diverged"},
+          {"command", job.command},
+          {"wallSeconds", wallSeconds() - t0},
+          {"message", outcome.message}});
     return kDiverged;
   }
   std::string weights = (fs::path(job.outDir) / "weights").string();
@@ -278,7 +290,10 @@ int train(const Job& job, const torch::Device& dev, Dist& dist) {
     saveCheckpoint(job, *model, *opt, outcome.position);  // the final position: a resumed finished run only re-evaluates
   }
   // images/s of the whole training: every process trained the same number of global batches
-  nlohmann::json result = {{"type", "result"}, {"kind", "ok"}, {"command", job.command}, {"weights", weights},
+  nlohmann::json result = {{"type", "result"},
+                           {"kind", "ok"},
+                           {"command", job.command},
+                           {"weights", weights},
                            {"imagesPerSec", static_cast<double>(outcome.imagesSeen) * dist.world() / std::max(1e-9, outcome.seconds)}};
   evaluateSplit(job, model, dev, result, dist);
   result["wallSeconds"] = wallSeconds() - t0;
@@ -360,10 +375,22 @@ int bench(const Job& job, const torch::Device& dev) {
   double var = 0;
   for (double v : ms) var += (v - mean) * (v - mean);
   double stdv = ms.size() > 1 ? std::sqrt(var / (ms.size() - 1)) : 0;
-  nlohmann::json figures = {{"device", job.device}, {"warmup", job.benchWarmup}, {"iterations", job.benchIterations},
-                            {"medianMs", percentile(ms, 0.5)}, {"meanMs", mean}, {"p10Ms", percentile(ms, 0.1)},
-                            {"p90Ms", percentile(ms, 0.9)}, {"stdMs", stdv}, {"peakMemoryMB", peakMemoryMB(dev)}, {"input", input}};
-  emit({{"type", "result"}, {"kind", "ok"}, {"command", "bench"}, {"wallSeconds", wallSeconds() - t0}, {"bench", figures}, {"peakMemoryMB", peakMemoryMB(dev)}});
+  nlohmann::json figures = {{"device", job.device},
+                            {"warmup", job.benchWarmup},
+                            {"iterations", job.benchIterations},
+                            {"medianMs", percentile(ms, 0.5)},
+                            {"meanMs", mean},
+                            {"p10Ms", percentile(ms, 0.1)},
+                            {"p90Ms", percentile(ms, 0.9)},
+                            {"stdMs", stdv},
+                            {"peakMemoryMB", peakMemoryMB(dev)},
+                            {"input", input}};
+  emit({{"type", "result"},
+        {"kind", "ok"},
+        {"command", "bench"},
+        {"wallSeconds", wallSeconds() - t0},
+        {"bench", figures},
+        {"peakMemoryMB", peakMemoryMB(dev)}});
   return kOk;
 }
 

@@ -37,7 +37,8 @@ bool envInt(const char* name, int& out) {
   if (!v || !*v) return false;
   char* end = nullptr;
   long x = std::strtol(v, &end, 10);
-  if (*end != '\0' || x < 0 || x > 1 << 20) throw JobError(std::string("env ") + name, std::string("must be a non-negative integer, got '") + v + "'");
+  if (*end != '\0' || x < 0 || x > 1 << 20)
+    throw JobError(std::string("env ") + name, std::string("must be a non-negative integer, got '") + v + "'");
   out = static_cast<int>(x);
   return true;
 }
@@ -56,7 +57,8 @@ DistOptions distOptionsFor(const Job& job) {
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.masterAddr(a);
   if (o.worldSize() < 1) throw JobError("distributed.worldSize", "must be >= 1 (WORLD_SIZE)");
   if (o.rank() >= o.worldSize())
-    throw JobError("distributed.rank", "rank " + std::to_string(o.rank()) + " is not below the world size " + std::to_string(o.worldSize()) + " (RANK, WORLD_SIZE)");
+    throw JobError("distributed.rank", "rank " + std::to_string(o.rank()) + " is not below the world size " +
+                                           std::to_string(o.worldSize()) + " (RANK, WORLD_SIZE)");
   if (o.worldSize() > 1 && o.masterPort() <= 0) throw JobError("distributed.masterPort", "must be a TCP port (MASTER_PORT)");
   return o;
 }
@@ -78,7 +80,7 @@ struct Dist::Impl {
   // gradient buckets
   struct Bucket {
     torch::Tensor flat;
-    std::vector<size_t> params;   // indices into grads
+    std::vector<size_t> params;  // indices into grads
     std::vector<int64_t> offsets;
     size_t ready = 0;
     c10::intrusive_ptr<c10d::Work> work;
@@ -157,7 +159,8 @@ Dist::Dist(const DistOptions& options, const torch::Device& dev) : options_(opti
   } catch (const std::exception& e) {
     std::string msg = e.what();
     throw PeerLost("rank " + std::to_string(rank()) + ": rendezvous at " + where + " failed (" + std::to_string(world()) +
-                   " processes expected within " + std::to_string(static_cast<int>(options.timeoutSeconds())) + " s): " + msg.substr(0, msg.find('\n')));
+                   " processes expected within " + std::to_string(static_cast<int>(options.timeoutSeconds())) +
+                   " s): " + msg.substr(0, msg.find('\n')));
   }
   bool nccl = false;
   if (options.backend() == DistBackend::Nccl || (options.backend() == DistBackend::Auto && dev.is_cuda())) {
@@ -180,7 +183,8 @@ Dist::Dist(const DistOptions& options, const torch::Device& dev) : options_(opti
 #endif
     if (!nccl) {
       auto o = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
-      o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options.masterAddr() == "localhost" ? "127.0.0.1" : options.masterAddr()));
+      o->devices.push_back(
+          c10d::ProcessGroupGloo::createDeviceForHostname(options.masterAddr() == "localhost" ? "127.0.0.1" : options.masterAddr()));
       o->threads = 2;
       impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, rank(), world(), o);
       impl_->backend = "gloo";
@@ -192,10 +196,12 @@ Dist::Dist(const DistOptions& options, const torch::Device& dev) : options_(opti
     throw PeerLost("rank " + std::to_string(rank()) + ": creating the " + (nccl ? "nccl" : "gloo") + " process group at " + where +
                    " failed: " + msg.substr(0, msg.find('\n')));
   }
-  logInfo("rank " + std::to_string(rank()) + " of " + std::to_string(world()) + ": " + impl_->backend + " process group, rendezvous " + where);
+  logInfo("rank " + std::to_string(rank()) + " of " + std::to_string(world()) + ": " + impl_->backend + " process group, rendezvous " +
+          where);
 #else
   (void)dev;
-  throw JobError("distributed.worldSize", "this smnas-trainer was built without c10d's Gloo (install libgloo-dev and rebuild): only 1 process");
+  throw JobError("distributed.worldSize",
+                 "this smnas-trainer was built without c10d's Gloo (install libgloo-dev and rebuild): only 1 process");
 #endif
 }
 
@@ -290,7 +296,8 @@ void Dist::attachGradients(const std::vector<torch::Tensor>& params) {
   };
   for (size_t k = I.params.size(); k-- > 0;) {
     const auto& p = I.params[k];
-    if (!cur.params.empty() && (p.scalar_type() != I.params[cur.params[0]].scalar_type() || p.device() != I.params[cur.params[0]].device())) close();
+    if (!cur.params.empty() && (p.scalar_type() != I.params[cur.params[0]].scalar_type() || p.device() != I.params[cur.params[0]].device()))
+      close();
     int64_t off = 0;
     for (size_t j : cur.params) off += I.params[j].numel();
     cur.params.push_back(k);
@@ -303,8 +310,8 @@ void Dist::attachGradients(const std::vector<torch::Tensor>& params) {
     Impl* ip = impl_.get();
     I.params[k].register_hook([ip, k](torch::Tensor g) { ip->onGrad(k, g); });
   }
-  logInfo("gradient all-reduce: " + std::to_string(I.params.size()) + " tensors in " + std::to_string(I.buckets.size()) + " buckets of up to " +
-          std::to_string(options_.bucketBytes() >> 20) + " MiB, started from the backward pass's hooks");
+  logInfo("gradient all-reduce: " + std::to_string(I.params.size()) + " tensors in " + std::to_string(I.buckets.size()) +
+          " buckets of up to " + std::to_string(options_.bucketBytes() >> 20) + " MiB, started from the backward pass's hooks");
 #else
   (void)params;
 #endif

@@ -34,7 +34,8 @@ std::array<int64_t, 4> region(const float* b, double ratio, int64_t H, int64_t W
   auto r = [](double v) { return static_cast<int64_t>(std::nearbyint(v)); };
   int64_t x1 = r((1 - ratio) * b[0] + ratio * b[2]), y1 = r((1 - ratio) * b[1] + ratio * b[3]);
   int64_t x2 = r(ratio * b[0] + (1 - ratio) * b[2]), y2 = r(ratio * b[1] + (1 - ratio) * b[3]);
-  return {std::clamp<int64_t>(x1, 0, W - 1), std::clamp<int64_t>(y1, 0, H - 1), std::clamp<int64_t>(x2, 0, W - 1), std::clamp<int64_t>(y2, 0, H - 1)};
+  return {std::clamp<int64_t>(x1, 0, W - 1), std::clamp<int64_t>(y1, 0, H - 1), std::clamp<int64_t>(x2, 0, W - 1),
+          std::clamp<int64_t>(y2, 0, H - 1)};
 }
 }  // namespace
 
@@ -61,7 +62,8 @@ GaRpnImpl::GaRpnImpl(const GaRpnOptions& o) : options(o) {
   loc = register_module("loc", Conv(normal(C, 1, 1, 0.01)));
   shape = register_module("shape", Conv(normal(C, kShapeChannels, 1, 0.01)));
   // offsets of the deformable conv from the shape prediction: (y, x) per kernel tap per deform group
-  offset = register_module("offset", Conv(ConvOptions(kShapeChannels, o.deformGroups() * 2 * kKernel * kKernel, 1).init(Init::Normal).std(0.1)));
+  offset =
+      register_module("offset", Conv(ConvOptions(kShapeChannels, o.deformGroups() * 2 * kKernel * kKernel, 1).init(Init::Normal).std(0.1)));
   adaptWeight = register_parameter("adapt", torch::empty({C, C, kKernel, kKernel}));
   torch::nn::init::normal_(adaptWeight, 0.0, 0.01);
   cls = register_module("cls", Conv(normal(C, 1, 1, 0.01)));
@@ -128,7 +130,8 @@ GaRpnImpl::LocTargets GaRpnImpl::locTargets(const Targets& t, const std::vector<
   return out;
 }
 
-std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets, LossMap* losses) {
+std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets,
+                                              LossMap* losses) {
   const int64_t B = levels.front().x.size(0);
   const auto& o = options;
   std::vector<torch::Tensor> locs, shapes, cl, rg, squares, guided;  // per level
@@ -164,10 +167,12 @@ std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, 
 
     // shape: squares assigned through their 9 approx anchors (the best IoU of the 9 per gt)
     std::vector<double> approxScales;
-    for (int i = 0; i < o.scalesPerOctave(); ++i) approxScales.push_back(o.octaveBaseScale() * std::pow(2.0, static_cast<double>(i) / o.scalesPerOctave()));
+    for (int i = 0; i < o.scalesPerOctave(); ++i)
+      approxScales.push_back(o.octaveBaseScale() * std::pow(2.0, static_cast<double>(i) / o.scalesPerOctave()));
     const int64_t perLoc = static_cast<int64_t>(approxScales.size() * o.ratios().size());
     std::vector<torch::Tensor> approxList;
-    for (const auto& l : levels) approxList.push_back(gridAnchors(l.stride, l.x.size(2), l.x.size(3), approxScales, o.ratios(), l.x.device()));
+    for (const auto& l : levels)
+      approxList.push_back(gridAnchors(l.stride, l.x.size(2), l.x.size(3), approxScales, o.ratios(), l.x.device()));
     auto approxes = torch::cat(approxList), squaresAll = torch::cat(squares), shapeAll = torch::cat(shapes, 1);
     auto clsAll = torch::cat(cl, 1), regAll = torch::cat(rg, 1);
     const auto& ss = o.shapeSampling();
@@ -206,8 +211,10 @@ std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, 
     }
     const double norm = std::max<int64_t>(1, sampled);
     (*losses)["rpn_cls"] = F::binary_cross_entropy_with_logits(torch::cat(logits), torch::cat(labels),
-                                                               F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum)) / norm;
-    (*losses)["rpn_bbox"] = dPred.empty() ? regAll.sum() * 0 : smoothL1(torch::cat(dPred) - torch::cat(dTgt), o.smoothL1Beta()).sum() / norm;
+                                                               F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum)) /
+                           norm;
+    (*losses)["rpn_bbox"] =
+        dPred.empty() ? regAll.sum() * 0 : smoothL1(torch::cat(dPred) - torch::cat(dTgt), o.smoothL1Beta()).sum() / norm;
   }
   const bool train = targets != nullptr;
   auto candidates = [&](int64_t b) {

@@ -23,9 +23,9 @@ struct GaRpnOptions {
   TORCH_ARG(std::vector<double>, ratios) = std::vector<double>{0.5, 1.0, 2.0};
   TORCH_ARG(BoxStds, anchorStds) = BoxStds{0.07, 0.07, 0.14, 0.14};  // shape coder
   TORCH_ARG(BoxStds, bboxStds) = BoxStds{0.07, 0.07, 0.11, 0.11};    // proposal coder
-  TORCH_ARG(double, locFilter) = 0.01;     // test: locations with sigmoid(loc) below it propose nothing
-  TORCH_ARG(double, centerRatio) = 0.2;    // location targets: the central part of a box is positive,
-  TORCH_ARG(double, ignoreRatio) = 0.5;    // the rest of its central half ignored; weight 0.1 elsewhere
+  TORCH_ARG(double, locFilter) = 0.01;                               // test: locations with sigmoid(loc) below it propose nothing
+  TORCH_ARG(double, centerRatio) = 0.2;                              // location targets: the central part of a box is positive,
+  TORCH_ARG(double, ignoreRatio) = 0.5;                              // the rest of its central half ignored; weight 0.1 elsewhere
   TORCH_ARG(double, negativeLocWeight) = 0.1;
   TORCH_ARG(double, boundedIouBeta) = 0.2;
   TORCH_ARG(double, smoothL1Beta) = 1.0;

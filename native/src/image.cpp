@@ -27,7 +27,8 @@ Image loadImage(const std::string& path) {
 void imageSize(const std::string& path, int& width, int& height) {
   int c = 0;
   if (!stbi_info(path.c_str(), &width, &height, &c))
-    throw BadData(path, "cannot read the image header of " + path + ": " + (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
+    throw BadData(path,
+                  "cannot read the image header of " + path + ": " + (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
 }
 
 Image cropResize(const Image& in, int x0, int y0, int cw, int ch, int outW, int outH) {
@@ -52,7 +53,8 @@ Image cropResize(const Image& in, int x0, int y0, int cw, int ch, int outW, int 
       for (int c = 0; c < 3; ++c) {
         float top = r0[a + c] * (1 - wx) + r0[b + c] * wx;
         float bot = r1[a + c] * (1 - wx) + r1[b + c] * wx;
-        out.rgb[(static_cast<size_t>(y) * outW + x) * 3 + c] = static_cast<uint8_t>(std::lround(std::clamp(top * (1 - wy) + bot * wy, 0.0f, 255.0f)));
+        out.rgb[(static_cast<size_t>(y) * outW + x) * 3 + c] =
+            static_cast<uint8_t>(std::lround(std::clamp(top * (1 - wy) + bot * wy, 0.0f, 255.0f)));
       }
     }
   }

@@ -30,18 +30,25 @@ RpnKind rpnKindNamed(const std::string& n) {
 }
 const char* blockKindName(BlockKind k) {
   switch (k) {
-    case BlockKind::BasicBlock: return "basicblock";
-    case BlockKind::Bottleneck: return "bottleneck";
-    case BlockKind::XBottleneck: return "Xbottleneck";
-    case BlockKind::MBBlock: return "mbblock";
+    case BlockKind::BasicBlock:
+      return "basicblock";
+    case BlockKind::Bottleneck:
+      return "bottleneck";
+    case BlockKind::XBottleneck:
+      return "Xbottleneck";
+    case BlockKind::MBBlock:
+      return "mbblock";
   }
   return "?";
 }
 const char* normKindName(NormKind k) {
   switch (k) {
-    case NormKind::BN: return "bn";
-    case NormKind::GN: return "gn";
-    case NormKind::GNWS: return "gn+ws";
+    case NormKind::BN:
+      return "bn";
+    case NormKind::GN:
+      return "gn";
+    case NormKind::GNWS:
+      return "gn+ws";
   }
   return "?";
 }
@@ -94,7 +101,8 @@ struct Field {
     if (j->is_number_float()) {
       const double d = j->get<double>();
       if (!std::isfinite(d) || std::floor(d) != d) fail("must be an integer");
-      if (d < -9.2e18 || d > 9.2e18) fail(std::string(d < 0 ? "must be >= " + std::to_string(lo) : "must be <= " + std::to_string(hi)) + ", got " + fmt(d));
+      if (d < -9.2e18 || d > 9.2e18)
+        fail(std::string(d < 0 ? "must be >= " + std::to_string(lo) : "must be <= " + std::to_string(hi)) + ", got " + fmt(d));
     }
     int64_t v = j->is_number_float() ? static_cast<int64_t>(j->get<double>()) : j->get<int64_t>();
     if (v < lo) fail("must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
@@ -160,7 +168,8 @@ Layout parseLayout(const Field& f) {
     if (blocks.size() == 0) blocks.fail("must have at least one block");
     for (size_t i = 0; i < blocks.size(); ++i) {
       BlockLayout b = parseBlock(blocks.at(i));
-      if (inverted && b.projection) blocks.at(i).at("projection").fail("must be false for mbblock (the residual exists only at stride 1 and equal widths)");
+      if (inverted && b.projection)
+        blocks.at(i).at("projection").fail("must be false for mbblock (the residual exists only at stride 1 and equal widths)");
       if (inverted && b.groups != b.midChannels) blocks.at(i).at("groups").fail("must equal midChannels for mbblock (depthwise 3x3)");
       if (inverted && s == 0 && i == 0) prev = b.inChannels;  // the stem block's output width
       if (b.inChannels != prev) blocks.at(i).at("inChannels").fail("must equal the previous output channels " + std::to_string(prev));
@@ -194,7 +203,8 @@ Layout parseLayout(const Field& f) {
   if (L.rpn.kind == RpnKind::GaRpn) {
     if (L.rpn.anchorsPerLocation != 1) rp.at("anchorsPerLocation").fail("must be 1 (one guided anchor per location)");
     L.rpn.deformGroups = rp.at("deformGroups").integer(1);
-    if (L.rpn.convChannels % L.rpn.deformGroups != 0) rp.at("deformGroups").fail("must divide convChannels (" + std::to_string(L.rpn.convChannels) + ")");
+    if (L.rpn.convChannels % L.rpn.deformGroups != 0)
+      rp.at("deformGroups").fail("must divide convChannels (" + std::to_string(L.rpn.convChannels) + ")");
   }
   if (L.rpn.kind != RpnKind::None && L.rpn.convChannels != L.neck.channels) rp.at("convChannels").fail("must equal the neck channels");
 
@@ -321,8 +331,8 @@ Job parseJob(const std::string& text) {
   job.outDir = root.at("outDir").str();
   job.seed = root.at("seed").integer(0);
   job.device = root.at("device").str();
-  if (!(job.device == "cpu" || (job.device.rfind("cuda:", 0) == 0 && job.device.size() > 5 &&
-                                job.device.find_first_not_of("0123456789", 5) == std::string::npos)))
+  if (!(job.device == "cpu" ||
+        (job.device.rfind("cuda:", 0) == 0 && job.device.size() > 5 && job.device.find_first_not_of("0123456789", 5) == std::string::npos)))
     root.at("device").fail("must be 'cpu' or 'cuda:<index>'");
   job.threads = root.has("threads") ? root.at("threads").integer(0, 1024) : 0;
   job.resume = root.has("resume") ? root.at("resume").boolean() : false;
@@ -352,7 +362,8 @@ Job parseJob(const std::string& text) {
   } else {
     job.recipe = parseDetectionRecipe(root.at("recipe"));
     job.numClasses = root.at("numClasses").integer(1);
-    if (job.layout.head.numClasses != job.numClasses) root.at("layout").at("head").at("numClasses").fail("must equal numClasses (" + std::to_string(job.numClasses) + ")");
+    if (job.layout.head.numClasses != job.numClasses)
+      root.at("layout").at("head").at("numClasses").fail("must equal numClasses (" + std::to_string(job.numClasses) + ")");
     if (root.has("initKind")) job.initKind = root.at("initKind").oneOf({"backbone", "detector", "torchvision"});
     if (root.has("evaluator")) {
       Field ev = root.at("evaluator");
@@ -395,7 +406,8 @@ Job parseJob(const std::string& text) {
   } else if (needsData) {
     throw JobError("data", "is required for '" + job.command + "'");
   }
-  if (job.command == "eval" && job.initWeights.empty()) throw JobError("initWeights", "is required for 'eval' (the detector weights to evaluate)");
+  if (job.command == "eval" && job.initWeights.empty())
+    throw JobError("initWeights", "is required for 'eval' (the detector weights to evaluate)");
   if (job.command == "classify-eval" && job.initWeights.empty()) throw JobError("initWeights", "is required for 'classify-eval'");
   return job;
 }

@@ -99,9 +99,9 @@ struct Recipe {
   std::string name;
   NormKind norm;
   int epochs, batchSize, workers;
-  int64_t maxIterations = 0;  // 0 = none
+  int64_t maxIterations = 0;           // 0 = none
   std::string mixedPrecision = "off";  // off | bf16 | fp16: autocast of the training forward pass
-  bool syncBn = false;  // data-parallel: BN in train mode with the statistics of every process (src/sync_bn.hpp)
+  bool syncBn = false;                 // data-parallel: BN in train mode with the statistics of every process (src/sync_bn.hpp)
   Optimizer optimizer;
   Schedule schedule;
   // detection

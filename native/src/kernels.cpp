@@ -40,12 +40,22 @@ void roiSamples(const float* roi, double scale, int S, int samplingRatio, int64_
           if (y < -1.0 || y > static_cast<double>(H) || x < -1.0 || x > static_cast<double>(W)) continue;  // contributes 0
           double yy = std::max(y, 0.0), xx = std::max(x, 0.0);
           int64_t yl = static_cast<int64_t>(yy), xl = static_cast<int64_t>(xx), yh, xh;
-          if (yl >= H - 1) { yh = yl = H - 1; yy = static_cast<double>(yl); } else { yh = yl + 1; }
-          if (xl >= W - 1) { xh = xl = W - 1; xx = static_cast<double>(xl); } else { xh = xl + 1; }
+          if (yl >= H - 1) {
+            yh = yl = H - 1;
+            yy = static_cast<double>(yl);
+          } else {
+            yh = yl + 1;
+          }
+          if (xl >= W - 1) {
+            xh = xl = W - 1;
+            xx = static_cast<double>(xl);
+          } else {
+            xh = xl + 1;
+          }
           const double ly = yy - static_cast<double>(yl), lx = xx - static_cast<double>(xl), hy = 1 - ly, hx = 1 - lx;
           samples.push_back({{yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh},
-                             {static_cast<float>(hy * hx) * inv, static_cast<float>(hy * lx) * inv,
-                              static_cast<float>(ly * hx) * inv, static_cast<float>(ly * lx) * inv}});
+                             {static_cast<float>(hy * hx) * inv, static_cast<float>(hy * lx) * inv, static_cast<float>(ly * hx) * inv,
+                              static_cast<float>(ly * lx) * inv}});
         }
       }
       binStart[static_cast<size_t>(py * S + px + 1)] = static_cast<int64_t>(samples.size());
@@ -53,8 +63,8 @@ void roiSamples(const float* roi, double scale, int S, int samplingRatio, int64_
 }
 
 struct RoiAlignCpuFn : public torch::autograd::Function<RoiAlignCpuFn> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& feature, const torch::Tensor& roisIn, int64_t S,
-                               double scale, int64_t ratio) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& feature, const torch::Tensor& roisIn, int64_t S, double scale,
+                               int64_t ratio) {
     auto f = feature.contiguous();
     auto rois = roisIn.detach().to(torch::kFloat).contiguous();
     const int64_t K = rois.size(0), C = f.size(1), H = f.size(2), W = f.size(3);

@@ -12,7 +12,6 @@ namespace smnas {
 // torchvision's bilinear sampling and clamping, fixed or adaptive samples per bin). Forward is
 // parallel over RoIs, backward over channels (each thread owns its channels' gradient planes, so
 // no atomics are needed).
-torch::Tensor roiAlignCpu(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
-                          int samplingRatio);
+torch::Tensor roiAlignCpu(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale, int samplingRatio);
 
 }  // namespace smnas

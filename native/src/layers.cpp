@@ -13,9 +13,15 @@ namespace F = torch::nn::functional;
 ConvImpl::ConvImpl(const ConvOptions& o) : stride(o.stride()), pad(o.pad()), groups(o.groups()), ws(o.ws()) {
   weight = register_parameter("weight", torch::empty({o.out(), o.in() / o.groups(), o.kernel(), o.kernel()}));
   switch (o.init()) {
-    case Init::KaimingOut: torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU); break;
-    case Init::Xavier: torch::nn::init::xavier_uniform_(weight); break;
-    case Init::Normal: torch::nn::init::normal_(weight, 0.0, o.std()); break;
+    case Init::KaimingOut:
+      torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
+      break;
+    case Init::Xavier:
+      torch::nn::init::xavier_uniform_(weight);
+      break;
+    case Init::Normal:
+      torch::nn::init::normal_(weight, 0.0, o.std());
+      break;
   }
   if (o.bias()) bias = register_parameter("bias", torch::zeros({o.out()}));
 }
@@ -41,8 +47,10 @@ int groupNormGroups(int channels) {
 }
 
 NormImpl::NormImpl(NormKind kind, int channels) {
-  if (kind == NormKind::BN) bn = register_module("bn", torch::nn::BatchNorm2d(channels));
-  else gn = register_module("gn", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groupNormGroups(channels), channels)));
+  if (kind == NormKind::BN)
+    bn = register_module("bn", torch::nn::BatchNorm2d(channels));
+  else
+    gn = register_module("gn", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groupNormGroups(channels), channels)));
 }
 
 torch::Tensor NormImpl::forward(const torch::Tensor& x) {
@@ -52,7 +60,8 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   return gn->forward(x.scalar_type() == gn->weight.scalar_type() ? x : x.to(gn->weight.scalar_type()));
 }
 
-torch::Tensor sigmoidFocalLoss(const torch::Tensor& logits, const torch::Tensor& targets, double alpha, double gamma, const torch::Tensor& weights) {
+torch::Tensor sigmoidFocalLoss(const torch::Tensor& logits, const torch::Tensor& targets, double alpha, double gamma,
+                               const torch::Tensor& weights) {
   auto p = torch::sigmoid(logits);
   auto ce = F::binary_cross_entropy_with_logits(logits, targets, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
   auto pt = p * targets + (1 - p) * (1 - targets);
@@ -61,7 +70,8 @@ torch::Tensor sigmoidFocalLoss(const torch::Tensor& logits, const torch::Tensor&
   return weights.defined() ? (l * weights).sum() : l.sum();
 }
 
-Detections finishDetections(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& labels, double nmsIou, int maxPerImage) {
+Detections finishDetections(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& labels, double nmsIou,
+                            int maxPerImage) {
   auto keep = batchedNms(boxes, scores, labels, nmsIou, maxPerImage);
   return {boxes.index_select(0, keep), scores.index_select(0, keep), labels.index_select(0, keep)};
 }

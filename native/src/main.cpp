@@ -20,7 +20,9 @@ static const char* kUsage =
     "usage: smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>\n"
     "  The job file is defined by protocol/job.ts (JSON Schema: native/schema/job.schema.json).\n"
     "  stdout carries JSON lines (started, progress, checkpoint, metrics, result, error); logs go to stderr.\n"
-    "  exit codes: 0 ok, 1 internal, 2 invalid job, 3 bad data, 4 diverged, 5 interrupted (SIGTERM; checkpoint written),\n  6 peer lost (data-parallel: another process died or a collective timed out; retry from the checkpoint).\n  Data-parallel: N processes of one job with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun's variables) or job.distributed.\n";
+    "  exit codes: 0 ok, 1 internal, 2 invalid job, 3 bad data, 4 diverged, 5 interrupted (SIGTERM; checkpoint written),\n  6 peer lost "
+    "(data-parallel: another process died or a collective timed out; retry from the checkpoint).\n  Data-parallel: N processes of one job "
+    "with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun's variables) or job.distributed.\n";
 
 // Settings that the math libraries read once, when they load: set the missing ones and re-exec
 // once (SMNAS_ENV_SET guards against a loop). Each was measured on the project's 2-core VM; an
@@ -48,8 +50,10 @@ static bool setRuntimeEnvironment() {
       std::fclose(f);
     }
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus > 0 && load >= 2.0 * static_cast<double>(cpus)) setDefault("OMP_WAIT_POLICY", "PASSIVE");
-    else setDefault("GOMP_SPINCOUNT", "10000");
+    if (cpus > 0 && load >= 2.0 * static_cast<double>(cpus))
+      setDefault("OMP_WAIT_POLICY", "PASSIVE");
+    else
+      setDefault("GOMP_SPINCOUNT", "10000");
   }
   // OpenBLAS (Debian's libtorch) picks its kernels from the CPU model and falls back to the SSE3
   // "Prescott" ones for a model it does not know, as on this VM's "Intel Xeon Processor": a
@@ -98,7 +102,8 @@ int main(int argc, char** argv) {
   installSignalHandlers();
   try {
     Job job = loadJobFile(jobPath);
-    if (job.command != command) throw JobError("command", "the job is a '" + job.command + "' job but the trainer was asked to '" + command + "'");
+    if (job.command != command)
+      throw JobError("command", "the job is a '" + job.command + "' job but the trainer was asked to '" + command + "'");
     return job.classification ? runClassification(job) : runDetection(job);
   } catch (const JobError& e) {
     logWarn(std::string("invalid job ") + jobPath + ": " + e.field + ": " + e.what());

@@ -13,7 +13,11 @@ RpnOptions rpnOptionsFrom(const Layout& L, const Recipe& r) {
 
 GaRpnOptions gaRpnOptionsFrom(const Layout& L, const Recipe& r) {
   const auto sampling = AnchorSampling().samplesPerImage(r.rpnSamples).positiveFraction(r.rpnPosFraction);
-  return GaRpnOptions(L.rpn.convChannels).deformGroups(L.rpn.deformGroups).shapeSampling(sampling).sampling(sampling).proposals(proposalOptionsFrom(r));
+  return GaRpnOptions(L.rpn.convChannels)
+      .deformGroups(L.rpn.deformGroups)
+      .shapeSampling(sampling)
+      .sampling(sampling)
+      .proposals(proposalOptionsFrom(r));
 }
 
 RoiHeadsOptions roiHeadsOptionsFrom(const Layout& L, const Recipe& r) {
@@ -46,8 +50,10 @@ DetectorImpl::DetectorImpl(const Layout& L, const Recipe& r) : layout(L) {
       break;
     case HeadKind::TwoFc:
     case HeadKind::Cascade:
-      if (L.rpn.kind == RpnKind::GaRpn) rpn = register_module("rpn", std::make_shared<GaRpnImpl>(gaRpnOptionsFrom(L, r)));
-      else rpn = register_module("rpn", std::make_shared<RpnImpl>(rpnOptionsFrom(L, r)));
+      if (L.rpn.kind == RpnKind::GaRpn)
+        rpn = register_module("rpn", std::make_shared<GaRpnImpl>(gaRpnOptionsFrom(L, r)));
+      else
+        rpn = register_module("rpn", std::make_shared<RpnImpl>(rpnOptionsFrom(L, r)));
       roiHeads = register_module("head", RoiHeads(roiHeadsOptionsFrom(L, r)));
       break;
   }
@@ -65,8 +71,8 @@ std::vector<Level> DetectorImpl::features(const torch::Tensor& images) {
   return levels;
 }
 
-LossMap DetectorImpl::losses(const torch::Tensor& images, const std::vector<torch::Tensor>& gtBoxes, const std::vector<torch::Tensor>& gtLabels,
-                             const ImageSizes& sizes) {
+LossMap DetectorImpl::losses(const torch::Tensor& images, const std::vector<torch::Tensor>& gtBoxes,
+                             const std::vector<torch::Tensor>& gtLabels, const ImageSizes& sizes) {
   const Targets targets{gtBoxes, gtLabels};
   std::vector<Level> levels;
   {

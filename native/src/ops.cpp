@@ -52,7 +52,8 @@ torch::Tensor gridAnchors(int stride, int height, int width, const std::vector<d
     for (double s : scales) {
       double size = stride * s;
       double w = size / std::sqrt(r), h = size * std::sqrt(r);
-      base.insert(base.end(), {static_cast<float>(-0.5 * w), static_cast<float>(-0.5 * h), static_cast<float>(0.5 * w), static_cast<float>(0.5 * h)});
+      base.insert(base.end(),
+                  {static_cast<float>(-0.5 * w), static_cast<float>(-0.5 * h), static_cast<float>(0.5 * w), static_cast<float>(0.5 * h)});
     }
   auto b = torch::tensor(base).view({-1, 4});
   auto sx = torch::arange(width, torch::kFloat) * stride, sy = torch::arange(height, torch::kFloat) * stride;
@@ -95,7 +96,8 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
   return order.index_select(0, k);
 }
 
-torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& groups, double thr, int64_t maxKeep) {
+torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& groups, double thr,
+                         int64_t maxKeep) {
   if (boxes.size(0) == 0) return torch::zeros({0}, torch::TensorOptions().dtype(torch::kLong).device(boxes.device()));
   auto maxCoord = boxes.max() + 1;
   auto shifted = boxes + (groups.to(boxes.dtype()) * maxCoord).unsqueeze(1);
@@ -194,9 +196,13 @@ Sampled sampleRandom(const torch::Tensor& assigned, int num, double posFraction)
   auto pos = (assigned >= 0).nonzero().squeeze(1);
   auto neg = (assigned == kAssignedNegative).nonzero().squeeze(1);
   int64_t numPos = std::min<int64_t>(pos.numel(), static_cast<int64_t>(num * posFraction));
-  if (pos.numel() > numPos) pos = pos.index_select(0, torch::randperm(pos.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numPos).to(pos.device()));
+  if (pos.numel() > numPos)
+    pos =
+        pos.index_select(0, torch::randperm(pos.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numPos).to(pos.device()));
   int64_t numNeg = std::min<int64_t>(neg.numel(), num - numPos);
-  if (neg.numel() > numNeg) neg = neg.index_select(0, torch::randperm(neg.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numNeg).to(neg.device()));
+  if (neg.numel() > numNeg)
+    neg =
+        neg.index_select(0, torch::randperm(neg.numel(), torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, numNeg).to(neg.device()));
   return {pos, neg};
 }
 

@@ -14,8 +14,8 @@ torch::Tensor boxIou(const torch::Tensor& a, const torch::Tensor& b);  // [N,M]
 // DeltaXYWH coder with target stds (means 0).
 torch::Tensor encodeBoxes(const torch::Tensor& proposals, const torch::Tensor& gt, const std::array<double, 4>& stds);
 // Decodes and clips to [0,maxW] x [0,maxH]; dw/dh are clamped to |log(16/1000)| before exp.
-torch::Tensor decodeBoxes(const torch::Tensor& anchors, const torch::Tensor& deltas, const std::array<double, 4>& stds,
-                          double maxW, double maxH);
+torch::Tensor decodeBoxes(const torch::Tensor& anchors, const torch::Tensor& deltas, const std::array<double, 4>& stds, double maxW,
+                          double maxH);
 
 // Anchors of one level, ordered (y, x, anchor) to match a [A*k, H, W] conv output permuted to
 // (H, W, A): base size = stride * scale, w = base/sqrt(r), h = base*sqrt(r), centres k*stride.
@@ -34,8 +34,7 @@ torch::Tensor batchedNms(const torch::Tensor& boxes, const torch::Tensor& scores
 // feature [B,C,H,W]; rois [K,5] (batch index, x1, y1, x2, y2) in image pixels.
 // fp32 CPU features use the hand-written kernel (kernels.hpp); other devices and dtypes the
 // grid_sample formulation below, which is also the kernel's reference in the tests.
-torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,
-                       int samplingRatio = 0);
+torch::Tensor roiAlign(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale, int samplingRatio = 0);
 // The same with plain tensor ops: one grid_sample per image over every sample of every RoI, then an
 // index_add into the bins (autograd provides the backward).
 torch::Tensor roiAlignGridSample(const torch::Tensor& feature, const torch::Tensor& rois, int outSize, double spatialScale,

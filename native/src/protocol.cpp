@@ -46,9 +46,7 @@ void logWarn(const std::string& line) {
   std::cerr << gLogPrefix << "WARNING: " << line << std::endl;
 }
 
-double wallSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - gStart).count();
-}
+double wallSeconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now() - gStart).count(); }
 
 double peakRssMB() {
   std::ifstream in("/proc/self/status");

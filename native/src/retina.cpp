@@ -44,7 +44,8 @@ std::pair<torch::Tensor, torch::Tensor> RetinaImpl::forward(const torch::Tensor&
 
 std::vector<torch::Tensor> RetinaImpl::anchors(const std::vector<Level>& levels) const {
   std::vector<double> scales;
-  for (int i = 0; i < options.scalesPerOctave(); ++i) scales.push_back(options.octaveBaseScale() * std::pow(2.0, static_cast<double>(i) / options.scalesPerOctave()));
+  for (int i = 0; i < options.scalesPerOctave(); ++i)
+    scales.push_back(options.octaveBaseScale() * std::pow(2.0, static_cast<double>(i) / options.scalesPerOctave()));
   std::vector<torch::Tensor> out;
   for (const auto& l : levels) out.push_back(gridAnchors(l.stride, l.x.size(2), l.x.size(3), scales, options.ratios(), l.x.device()));
   return out;
@@ -65,7 +66,8 @@ LossMap RetinaImpl::losses(const std::vector<Level>& levels, const Targets& targ
   torch::Tensor focal = torch::zeros({}, opts), l1 = torch::zeros({}, opts);
   int64_t numPos = 0;
   for (int64_t b = 0; b < B; ++b) {
-    auto assigned = assignMaxIou(boxIou(anchorsAll, targets.boxes[b]), options.posIou(), options.negIou(), options.minPosIou(), /*lowQuality=*/true);
+    auto assigned =
+        assignMaxIou(boxIou(anchorsAll, targets.boxes[b]), options.posIou(), options.negIou(), options.minPosIou(), /*lowQuality=*/true);
     auto valid = (assigned != kAssignedIgnored).nonzero().squeeze(1);
     auto pos = (assigned >= 0).nonzero().squeeze(1);
     auto target = torch::zeros({anchorsAll.size(0), K}, opts);
@@ -75,7 +77,8 @@ LossMap RetinaImpl::losses(const std::vector<Level>& levels, const Targets& targ
       auto t = encodeBoxes(anchorsAll.index_select(0, pos), targets.boxes[b].index_select(0, gi), kUnitStds);
       l1 = l1 + (reg[b].index_select(0, pos) - t).abs().sum();
     }
-    focal = focal + sigmoidFocalLoss(cls[b].index_select(0, valid), target.index_select(0, valid), options.focalAlpha(), options.focalGamma());
+    focal =
+        focal + sigmoidFocalLoss(cls[b].index_select(0, valid), target.index_select(0, valid), options.focalAlpha(), options.focalGamma());
     numPos += pos.numel();
   }
   const double norm = std::max<int64_t>(1, numPos);
@@ -106,7 +109,8 @@ std::vector<Detections> RetinaImpl::detect(const std::vector<Level>& levels, con
         cs = cs.index_select(0, top);
       }
       auto ai = torch::div(cand, K, "floor");
-      bx.push_back(decodeBoxes(anchorList[l].index_select(0, ai), rg[l][b].index_select(0, ai), kUnitStds, sizes[b].first, sizes[b].second));
+      bx.push_back(
+          decodeBoxes(anchorList[l].index_select(0, ai), rg[l][b].index_select(0, ai), kUnitStds, sizes[b].first, sizes[b].second));
       sc.push_back(cs);
       lb.push_back(cand.remainder(K));
     }

@@ -7,7 +7,8 @@
 namespace smnas {
 
 struct RetinaOptions {
-  RetinaOptions(int inChannels, int convChannels, int numClasses) : inChannels_(inChannels), convChannels_(convChannels), numClasses_(numClasses) {}
+  RetinaOptions(int inChannels, int convChannels, int numClasses)
+      : inChannels_(inChannels), convChannels_(convChannels), numClasses_(numClasses) {}
   TORCH_ARG(int, inChannels);
   TORCH_ARG(int, convChannels);
   TORCH_ARG(int, numClasses);
@@ -31,7 +32,7 @@ struct RetinaOptions {
 
 struct RetinaImpl : torch::nn::Module {
   explicit RetinaImpl(const RetinaOptions& o);
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);  // cls [B,A*K,H,W], reg [B,4A,H,W] (fp32)
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);   // cls [B,A*K,H,W], reg [B,4A,H,W] (fp32)
   LossMap losses(const std::vector<Level>& levels, const Targets& targets);  // focal, l1
   std::vector<Detections> detect(const std::vector<Level>& levels, const ImageSizes& sizes);
   int anchorsPerLocation() const { return static_cast<int>(options.ratios().size()) * options.scalesPerOctave(); }

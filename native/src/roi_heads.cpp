@@ -30,7 +30,8 @@ std::pair<torch::Tensor, torch::Tensor> BoxHeadImpl::forward(const torch::Tensor
 
 RoiHeadsImpl::RoiHeadsImpl(const RoiHeadsOptions& o) : options(o) {
   for (size_t t = 0; t < o.stageIous().size(); ++t)
-    stages.push_back(register_module(std::to_string(t), BoxHead(o.channels(), o.roiSize(), o.fcWidth(), o.numClasses(), /*classAgnostic=*/o.cascade())));
+    stages.push_back(
+        register_module(std::to_string(t), BoxHead(o.channels(), o.roiSize(), o.fcWidth(), o.numClasses(), /*classAgnostic=*/o.cascade())));
 }
 
 // 2fc: [.1,.1,.2,.2]; cascade stage t: that / (t+1) (mmdet's 3 stages; the 4th extrapolated)
@@ -46,7 +47,9 @@ torch::Tensor RoiHeadsImpl::extractRois(const std::vector<Level>& levels, const 
   // RoI levels are the FPN levels up to P4 (strides 4..32, mmdet's featmap_strides)
   int pmin = levels.front().p, pmax = std::min(4, levels.back().p);
   auto w = rois.select(1, 3) - rois.select(1, 1), h = rois.select(1, 4) - rois.select(1, 2);
-  auto target = (torch::floor(torch::log2(torch::sqrt((w * h).clamp_min(1e-6)) / options.finestScale() + 1e-6)) + 1).clamp(pmin, pmax).to(torch::kLong);
+  auto target = (torch::floor(torch::log2(torch::sqrt((w * h).clamp_min(1e-6)) / options.finestScale() + 1e-6)) + 1)
+                    .clamp(pmin, pmax)
+                    .to(torch::kLong);
   auto out = torch::zeros({rois.size(0), levels[0].x.size(1), S, S}, levels[0].x.options().dtype(torch::kFloat));
   for (const auto& l : levels) {
     if (l.p > pmax) break;
@@ -57,7 +60,8 @@ torch::Tensor RoiHeadsImpl::extractRois(const std::vector<Level>& levels, const 
   return out;
 }
 
-LossMap RoiHeadsImpl::losses(const std::vector<Level>& levels, std::vector<torch::Tensor> props, const ImageSizes& sizes, const Targets& targets) {
+LossMap RoiHeadsImpl::losses(const std::vector<Level>& levels, std::vector<torch::Tensor> props, const ImageSizes& sizes,
+                             const Targets& targets) {
   LossMap L;
   const int64_t B = static_cast<int64_t>(props.size());
   const int K = options.numClasses();
@@ -100,7 +104,8 @@ LossMap RoiHeadsImpl::losses(const std::vector<Level>& levels, std::vector<torch
     L[p + "cls"] = F::cross_entropy(c, Y) * w;
     if (!posIdx.empty()) {
       auto pi = torch::cat(posIdx), pl = torch::cat(posLabels);
-      auto pred = cascade ? r.index_select(0, pi) : r.view({r.size(0), K, 4}).index_select(0, pi).gather(1, pl.view({-1, 1, 1}).expand({-1, 1, 4})).squeeze(1);
+      auto pred = cascade ? r.index_select(0, pi)
+                          : r.view({r.size(0), K, 4}).index_select(0, pi).gather(1, pl.view({-1, 1, 1}).expand({-1, 1, 4})).squeeze(1);
       L[p + "bbox"] = (pred - torch::cat(posTargets)).abs().sum() / std::max<int64_t>(1, R.size(0)) * w;
     } else {
       L[p + "bbox"] = r.sum() * 0;
@@ -119,7 +124,8 @@ LossMap RoiHeadsImpl::losses(const std::vector<Level>& levels, std::vector<torch
   return L;
 }
 
-std::vector<Detections> RoiHeadsImpl::detect(const std::vector<Level>& levels, const std::vector<torch::Tensor>& props, const ImageSizes& sizes) {
+std::vector<Detections> RoiHeadsImpl::detect(const std::vector<Level>& levels, const std::vector<torch::Tensor>& props,
+                                             const ImageSizes& sizes) {
   torch::NoGradGuard ng;
   const int K = options.numClasses();
   const bool cascade = options.cascade();

@@ -57,7 +57,8 @@ double RpnImpl::flopsPerLevel(int64_t h, int64_t w) const {
   return h * w * (C * C * 9 + C * A + C * 4 * A);
 }
 
-std::vector<torch::Tensor> RpnImpl::forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets, LossMap* losses) {
+std::vector<torch::Tensor> RpnImpl::forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets,
+                                            LossMap* losses) {
   const int64_t B = levels.front().x.size(0);
   std::vector<torch::Tensor> cl, rg, anchorList;
   for (auto& l : levels) {
@@ -80,13 +81,15 @@ std::vector<torch::Tensor> RpnImpl::forward(const std::vector<Level>& levels, co
       labels.push_back(torch::cat({torch::ones({picked.pos.numel()}, opts), torch::zeros({picked.neg.numel()}, opts)}));
       if (picked.pos.numel() > 0) {
         dPred.push_back(reg[b].index_select(0, picked.pos));
-        dTgt.push_back(encodeBoxes(anchors.index_select(0, picked.pos), targets->boxes[b].index_select(0, assigned.index_select(0, picked.pos)), kUnitStds));
+        dTgt.push_back(encodeBoxes(anchors.index_select(0, picked.pos),
+                                   targets->boxes[b].index_select(0, assigned.index_select(0, picked.pos)), kUnitStds));
       }
       sampled += picked.pos.numel() + picked.neg.numel();
     }
     const double norm = std::max<int64_t>(1, sampled);
     (*losses)["rpn_cls"] = F::binary_cross_entropy_with_logits(torch::cat(logits), torch::cat(labels),
-                                                               F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum)) / norm;
+                                                               F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum)) /
+                           norm;
     (*losses)["rpn_bbox"] = dPred.empty() ? reg.sum() * 0 : (torch::cat(dPred) - torch::cat(dTgt)).abs().sum() / norm;
   }
   auto candidates = [&](int64_t b) {

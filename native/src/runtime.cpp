@@ -55,7 +55,8 @@ torch::Device setupDevice(const Job& job, int localRank) {
   if (!torch::cuda::is_available()) throw JobError("device", "'" + job.device + "' requested but this build/machine has no CUDA device");
   int index = std::stoi(job.device.substr(5)) + localRank;
   if (index >= static_cast<int>(torch::cuda::device_count()))
-    throw JobError("device", "'" + job.device + "'" + (localRank ? " + LOCAL_RANK " + std::to_string(localRank) : std::string()) + ": no such CUDA device");
+    throw JobError("device", "'" + job.device + "'" + (localRank ? " + LOCAL_RANK " + std::to_string(localRank) : std::string()) +
+                                 ": no such CUDA device");
   at::globalContext().setBenchmarkCuDNN(true);
   return torch::Device(torch::kCUDA, index);
 }
@@ -63,8 +64,9 @@ torch::Device setupDevice(const Job& job, int localRank) {
 void emitStarted(const Job& job, const nlohmann::json& resumedFrom, torch::nn::Module& model) {
   int64_t params = 0;
   for (const auto& p : model.parameters()) params += p.numel();
-  nlohmann::json m = {{"type", "started"}, {"command", job.command}, {"arch", job.arch}, {"device", job.device},
-                      {"torchVersion", TORCH_VERSION}, {"threads", at::get_num_threads()}, {"params", params}};
+  nlohmann::json m = {{"type", "started"},    {"command", job.command},        {"arch", job.arch},
+                      {"device", job.device}, {"torchVersion", TORCH_VERSION}, {"threads", at::get_num_threads()},
+                      {"params", params}};
   m["resumedFrom"] = resumedFrom;
   if (!gSkippedCheckpoints.empty()) m["skippedCheckpoints"] = gSkippedCheckpoints;
   emit(m);
@@ -95,9 +97,11 @@ std::unique_ptr<torch::optim::SGD> makeSgd(torch::nn::Module& model, const Optim
     (o.noDecayOnNormAndBias && p.dim() <= 1 ? noDecay : decay).push_back(p);
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weightDecay)));
+  groups.emplace_back(
+      decay, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weightDecay)));
   if (!noDecay.empty())
-    groups.emplace_back(noDecay, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(0)));
+    groups.emplace_back(noDecay,
+                        std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(0)));
   return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weightDecay));
 }
 
@@ -178,7 +182,8 @@ bool loadNewestCheckpoint(const Job& job, torch::nn::Module& model, torch::optim
       skip(p, chk.detail);
       continue;
     }
-    if (chk.status == ChecksumStatus::Missing) logWarn("checkpoint " + p.string() + " has no checksum file (an older trainer's): loading it unverified");
+    if (chk.status == ChecksumStatus::Missing)
+      logWarn("checkpoint " + p.string() + " has no checksum file (an older trainer's): loading it unverified");
     try {
       torch::serialize::InputArchive root, m, o;
       root.load_from(p.string());
@@ -238,7 +243,8 @@ nlohmann::json runEvaluator(const std::vector<std::string>& argv, const std::str
   int status = 0;
   waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("evaluator '" + args[0] + "' failed with exit status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+    throw std::runtime_error("evaluator '" + args[0] + "' failed with exit status " +
+                             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
   std::istringstream lines(out);
   std::string line;
   nlohmann::json found;

@@ -32,8 +32,12 @@ struct SyncBnFn : public torch::autograd::Function<SyncBnFn> {
     auto meanDy = both.narrow(0, 0, C) / count, meanDyXmu = both.narrow(0, C, C) / count;
     auto dx = (dy - meanDy.view(shape) - xmu * (invstd * invstd * meanDyXmu).view(shape)) * (invstd * weight).view(shape);
     // this process's share of the parameter gradients
-    return {ctx->needs_input_grad(0) ? dx : torch::Tensor(), ctx->needs_input_grad(1) ? sumDyXmu * invstd : torch::Tensor(),
-            ctx->needs_input_grad(2) ? sumDy : torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {ctx->needs_input_grad(0) ? dx : torch::Tensor(),
+            ctx->needs_input_grad(1) ? sumDyXmu * invstd : torch::Tensor(),
+            ctx->needs_input_grad(2) ? sumDy : torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor()};
   }
 };
 }  // namespace
@@ -48,7 +52,9 @@ torch::Tensor syncBatchNorm(const torch::Tensor& xIn, torch::nn::BatchNorm2d& bn
                            torch::full({1}, static_cast<double>(x.numel() / C), x.options())});
   gAllReduce(stats);
   const double count = stats[2 * C].item<double>();
-  if (count <= 1) throw std::runtime_error("SyncBN: a batch of " + std::to_string(static_cast<int64_t>(count)) + " values per channel over all processes");
+  if (count <= 1)
+    throw std::runtime_error("SyncBN: a batch of " + std::to_string(static_cast<int64_t>(count)) +
+                             " values per channel over all processes");
   auto mean = stats.narrow(0, 0, C) / count;
   auto var = (stats.narrow(0, C, C) / count - mean * mean).clamp_min(0);
   const double eps = bn->options.eps();

@@ -34,8 +34,9 @@ nlohmann::json resumeAndSync(const Job& job, torch::nn::Module& model, torch::op
       const int64_t G = static_cast<int64_t>(job.recipe.batchSize) * dist.world();
       if (pos.globalBatch > 0 && pos.globalBatch != G)
         throw JobError("recipe.batchSize", "checkpoint " + path + " was written with a global batch of " + std::to_string(pos.globalBatch) +
-                                               " images; this job has " + std::to_string(G) + " (batchSize " + std::to_string(job.recipe.batchSize) + " x " +
-                                               std::to_string(dist.world()) + " processes): resuming needs the same global batch");
+                                               " images; this job has " + std::to_string(G) + " (batchSize " +
+                                               std::to_string(job.recipe.batchSize) + " x " + std::to_string(dist.world()) +
+                                               " processes): resuming needs the same global batch");
       resumed = {{"path", path}, {"epoch", pos.epoch}, {"iteration", pos.iteration}};
       logInfo("resumed from " + path + " at iteration " + std::to_string(pos.iteration));
     } else {
@@ -49,8 +50,9 @@ nlohmann::json resumeAndSync(const Job& job, torch::nn::Module& model, torch::op
     dist.allreduceMax(lo, "resume position check");
     dist.allreduceMax(hi, "resume position check");
     if (-lo.item<int64_t>() != hi.item<int64_t>())
-      throw JobError("outDir", "the processes found different checkpoints in " + job.outDir + "/checkpoints (iterations " + std::to_string(-lo.item<int64_t>()) + " to " +
-                                   std::to_string(hi.item<int64_t>()) + "): the output directory must be shared by every host");
+      throw JobError("outDir", "the processes found different checkpoints in " + job.outDir + "/checkpoints (iterations " +
+                                   std::to_string(-lo.item<int64_t>()) + " to " + std::to_string(hi.item<int64_t>()) +
+                                   "): the output directory must be shared by every host");
     std::vector<torch::Tensor> state;
     for (auto& p : model.parameters()) state.push_back(p);
     for (auto& b : model.buffers()) state.push_back(b);
@@ -79,7 +81,8 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
   if (dist.active() && r.norm == NormKind::BN && !syncBn)
     logWarn("BN with " + std::to_string(dist.world()) + " processes: each normalises with its own batch of " + std::to_string(r.batchSize) +
             " (no SyncBN); frozen statistics (normEval) or GN / GN+WS are unaffected");
-  if (lrScale != 1.0) logInfo("linear lr scaling: global batch " + std::to_string(G) + " / reference " + std::to_string(r.optimizer.lrReferenceBatch));
+  if (lrScale != 1.0)
+    logInfo("linear lr scaling: global batch " + std::to_string(G) + " / reference " + std::to_string(r.optimizer.lrReferenceBatch));
 
   AmpSettings amp;
   amp.device = dev.type();
@@ -104,8 +107,10 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
     for (int64_t k = 0; k < batches; ++k) globalSizes.push_back(std::min<int64_t>(datasetSize, (first + k + 1) * G) - (first + k) * G);
     for (auto& s : shards)
       if (s.empty())
-        throw JobError("distributed.worldSize", "the last batch of an epoch (" + std::to_string(datasetSize % G) + " images) leaves a process without images: choose a batch size or process count that divides the data set (" +
-                                                    std::to_string(datasetSize) + " images) into batches of at least one image per process");
+        throw JobError("distributed.worldSize",
+                       "the last batch of an epoch (" + std::to_string(datasetSize % G) +
+                           " images) leaves a process without images: choose a batch size or process count that divides the data set (" +
+                           std::to_string(datasetSize) + " images) into batches of at least one image per process");
     task.beginEpoch(epoch, std::move(shards));
     for (int64_t k = 0; k < batches; ++k) {
       // sampling randomness per iteration from (seed, iteration): resuming reproduces it exactly
@@ -146,7 +151,8 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
         for (auto& [name, v] : terms)
           if (!std::isfinite(v)) which += (which.empty() ? "" : ", ") + name;
         out.diverged = true;
-        out.message = "non-finite loss (" + which + ") at iteration " + std::to_string(pos.iteration + 1) + ", epoch " + std::to_string(epoch);
+        out.message =
+            "non-finite loss (" + which + ") at iteration " + std::to_string(pos.iteration + 1) + ", epoch " + std::to_string(epoch);
         logWarn(out.message);
         out.position = pos;
         out.seconds = wallSeconds() - t0;
@@ -166,8 +172,14 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
       if (pos.iteration % options.emitEvery() == 0 || pos.iteration == total || now - lastEmit > 2) {
         nlohmann::json termsJson = nlohmann::json::object();
         for (auto& [name, v] : terms) termsJson[name] = v;
-        emit({{"type", "progress"}, {"epoch", epoch}, {"iteration", pos.iteration}, {"totalIterations", total}, {"lr", lr},
-              {"loss", totalLoss}, {"losses", termsJson}, {"imagesPerSec", imagesSinceEmit / std::max(1e-9, now - emitWindowStart)}});
+        emit({{"type", "progress"},
+              {"epoch", epoch},
+              {"iteration", pos.iteration},
+              {"totalIterations", total},
+              {"lr", lr},
+              {"loss", totalLoss},
+              {"losses", termsJson},
+              {"imagesPerSec", imagesSinceEmit / std::max(1e-9, now - emitWindowStart)}});
         lastEmit = emitWindowStart = now;
         imagesSinceEmit = 0;
       }
@@ -188,7 +200,8 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
   out.seconds = wallSeconds() - t0;
   out.position = pos;
   if (options.profile()) logInfo("[profile] backward " + std::to_string(backwardMs) + " ms of " + std::to_string(out.seconds * 1000));
-  if (scaler.enabled) logInfo("fp16 loss scale " + std::to_string(scaler.factor) + ", " + std::to_string(scaler.skippedSteps) + " steps skipped");
+  if (scaler.enabled)
+    logInfo("fp16 loss scale " + std::to_string(scaler.factor) + ", " + std::to_string(scaler.skippedSteps) + " steps skipped");
   return out;
 }
 

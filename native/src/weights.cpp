@@ -85,7 +85,9 @@ std::map<std::string, ZipEntry> readZipDirectory(const std::string& b, const std
       }
       x += 4 + len;
     }
-    if (method != 0) throw std::runtime_error(what + ": entry " + name + " is compressed (method " + std::to_string(method) + "); torch.save stores entries");
+    if (method != 0)
+      throw std::runtime_error(what + ": entry " + name + " is compressed (method " + std::to_string(method) +
+                               "); torch.save stores entries");
     if (le(b, local, 4, what) != 0x04034b50) throw std::runtime_error(what + ": bad local header of " + name);
     const uint64_t data = local + 30 + le(b, local + 26, 2, what) + le(b, local + 28, 2, what);
     if (data + usize > b.size()) throw std::runtime_error(what + ": entry " + name + " runs past the end of the file");
@@ -104,7 +106,7 @@ struct Py {
   enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, Tensor, Other } kind = None;
   int64_t i = 0;
   double f = 0;
-  std::string s;  // Str; Global "module.name"
+  std::string s;             // Str; Global "module.name"
   std::vector<PyPtr> items;  // Tuple, List
   std::vector<std::pair<PyPtr, PyPtr>> dict;
   torch::Tensor t;  // Storage (flat), Tensor
@@ -116,11 +118,11 @@ PyPtr mk(Py::Kind k) {
 }
 
 at::ScalarType storageDtype(const std::string& global, const std::string& what) {
-  static const std::map<std::string, at::ScalarType> m = {
-      {"torch.FloatStorage", at::kFloat}, {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
-      {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong}, {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort}, {"torch.CharStorage", at::kChar}, {"torch.ByteStorage", at::kByte},
-      {"torch.BoolStorage", at::kBool}};
+  static const std::map<std::string, at::ScalarType> m = {{"torch.FloatStorage", at::kFloat}, {"torch.DoubleStorage", at::kDouble},
+                                                          {"torch.HalfStorage", at::kHalf},   {"torch.BFloat16Storage", at::kBFloat16},
+                                                          {"torch.LongStorage", at::kLong},   {"torch.IntStorage", at::kInt},
+                                                          {"torch.ShortStorage", at::kShort}, {"torch.CharStorage", at::kChar},
+                                                          {"torch.ByteStorage", at::kByte},   {"torch.BoolStorage", at::kBool}};
   auto it = m.find(global);
   if (it == m.end()) throw std::runtime_error(what + ": unsupported storage type " + global);
   return it->second;
@@ -136,7 +138,8 @@ std::vector<int64_t> intTuple(const PyPtr& p, const std::string& what) {
   return v;
 }
 
-PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function<PyPtr(const PyPtr&)>& persistentLoad, const std::string& what) {
+PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function<PyPtr(const PyPtr&)>& persistentLoad,
+               const std::string& what) {
   std::vector<PyPtr> stack;
   std::vector<size_t> marks;
   std::map<int64_t, PyPtr> memo;
@@ -196,14 +199,29 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
     need(1);
     const uint8_t op = static_cast<uint8_t>(b[pos++]);
     switch (op) {
-      case 0x80: need(1), pos += 1; break;  // PROTO
-      case 0x95: need(8), pos += 8; break;  // FRAME
-      case '}': stack.push_back(mk(Py::Dict)); break;
-      case ']': stack.push_back(mk(Py::List)); break;
-      case ')': stack.push_back(mk(Py::Tuple)); break;
-      case '(': marks.push_back(stack.size()); break;
-      case 'N': stack.push_back(mk(Py::None)); break;
-      case 0x88: case 0x89: {
+      case 0x80:
+        need(1), pos += 1;
+        break;  // PROTO
+      case 0x95:
+        need(8), pos += 8;
+        break;  // FRAME
+      case '}':
+        stack.push_back(mk(Py::Dict));
+        break;
+      case ']':
+        stack.push_back(mk(Py::List));
+        break;
+      case ')':
+        stack.push_back(mk(Py::Tuple));
+        break;
+      case '(':
+        marks.push_back(stack.size());
+        break;
+      case 'N':
+        stack.push_back(mk(Py::None));
+        break;
+      case 0x88:
+      case 0x89: {
         auto p = mk(Py::Bool);
         p->i = op == 0x88;
         stack.push_back(p);
@@ -229,28 +247,39 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
         str(n);
         break;
       }
-      case 0x8c: case 'C': case 'U': {  // SHORT_BINUNICODE / SHORT_BINBYTES / SHORT_BINSTRING
+      case 0x8c:
+      case 'C':
+      case 'U': {  // SHORT_BINUNICODE / SHORT_BINBYTES / SHORT_BINSTRING
         need(1);
         size_t n = static_cast<uint8_t>(b[pos++]);
         str(n);
         break;
       }
-      case 'B': case 'T': {  // BINBYTES / BINSTRING
+      case 'B':
+      case 'T': {  // BINBYTES / BINSTRING
         size_t n = le(b, pos, 4, what);
         pos += 4;
         str(n);
         break;
       }
-      case 0x8d: case 0x8e: {  // BINUNICODE8 / BINBYTES8
+      case 0x8d:
+      case 0x8e: {  // BINUNICODE8 / BINBYTES8
         size_t n = le(b, pos, 8, what);
         pos += 8;
         str(n);
         break;
       }
-      case 'q': need(1), memo[static_cast<uint8_t>(b[pos++])] = stack.at(stack.size() - 1); break;
-      case 'r': memo[le(b, pos, 4, what)] = stack.at(stack.size() - 1), pos += 4; break;
-      case 0x94: memo[static_cast<int64_t>(memo.size())] = stack.at(stack.size() - 1); break;
-      case 'h': case 'j': {
+      case 'q':
+        need(1), memo[static_cast<uint8_t>(b[pos++])] = stack.at(stack.size() - 1);
+        break;
+      case 'r':
+        memo[le(b, pos, 4, what)] = stack.at(stack.size() - 1), pos += 4;
+        break;
+      case 0x94:
+        memo[static_cast<int64_t>(memo.size())] = stack.at(stack.size() - 1);
+        break;
+      case 'h':
+      case 'j': {
         int64_t k = op == 'h' ? le(b, pos, 1, what) : le(b, pos, 4, what);
         pos += op == 'h' ? 1 : 4;
         auto it = memo.find(k);
@@ -258,7 +287,9 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
         stack.push_back(it->second);
         break;
       }
-      case 'K': case 'M': case 'J': {
+      case 'K':
+      case 'M':
+      case 'J': {
         auto p = mk(Py::Int);
         const int n = op == 'K' ? 1 : op == 'M' ? 2 : 4;
         uint64_t v = le(b, pos, n, what);
@@ -295,7 +326,9 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
         stack.push_back(p);
         break;
       }
-      case 0x85: case 0x86: case 0x87: {
+      case 0x85:
+      case 0x86:
+      case 0x87: {
         auto p = mk(Py::Tuple);
         const size_t n = op - 0x84;
         if (stack.size() < n) throw std::runtime_error(what + ": pickle stack underflow");
@@ -304,8 +337,11 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
         stack.push_back(p);
         break;
       }
-      case 'Q': stack.push_back(persistentLoad(pop())); break;  // BINPERSID
-      case 'R': case 0x81: {  // REDUCE / NEWOBJ
+      case 'Q':
+        stack.push_back(persistentLoad(pop()));
+        break;  // BINPERSID
+      case 'R':
+      case 0x81: {  // REDUCE / NEWOBJ
         auto args = pop(), fn = pop();
         stack.push_back(call(fn, args));
         break;
@@ -332,9 +368,14 @@ PyPtr unpickle(const std::string& b, size_t pos, size_t end, const std::function
         stack.back()->items.insert(stack.back()->items.end(), v.begin(), v.end());
         break;
       }
-      case 'b': pop(); break;  // BUILD: the state (an OrderedDict's _metadata) is not needed
-      case '0': pop(); break;  // POP
-      case '.': return pop();  // STOP
+      case 'b':
+        pop();
+        break;  // BUILD: the state (an OrderedDict's _metadata) is not needed
+      case '0':
+        pop();
+        break;  // POP
+      case '.':
+        return pop();  // STOP
       default: {
         char hex[8];
         std::snprintf(hex, sizeof hex, "0x%02x", op);
@@ -354,7 +395,8 @@ const std::set<std::string> kBnSuffixes = {"weight", "bias", "running_mean", "ru
 NamedTensors readTorchSave(const std::string& path) {
   const std::string b = readWholeFile(path);
   if (b.size() < 4 || b.compare(0, 4, "PK\x03\x04") != 0)
-    throw std::runtime_error(path + " is not a zip archive: the legacy (pre-1.6) torch.save format is not read; re-save it with torch.save(torch.load(f), f2)");
+    throw std::runtime_error(
+        path + " is not a zip archive: the legacy (pre-1.6) torch.save format is not read; re-save it with torch.save(torch.load(f), f2)");
   auto dir = readZipDirectory(b, path);
   std::string prefix;
   for (auto& [name, e] : dir) {
@@ -416,7 +458,9 @@ NamedTensors readSafetensors(const std::string& path) {
   const std::string b = readWholeFile(path);
   if (b.size() < 8) throw std::runtime_error(path + ": too short for a safetensors file (no 8-byte header length)");
   const uint64_t n = le(b, 0, 8, path);
-  if (n < 2 || n > b.size() - 8) throw std::runtime_error(path + ": safetensors header length " + std::to_string(n) + " does not fit the file (" + std::to_string(b.size()) + " bytes)");
+  if (n < 2 || n > b.size() - 8)
+    throw std::runtime_error(path + ": safetensors header length " + std::to_string(n) + " does not fit the file (" +
+                             std::to_string(b.size()) + " bytes)");
   nlohmann::json h;
   try {
     h = nlohmann::json::parse(b.substr(8, n));
@@ -424,16 +468,16 @@ NamedTensors readSafetensors(const std::string& path) {
     throw std::runtime_error(path + ": safetensors header is not valid JSON: " + e.what());
   }
   if (!h.is_object()) throw std::runtime_error(path + ": safetensors header is not a JSON object");
-  static const std::map<std::string, at::ScalarType> dtypes = {{"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"F64", at::kDouble},
-                                                               {"I64", at::kLong},  {"I32", at::kInt},  {"I16", at::kShort},      {"I8", at::kChar},
-                                                               {"U8", at::kByte},   {"BOOL", at::kBool}};
+  static const std::map<std::string, at::ScalarType> dtypes = {
+      {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16}, {"F64", at::kDouble}, {"I64", at::kLong},
+      {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},       {"U8", at::kByte},    {"BOOL", at::kBool}};
   const uint64_t dataSize = b.size() - 8 - n;
   std::vector<std::pair<uint64_t, std::pair<std::string, torch::Tensor>>> byOffset;
   for (auto& [name, rec] : h.items()) {
     if (name == "__metadata__") continue;
     const std::string where = path + ": record '" + name + "'";
-    if (!rec.is_object() || !rec.contains("dtype") || !rec.contains("shape") || !rec.contains("data_offsets") || !rec["dtype"].is_string() ||
-        !rec["shape"].is_array() || !rec["data_offsets"].is_array() || rec["data_offsets"].size() != 2)
+    if (!rec.is_object() || !rec.contains("dtype") || !rec.contains("shape") || !rec.contains("data_offsets") ||
+        !rec["dtype"].is_string() || !rec["shape"].is_array() || !rec["data_offsets"].is_array() || rec["data_offsets"].size() != 2)
       throw std::runtime_error(where + " needs dtype, shape and data_offsets [begin, end]");
     auto dt = dtypes.find(rec["dtype"].get<std::string>());
     if (dt == dtypes.end()) throw std::runtime_error(where + ": unsupported dtype " + rec["dtype"].get<std::string>());
@@ -445,10 +489,12 @@ NamedTensors readSafetensors(const std::string& path) {
       numel *= d.get<uint64_t>();
     }
     auto& off = rec["data_offsets"];
-    if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) throw std::runtime_error(where + ": data_offsets must be non-negative integers");
+    if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw std::runtime_error(where + ": data_offsets must be non-negative integers");
     const uint64_t begin = off[0].get<uint64_t>(), endOff = off[1].get<uint64_t>();
     if (begin > endOff || endOff > dataSize)
-      throw std::runtime_error(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(endOff) + "] outside the data (" + std::to_string(dataSize) + " bytes)");
+      throw std::runtime_error(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(endOff) + "] outside the data (" +
+                               std::to_string(dataSize) + " bytes)");
     if (endOff - begin != numel * bytesPer(dt->second))
       throw std::runtime_error(where + ": " + std::to_string(endOff - begin) + " bytes for shape " + shapeStr(shape) + " of " + dt->first);
     auto t = torch::empty(shape, torch::TensorOptions().dtype(dt->second));
@@ -471,9 +517,9 @@ NamedTensors readTensorFile(const std::string& path) {
 }
 
 void writeSafetensors(const std::string& path, const NamedTensors& tensors) {
-  static const std::map<at::ScalarType, std::string> names = {{at::kFloat, "F32"}, {at::kHalf, "F16"}, {at::kBFloat16, "BF16"}, {at::kDouble, "F64"},
-                                                              {at::kLong, "I64"},  {at::kInt, "I32"},  {at::kShort, "I16"},     {at::kChar, "I8"},
-                                                              {at::kByte, "U8"},   {at::kBool, "BOOL"}};
+  static const std::map<at::ScalarType, std::string> names = {
+      {at::kFloat, "F32"}, {at::kHalf, "F16"},  {at::kBFloat16, "BF16"}, {at::kDouble, "F64"}, {at::kLong, "I64"},
+      {at::kInt, "I32"},   {at::kShort, "I16"}, {at::kChar, "I8"},       {at::kByte, "U8"},    {at::kBool, "BOOL"}};
   nlohmann::json h = nlohmann::json::object();
   std::vector<torch::Tensor> data;
   uint64_t off = 0;
@@ -596,8 +642,9 @@ std::string listSome(const std::vector<std::string>& v, size_t first = 12) {
 void importInto(std::map<std::string, torch::Tensor>& targets, const BackboneLayout& L, const std::string& path, const ImportOptions& o,
                 const std::function<bool(const std::string&)>& unusedOk, const std::string& what) {
   if (targets.count("backbone.stemNorm.bn.weight") == 0)
-    throw JobError(o.field, path + ": a torchvision checkpoint holds BatchNorm layers; this " + what +
-                                " has none (norm gn or gn+ws): import it into a model with norm 'bn' (GN / GN+WS models train from scratch)");
+    throw JobError(o.field,
+                   path + ": a torchvision checkpoint holds BatchNorm layers; this " + what +
+                       " has none (norm gn or gn+ws): import it into a model with norm 'bn' (GN / GN+WS models train from scratch)");
   NamedTensors file;
   try {
     file = readTensorFile(path);
@@ -617,8 +664,10 @@ void importInto(std::map<std::string, torch::Tensor>& targets, const BackboneLay
     }
     auto dst = targets.find(it->second);
     if (dst == targets.end()) {
-      if (unusedOk(it->second)) unused.push_back(name);
-      else unknown.push_back(name);
+      if (unusedOk(it->second))
+        unused.push_back(name);
+      else
+        unknown.push_back(name);
       continue;
     }
     if (t.sizes() != dst->second.sizes()) {
@@ -670,7 +719,8 @@ std::map<std::string, torch::Tensor> namedTensors(torch::nn::Module& m, const st
 
 void importTorchvisionClassifier(Classifier& model, const BackboneLayout& L, const std::string& path, const ImportOptions& o) {
   auto targets = namedTensors(*model, "");
-  importInto(targets, L, path, o, [](const std::string&) { return false; }, "classifier");
+  importInto(
+      targets, L, path, o, [](const std::string&) { return false; }, "classifier");
 }
 
 void importTorchvisionBackbone(Backbone& backbone, const BackboneLayout& L, const std::string& path, const ImportOptions& o) {
@@ -688,10 +738,13 @@ void exportTorchvision(Classifier& model, const BackboneLayout& L, const std::st
     if (it == tensors.end()) throw std::runtime_error("export: the classifier has no " + tr + " (norm must be bn for torchvision naming)");
     out.push_back({tv, it->second});
   }
-  if (out.size() != tensors.size()) throw std::runtime_error("export: " + std::to_string(tensors.size() - out.size()) + " classifier tensors have no torchvision name");
+  if (out.size() != tensors.size())
+    throw std::runtime_error("export: " + std::to_string(tensors.size() - out.size()) + " classifier tensors have no torchvision name");
   const bool pth = path.size() > 4 && (path.compare(path.size() - 4, 4, ".pth") == 0 || path.compare(path.size() - 3, 3, ".pt") == 0);
-  if (pth) writeTorchSave(path, out);
-  else writeSafetensors(path, out);
+  if (pth)
+    writeTorchSave(path, out);
+  else
+    writeSafetensors(path, out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -718,7 +771,8 @@ void applyBackboneTraining(Backbone& backbone, const BackboneTraining& t) {
 
 torch::Tensor imagenetEvalTensor(const Image& img, int resize, int crop) {
   // the layout of T.PILToTensor(): a CHW view of the HWC bytes
-  auto u8 = torch::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3}, torch::kUInt8).permute({2, 0, 1}).unsqueeze(0);
+  auto u8 =
+      torch::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3}, torch::kUInt8).permute({2, 0, 1}).unsqueeze(0);
   const int64_t h = img.height, w = img.width;
   const int64_t shortSide = std::min(h, w), longSide = std::max(h, w);
   // torchvision _compute_resized_output_size: int(size * long / short)
@@ -733,7 +787,8 @@ torch::Tensor imagenetEvalTensor(const Image& img, int resize, int crop) {
     x = torch::round(f).to(torch::kUInt8);
   }
   // center_crop: int(round((h - crop) / 2.0)), Python's round (half to even)
-  const int64_t top = static_cast<int64_t>(std::nearbyint((nh - crop) / 2.0)), left = static_cast<int64_t>(std::nearbyint((nw - crop) / 2.0));
+  const int64_t top = static_cast<int64_t>(std::nearbyint((nh - crop) / 2.0)),
+                left = static_cast<int64_t>(std::nearbyint((nw - crop) / 2.0));
   x = x.slice(2, top, top + crop).slice(3, left, left + crop);
   auto y = x.to(torch::kFloat).div(255);  // convert_image_dtype
   auto mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({-1, 1, 1});

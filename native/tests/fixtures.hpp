@@ -39,7 +39,13 @@ inline Layout smallLayout(const std::string& head = "2fc") {
   L.neck.from = 2;
   L.neck.to = 4;
   const bool retina = head == "retina", ga = head == "2fc-ga";
-  L.rpn = {retina ? RpnKind::None : ga ? RpnKind::GaRpn : RpnKind::Rpn, /*anchorsPerLocation=*/retina ? 0 : ga ? 1 : 3,
+  L.rpn = {retina ? RpnKind::None
+           : ga   ? RpnKind::GaRpn
+                  : RpnKind::Rpn,
+           /*anchorsPerLocation=*/
+           retina ? 0
+           : ga   ? 1
+                  : 3,
            /*convChannels=*/retina ? 0 : 16, /*deformGroups=*/ga ? 4 : 0};
   L.head.kind = headKindNamed(ga ? "2fc" : head);
   L.head.numClasses = 3;

@@ -161,7 +161,8 @@ TEST(Checksum, AFailedCheckpointWriteNamesThePathAndLeavesNoTempFile) {
     saveCheckpoint(job, *model, opt, pos);
     FAIL() << "expected the write to fail";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot write checkpoint " + job.outDir + "/checkpoints/ckpt-5.pt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot write checkpoint " + job.outDir + "/checkpoints/ckpt-5.pt"), std::string::npos)
+        << e.what();
   }
   fs::remove_all(dir);
 }

@@ -38,7 +38,7 @@ bool cpuStandIn() {
   return v && std::string(v) == "1";
 }
 torch::Device testDevice() { return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU); }
-#define SKIP_WITHOUT_CUDA()                                      \
+#define SKIP_WITHOUT_CUDA()                                                                                             \
   if (!torch::cuda::is_available() && !cpuStandIn()) GTEST_SKIP() << "no CUDA device in this build or on this machine"; \
   const torch::Device dev = testDevice()
 
@@ -48,7 +48,9 @@ torch::Tensor randomBoxes(int n, double maxSide = 100) {
   return torch::cat({xy, xy + wh}, 1);
 }
 
-double maxDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a.cpu().to(torch::kDouble) - b.cpu().to(torch::kDouble)).abs().max().item<double>(); }
+double maxDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.cpu().to(torch::kDouble) - b.cpu().to(torch::kDouble)).abs().max().item<double>();
+}
 
 Layout smallLayout() { return fixtures::smallLayout("2fc"); }
 Recipe smallRecipe(const std::string& norm) { return fixtures::smallRecipe(normKindNamed(norm)); }

@@ -29,7 +29,8 @@ struct TempDir {
 
 json goodInstances() {
   return {{"images", json::array({{{"id", 1}, {"file_name", "a.png"}, {"width", 64}, {"height", 48}}})},
-          {"annotations", json::array({{{"id", 1}, {"image_id", 1}, {"category_id", 3}, {"bbox", {2, 3, 10, 12}}, {"area", 120}, {"iscrowd", 0}}})},
+          {"annotations",
+           json::array({{{"id", 1}, {"image_id", 1}, {"category_id", 3}, {"bbox", {2, 3, 10, 12}}, {"area", 120}, {"iscrowd", 0}}})},
           {"categories", json::array({{{"id", 3}, {"name", "box"}}})}};
 }
 
@@ -130,5 +131,6 @@ TEST(Data, AnAbsurdHeaderIsRefusedBeforeDecoding) {
   EXPECT_NE(prepareError().find("a.png: image header says 10000x10000 but the annotation says 64x48"), std::string::npos) << prepareError();
   // beyond what stb_image accepts at all: its header read refuses it
   writePngHeader(d.path / "train" / "a.png", 100000, 100000);
-  EXPECT_NE(prepareError().find("cannot read the image header of " + (d.path / "train" / "a.png").string()), std::string::npos) << prepareError();
+  EXPECT_NE(prepareError().find("cannot read the image header of " + (d.path / "train" / "a.png").string()), std::string::npos)
+      << prepareError();
 }

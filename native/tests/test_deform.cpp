@@ -33,19 +33,19 @@ struct Case {
 };
 
 std::string describe(const Case& c) {
-  return "B" + std::to_string(c.B) + " Cin" + std::to_string(c.Cin) + " Cout" + std::to_string(c.Cout) + " " + std::to_string(c.H) +
-         "x" + std::to_string(c.W) + " k" + std::to_string(c.kh) + "x" + std::to_string(c.kw) + " s" + std::to_string(c.stride) + " p" +
+  return "B" + std::to_string(c.B) + " Cin" + std::to_string(c.Cin) + " Cout" + std::to_string(c.Cout) + " " + std::to_string(c.H) + "x" +
+         std::to_string(c.W) + " k" + std::to_string(c.kh) + "x" + std::to_string(c.kw) + " s" + std::to_string(c.stride) + " p" +
          std::to_string(c.padding) + " d" + std::to_string(c.dilation) + " g" + std::to_string(c.groups) + " dg" +
          std::to_string(c.deformGroups);
 }
 
 // stride 1/2, padding 0..2, dilation 1/2, groups 1/2, deformGroups 1/2/4, non-square kernels and maps
 const std::vector<Case> kCases = {
-    {2, 4, 6, 7, 9, 3, 3, 1, 1, 1, 1, 1},  //
-    {1, 8, 4, 9, 8, 3, 3, 2, 1, 1, 2, 2},  //
+    {2, 4, 6, 7, 9, 3, 3, 1, 1, 1, 1, 1},    //
+    {1, 8, 4, 9, 8, 3, 3, 2, 1, 1, 2, 2},    //
     {2, 8, 6, 10, 11, 3, 3, 1, 2, 2, 2, 4},  //
-    {1, 4, 4, 8, 7, 2, 3, 2, 0, 2, 1, 2},  //
-    {2, 6, 3, 6, 6, 1, 1, 1, 0, 1, 1, 1},  //
+    {1, 4, 4, 8, 7, 2, 3, 2, 0, 2, 1, 2},    //
+    {2, 6, 3, 6, 6, 1, 1, 1, 0, 1, 1, 1},    //
     {1, 8, 8, 12, 10, 3, 3, 2, 2, 2, 4, 4},
 };
 
@@ -106,7 +106,9 @@ Inputs randomInputs(const Case& c, double offsetScale, bool integerOffsets, torc
   return r;
 }
 
-double maxAbs(const torch::Tensor& a, const torch::Tensor& b) { return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>(); }
+double maxAbs(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
 
 }  // namespace
 
@@ -178,7 +180,8 @@ TEST(DeformConv, ZeroAndIntegerShiftOffsetsEqualConv2d) {
 // the border cut-offs at -1, H, W are integers), so no sample crosses one within eps.
 TEST(DeformConv, GradientsMatchFiniteDifferences) {
   torch::manual_seed(14);
-  const std::vector<Case> cases = {{2, 4, 4, 5, 6, 3, 3, 1, 1, 1, 2, 2}, {1, 4, 2, 7, 6, 3, 3, 2, 2, 2, 1, 4}, {1, 2, 2, 4, 5, 2, 3, 1, 0, 1, 1, 1}};
+  const std::vector<Case> cases = {
+      {2, 4, 4, 5, 6, 3, 3, 1, 1, 1, 2, 2}, {1, 4, 2, 7, 6, 3, 3, 2, 2, 2, 1, 4}, {1, 2, 2, 4, 5, 2, 3, 1, 0, 1, 1, 1}};
   for (const auto& c : cases) {
     auto in = randomInputs(c, /*offsetScale=*/1.0, /*integerOffsets=*/false, torch::kDouble);
     in.offset = torch::randint(-3, 3, in.offset.sizes(), torch::kDouble) + torch::rand(in.offset.sizes(), torch::kDouble) * 0.8 + 0.1;

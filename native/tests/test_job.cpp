@@ -71,11 +71,39 @@ bool namesPlaceIn(const json& doc, const std::string& field) {
 }
 
 const std::vector<json>& hostileValues() {
-  static const std::vector<json> values = {
-      nullptr, true, 0, -1, 1, 2, 3, 7, 32, 33, 1024, -0.5, 0.5, 1e300, -1e300, 9.3e18, -9.3e18,
-      std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(), std::numeric_limits<uint64_t>::max(),
-      "", "x", "cpu", "cuda:", "cuda:0", "bn", "fp16", "../../etc/passwd", json::array(), json::array({nullptr}),
-      json::array({1, 2}), json::object(), json::object({{"", 1}})};
+  static const std::vector<json> values = {nullptr,
+                                           true,
+                                           0,
+                                           -1,
+                                           1,
+                                           2,
+                                           3,
+                                           7,
+                                           32,
+                                           33,
+                                           1024,
+                                           -0.5,
+                                           0.5,
+                                           1e300,
+                                           -1e300,
+                                           9.3e18,
+                                           -9.3e18,
+                                           std::numeric_limits<int64_t>::max(),
+                                           std::numeric_limits<int64_t>::min(),
+                                           std::numeric_limits<uint64_t>::max(),
+                                           "",
+                                           "x",
+                                           "cpu",
+                                           "cuda:",
+                                           "cuda:0",
+                                           "bn",
+                                           "fp16",
+                                           "../../etc/passwd",
+                                           json::array(),
+                                           json::array({nullptr}),
+                                           json::array({1, 2}),
+                                           json::object(),
+                                           json::object({{"", 1}})};
   return values;
 }
 
@@ -91,8 +119,10 @@ void check(const json& doc, const std::string& mutated, bool strict, const std::
   } catch (const JobError& e) {
     ++o.rejected;
     EXPECT_FALSE(std::string(e.what()).empty()) << what;
-    if (strict) EXPECT_TRUE(related(e.field, mutated)) << what << ": rejected naming '" << e.field << "': " << e.what();
-    else EXPECT_TRUE(related(e.field, mutated) || namesPlaceIn(doc, e.field)) << what << ": rejected naming '" << e.field << "': " << e.what();
+    if (strict)
+      EXPECT_TRUE(related(e.field, mutated)) << what << ": rejected naming '" << e.field << "': " << e.what();
+    else
+      EXPECT_TRUE(related(e.field, mutated) || namesPlaceIn(doc, e.field)) << what << ": rejected naming '" << e.field << "': " << e.what();
   } catch (const std::exception& e) {
     ADD_FAILURE() << what << ": " << typeid(e).name() << " instead of a JobError: " << e.what();
   }
@@ -116,8 +146,10 @@ void fuzzFixture(const std::string& name) {
     }
     json doc = base;
     json& parent = doc.at(p.parent_pointer());
-    if (parent.is_object()) parent.erase(p.back());
-    else parent.erase(parent.begin() + static_cast<std::ptrdiff_t>(std::stoul(p.back())));
+    if (parent.is_object())
+      parent.erase(p.back());
+    else
+      parent.erase(parent.begin() + static_cast<std::ptrdiff_t>(std::stoul(p.back())));
     check(doc, field, false, name + ": delete " + field, o);
     if (base.at(p).is_object()) {
       json withExtra = base;
@@ -126,7 +158,8 @@ void fuzzFixture(const std::string& name) {
     }
   }
   // hostile documents as a whole
-  const std::vector<std::string> documents = {"", "{", "[]", "null", "1", "\"job\"", "{\"schemaVersion\": 1e999}", std::string(100000, '[')};
+  const std::vector<std::string> documents = {
+      "", "{", "[]", "null", "1", "\"job\"", "{\"schemaVersion\": 1e999}", std::string(100000, '[')};
   for (const std::string& text : documents) {
     try {
       parseJob(text);

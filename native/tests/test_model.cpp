@@ -14,9 +14,9 @@
 using namespace smnas;
 namespace F = torch::nn::functional;
 
+using fixtures::residualBackbone;
 using fixtures::smallLayout;
 using fixtures::smallRecipe;
-using fixtures::residualBackbone;
 
 TEST(Model, BackboneOutputShapes) {
   for (std::string kind : {"basicblock", "bottleneck", "Xbottleneck"}) {
@@ -91,7 +91,6 @@ TEST(Model, AutocastGuardEnablesBf16OnCpuAndRestores) {
   EXPECT_FALSE(autocastDtypeFor("off", t));
 }
 
-
 // bf16 autocast on the CPU (recipe.mixedPrecision 'bf16'): the detector trains, every loss term is
 // an fp32 finite scalar, and a few SGD steps on one fixed batch lower the total loss.
 TEST(Model, Bf16AutocastTrainingStaysFiniteAndLearns) {
@@ -101,7 +100,8 @@ TEST(Model, Bf16AutocastTrainingStaysFiniteAndLearns) {
     det->train();
     torch::optim::SGD opt(det->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
     auto images = torch::randn({2, 3, 64, 64});
-    std::vector<torch::Tensor> boxes{torch::tensor({{8.f, 8.f, 40.f, 36.f}}), torch::tensor({{20.f, 10.f, 60.f, 50.f}, {2.f, 30.f, 22.f, 62.f}})};
+    std::vector<torch::Tensor> boxes{torch::tensor({{8.f, 8.f, 40.f, 36.f}}),
+                                     torch::tensor({{20.f, 10.f, 60.f, 50.f}, {2.f, 30.f, 22.f, 62.f}})};
     std::vector<torch::Tensor> labels{torch::tensor({1L}), torch::tensor({0L, 2L})};
     std::vector<std::pair<int, int>> sizes{{64, 64}, {64, 64}};
     double first = 0, last = 0;

@@ -31,8 +31,16 @@ float bilinear(const torch::TensorAccessor<float, 2>& f, int H, int W, double y,
   y = std::max(y, 0.0);
   x = std::max(x, 0.0);
   int y0 = static_cast<int>(y), x0 = static_cast<int>(x), y1, x1;
-  if (y0 >= H - 1) { y1 = y0 = H - 1; y = y0; } else y1 = y0 + 1;
-  if (x0 >= W - 1) { x1 = x0 = W - 1; x = x0; } else x1 = x0 + 1;
+  if (y0 >= H - 1) {
+    y1 = y0 = H - 1;
+    y = y0;
+  } else
+    y1 = y0 + 1;
+  if (x0 >= W - 1) {
+    x1 = x0 = W - 1;
+    x = x0;
+  } else
+    x1 = x0 + 1;
   double ly = y - y0, lx = x - x0;
   return (1 - ly) * (1 - lx) * f[y0][x0] + (1 - ly) * lx * f[y0][x1] + ly * (1 - lx) * f[y1][x0] + ly * lx * f[y1][x1];
 }
@@ -187,7 +195,8 @@ TEST(Ops, RoiAlignGradientMatchesFiniteDifference) {
     auto fp = feat.detach().clone(), fm = feat.detach().clone();
     fp[0][0][y][x] += eps;
     fm[0][0][y][x] -= eps;
-    double num = ((roiAlign(fp, rois, 7, 0.25) * w).sum().item<double>() - (roiAlign(fm, rois, 7, 0.25) * w).sum().item<double>()) / (2 * eps);
+    double num =
+        ((roiAlign(fp, rois, 7, 0.25) * w).sum().item<double>() - (roiAlign(fm, rois, 7, 0.25) * w).sum().item<double>()) / (2 * eps);
     EXPECT_NEAR(g[0][0][y][x].item<double>(), num, 1e-3) << y << "," << x;
   }
 }

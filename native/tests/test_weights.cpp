@@ -94,7 +94,9 @@ TEST(Weights, CorruptSafetensorsNameTheFileAndRecord) {
 }
 
 TEST(Weights, TorchSaveWrittenByPickleSaveReadsBack) {
-  NamedTensors t = {{"a.weight", torch::randn({3, 2, 1, 1})}, {"a.num_batches_tracked", torch::tensor(3, torch::kLong)}, {"h", torch::randn({5}).to(torch::kHalf)}};
+  NamedTensors t = {{"a.weight", torch::randn({3, 2, 1, 1})},
+                    {"a.num_batches_tracked", torch::tensor(3, torch::kLong)},
+                    {"h", torch::randn({5}).to(torch::kHalf)}};
   const auto p = tmpPath("a.pth");
   writeTorchSave(p, t);
   auto back = readTorchSave(p);

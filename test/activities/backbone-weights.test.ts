@@ -19,7 +19,12 @@ import { R18, R50, resnetKeys, writePth, writeSafetensors } from '../support/che
 const work = tmpDir('smnas-bbw-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const control = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+const control = createControlActivities({
+  artifactRoot: path.join(work, 'store'),
+  trainerBin: '/nonexistent',
+  devices: ['cpu'],
+  logger: pino({ level: 'silent' }),
+});
 const check = (c: unknown) => new MockActivityEnvironment().run(control.checkBackboneWeights as any, c) as Promise<BackboneWeightsPlan>;
 const paper = (data: Record<string, unknown>, overrides: Record<string, unknown> = {}) => ({
   ...makePaperCampaign({ cocoRoot: path.join(work, 'coco') }),
@@ -33,7 +38,10 @@ describe('campaign schema: data.backboneWeights, data.missingBackboneWeights', (
     const none = parseCampaign(base);
     expect(none.success && none.data.data.backboneWeights).toBeUndefined();
     expect(none.success && none.data.data.missingBackboneWeights).toBeUndefined();
-    const some = parseCampaign({ ...base, data: { ...base.data, backboneWeights: { resnet50: '/w/r50.pth', mobilenet_v2: 'm.safetensors' }, missingBackboneWeights: 'exclude' } });
+    const some = parseCampaign({
+      ...base,
+      data: { ...base.data, backboneWeights: { resnet50: '/w/r50.pth', mobilenet_v2: 'm.safetensors' }, missingBackboneWeights: 'exclude' },
+    });
     expect(some.success).toBe(true);
     expect(some.success && some.data.data.backboneWeights).toEqual({ resnet50: '/w/r50.pth', mobilenet_v2: 'm.safetensors' });
   });
@@ -84,7 +92,12 @@ describe('checkBackboneWeights (control activity)', () => {
     expect(err.nonRetryable).toBe(true);
     expect(err.type).toBe('InvalidCampaign');
     expect(err.message).toMatch(/data\.missingBackboneWeights: 'exclude' leaves the stage-one space without backbones/);
-    const gn = await check(paper({ backboneWeights: { resnet50: r50pth } }, { stages: { ...makePaperCampaign({ cocoRoot: '/c' }).stages, structural: { maxEvaluations: 5, population: 2, recipe: 'paper-stage-two' } } }));
+    const gn = await check(
+      paper(
+        { backboneWeights: { resnet50: r50pth } },
+        { stages: { ...makePaperCampaign({ cocoRoot: '/c' }).stages, structural: { maxEvaluations: 5, population: 2, recipe: 'paper-stage-two' } } },
+      ),
+    );
     expect(gn.stageOneNorm).toBe('gn+ws');
     expect(gn.stageOneWeights).toEqual({});
     expect(gn.finalWeights).toEqual({ resnet50: r50pth });
@@ -94,10 +107,22 @@ describe('checkBackboneWeights (control activity)', () => {
   test.each([
     ['a missing file', () => path.join(work, 'nope.pth'), /cannot read the file \(ENOENT\)/],
     ['a folder', () => (fs.mkdirSync(path.join(work, 'dir.pth'), { recursive: true }), path.join(work, 'dir.pth')), /not a regular file/],
-    ['resnet18 weights named as resnet50', () => r18pth, /not resnet50 weights in torchvision naming: missing key\(s\) layer1\.0\.conv3\.weight, layer3\.5\.conv3\.weight, layer4\.2\.bn3\.running_var/],
+    [
+      'resnet18 weights named as resnet50',
+      () => r18pth,
+      /not resnet50 weights in torchvision naming: missing key\(s\) layer1\.0\.conv3\.weight, layer3\.5\.conv3\.weight, layer4\.2\.bn3\.running_var/,
+    ],
     ['ResNeXt weights named as resnet50', () => x50st, /grouped \(ResNeXt\) convolution, not resnet50's/],
-    ['a file of another format', () => (fs.writeFileSync(path.join(work, 'text.pth'), 'hello, this is not a checkpoint'), path.join(work, 'text.pth')), /nor a safetensors file/],
-    ['a legacy torch.save file', () => (fs.writeFileSync(path.join(work, 'legacy.pth'), Buffer.from([0x80, 0x02, 0x8a, 0x0a])), path.join(work, 'legacy.pth')), /legacy \(pre-1\.6\)/],
+    [
+      'a file of another format',
+      () => (fs.writeFileSync(path.join(work, 'text.pth'), 'hello, this is not a checkpoint'), path.join(work, 'text.pth')),
+      /nor a safetensors file/,
+    ],
+    [
+      'a legacy torch.save file',
+      () => (fs.writeFileSync(path.join(work, 'legacy.pth'), Buffer.from([0x80, 0x02, 0x8a, 0x0a])), path.join(work, 'legacy.pth')),
+      /legacy \(pre-1\.6\)/,
+    ],
   ])('%s fails non-retryably naming data.backboneWeights.resnet50 and the path', async (_what, file, message) => {
     const f = file();
     const err = await check(paper({ backboneWeights: { resnet50: f } })).catch((e) => e);

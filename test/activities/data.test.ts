@@ -16,7 +16,12 @@ import { tmpDir } from './mock-trainer';
 
 const work = tmpDir('smnas-data-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
-const acts = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+const acts = createControlActivities({
+  artifactRoot: path.join(work, 'store'),
+  trainerBin: '/nonexistent',
+  devices: ['cpu'],
+  logger: pino({ level: 'silent' }),
+});
 const run = <T>(fn: (...a: any[]) => Promise<T>, ...args: unknown[]) => new MockActivityEnvironment().run(fn as any, ...args) as Promise<T>;
 
 describe('prepareData', () => {
@@ -59,16 +64,28 @@ describe('prepareData', () => {
   });
 
   test('a transfer protocol of the campaign is converted as asked; impossible ones name the data set', async () => {
-    const voc = { name: 'voc12', format: 'voc' as const, root: path.join(work, 'toy', 'voc'), train: { split: 'train', years: ['2012'] }, test: { split: 'val', years: ['2012'] }, metric: 'voc07-map50' as const };
+    const voc = {
+      name: 'voc12',
+      format: 'voc' as const,
+      root: path.join(work, 'toy', 'voc'),
+      train: { split: 'train', years: ['2012'] },
+      test: { split: 'val', years: ['2012'] },
+      metric: 'voc07-map50' as const,
+    };
     const s = await run<DataSummary>(acts.prepareData, { ...c, data: { ...c.data, transfer: [voc] } });
     expect(s.transfer[0]).toMatchObject({ trainSplit: 'train', valSplit: 'val', trainImages: 2, valImages: 1, metric: 'voc07-map50' });
     const same = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ ...voc, test: { split: 'train' } }] } }).catch((e) => e);
     expect(same.nonRetryable).toBe(true);
     expect(same.message).toMatch(/transfer dataset 'voc12': train and test both use split 'train'/);
-    const missing = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ ...voc, test: { split: 'test', years: ['2012'] } }] } }).catch((e) => e);
+    const missing = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ ...voc, test: { split: 'test', years: ['2012'] } }] } }).catch(
+      (e) => e,
+    );
     expect(missing.nonRetryable).toBe(true);
     expect(missing.message).toMatch(/transfer dataset 'voc12' \(voc, .*\): .*VOC2012\/ImageSets\/Main\/test\.txt: split file not found/);
-    const years = await run(acts.prepareData, { ...c, data: { ...c.data, transfer: [{ name: 'b', format: 'bdd', root: '/x', train: { split: 'train', years: ['2007'] } }] } }).catch((e) => e);
+    const years = await run(acts.prepareData, {
+      ...c,
+      data: { ...c.data, transfer: [{ name: 'b', format: 'bdd', root: '/x', train: { split: 'train', years: ['2007'] } }] },
+    }).catch((e) => e);
     expect(years.message).toMatch(/data\.transfer\.0\.train\.years: years apply to VOC data sets only/);
   });
 
@@ -126,16 +143,38 @@ describe('artifact store', () => {
     const miss = await run<LookupResult>(acts.lookupEvaluation, req);
     expect(miss.record).toBeNull();
     const record: EvaluationRecord = {
-      key: miss.key, campaignId: 'store-test', stage: 'structural', arch: req.arch, recipe: req.recipe, recipeHash: miss.recipeHash,
+      key: miss.key,
+      campaignId: 'store-test',
+      stage: 'structural',
+      arch: req.arch,
+      recipe: req.recipe,
+      recipeHash: miss.recipeHash,
       datasetFingerprint: 'fp',
-      train: { kind: 'ok', mAP: 0.3, stats: null, weights: '/w.pt', outDir: '/o', wallSeconds: 3, gpuSeconds: 3, device: 'cpu', attempt: 2, resumedFrom: '/c.pt', message: null },
-      cost: null, latency: null, finishedAt: '2026-01-01T00:00:00.000Z',
+      train: {
+        kind: 'ok',
+        mAP: 0.3,
+        stats: null,
+        weights: '/w.pt',
+        outDir: '/o',
+        wallSeconds: 3,
+        gpuSeconds: 3,
+        device: 'cpu',
+        attempt: 2,
+        resumedFrom: '/c.pt',
+        message: null,
+      },
+      cost: null,
+      latency: null,
+      finishedAt: '2026-01-01T00:00:00.000Z',
     };
     await run(acts.recordEvaluation, { record });
     await run(acts.recordEvaluation, { record }); // a retried record activity
     const hit = await run<LookupResult>(acts.lookupEvaluation, req);
     expect(hit.record).toEqual(record);
-    const log = fs.readFileSync(path.join(work, 'store', 'campaigns', 'store-test', 'results.jsonl'), 'utf8').trim().split('\n');
+    const log = fs
+      .readFileSync(path.join(work, 'store', 'campaigns', 'store-test', 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
     expect(log).toHaveLength(1);
     expect(JSON.parse(log[0])).toMatchObject({ arch: req.arch, recipe: 'toy-stage-one', mAP: 0.3, attempts: 2, wallSeconds: 3, reused: false });
     // no temp files left behind by the atomic writes
@@ -148,7 +187,15 @@ describe('prepareData off the main thread', () => {
   test('heavy data generation does not block the event loop that dispatches workflow tasks', async () => {
     const base = makeToyCampaign({ id: 'data-thread', dataRoot: path.join(work, 'heavy'), artifactRoot: path.join(work, 'store') });
     // detection data only (no transfer sets, no classification folders): a second or two of work
-    const c = { ...base, data: { ...base.data, transfer: [], classification: undefined, synthesize: { root: path.join(work, 'heavy'), trainImages: 60, valImages: 10, imageSize: 128, classes: 3, seed: 2 } } };
+    const c = {
+      ...base,
+      data: {
+        ...base.data,
+        transfer: [],
+        classification: undefined,
+        synthesize: { root: path.join(work, 'heavy'), trainImages: 60, valImages: 10, imageSize: 128, classes: 3, seed: 2 },
+      },
+    };
     let longestGap = 0;
     let last = Date.now();
     const tick = setInterval(() => {

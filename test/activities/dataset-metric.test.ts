@@ -29,7 +29,17 @@ const gt: CocoInstances = {
 const file = instancesPath(work, 'test');
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.writeFileSync(file, JSON.stringify(gt));
-const data = (metric?: DatasetRef['metric']): DatasetRef => ({ name: 'voc', root: work, trainSplit: 'trainval', valSplit: 'test', numClasses: 2, trainImages: 2, valImages: 2, fingerprint: 'f', metric });
+const data = (metric?: DatasetRef['metric']): DatasetRef => ({
+  name: 'voc',
+  root: work,
+  trainSplit: 'trainval',
+  valSplit: 'test',
+  numClasses: 2,
+  trainImages: 2,
+  valImages: 2,
+  fingerprint: 'f',
+  metric,
+});
 const dets = (list: object[]) => {
   const f = path.join(work, `dets-${Math.random()}.json`);
   fs.writeFileSync(f, JSON.stringify(list));

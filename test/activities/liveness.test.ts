@@ -4,7 +4,14 @@ import type { TrainerMessage } from '../../protocol/trainer-messages';
 
 const rule = { startupSeconds: 600, floorSeconds: 60, factor: 10 };
 const progress = (iteration: number, totalIterations = 100, imagesPerSec = 4): TrainerMessage => ({
-  type: 'progress', epoch: 0, iteration, totalIterations, lr: 0.01, loss: 1, losses: {}, imagesPerSec,
+  type: 'progress',
+  epoch: 0,
+  iteration,
+  totalIterations,
+  lr: 0.01,
+  loss: 1,
+  losses: {},
+  imagesPerSec,
 });
 
 describe('LivenessWatch', () => {

@@ -37,7 +37,14 @@ maybe('GPU activities with the real trainer (toy data, CPU)', () => {
   let data: DataSummary;
   beforeAll(async () => {
     const base = makeToyCampaign({ id: 'real', dataRoot: path.join(work, 'toy'), artifactRoot: deps.artifactRoot });
-    const c = { ...base, data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'toy'), trainImages: 8, valImages: 4, imageSize: 64, classes: 2, seed: 1 } } };
+    const c = {
+      ...base,
+      data: {
+        detection: base.data.detection,
+        transfer: [],
+        synthesize: { root: path.join(work, 'toy'), trainImages: 8, valImages: 4, imageSize: 64, classes: 2, seed: 1 },
+      },
+    };
     data = (await new MockActivityEnvironment().run(createControlActivities(deps).prepareData as any, c)) as DataSummary;
   }, 60_000);
   const req = (key: string): TrainRequest => ({ campaignId: 'real', key, arch: ARCH, recipe: 'toy-stage-one', data: data.detection, seed: 0 });
@@ -76,11 +83,17 @@ maybe('GPU activities with the real trainer (toy data, CPU)', () => {
     const first = (await new MockActivityEnvironment({ attempt: 1 }).run(acts.trainDetector, req('ck'))) as TrainOutcome;
     expect(first.incidents).toEqual([]);
     const dir = path.join(first.outDir, 'checkpoints');
-    const ckpts = () => fs.readdirSync(dir).filter((f) => f.endsWith('.pt')).sort((a, b) => parseInt(b.slice(5), 10) - parseInt(a.slice(5), 10));
+    const ckpts = () =>
+      fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.pt'))
+        .sort((a, b) => parseInt(b.slice(5), 10) - parseInt(a.slice(5), 10));
     const [newest, previous] = ckpts();
     // each checkpoint has a sha256sum-format sidecar that node's sha256 agrees with
     for (const f of [newest, previous]) {
-      const digest = createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex');
+      const digest = createHash('sha256')
+        .update(fs.readFileSync(path.join(dir, f)))
+        .digest('hex');
       expect(fs.readFileSync(path.join(dir, `${f}.sha256`), 'utf8')).toBe(`${digest}  ${f}\n`);
     }
     // a flipped byte in the newest (as a disk error would leave it); the campaign is restarted (attempt 1, no details)
@@ -106,7 +119,13 @@ maybe('GPU activities with the real trainer (toy data, CPU)', () => {
 
   test('latency benchmark on the CPU', async () => {
     const figs = (await new MockActivityEnvironment().run(createGpuActivities(deps).benchmarkLatency, {
-      key: 'bench', arch: ARCH, recipe: 'toy-stage-one', numClasses: 2, device: 'cpu', warmup: 1, iterations: 3,
+      key: 'bench',
+      arch: ARCH,
+      recipe: 'toy-stage-one',
+      numClasses: 2,
+      device: 'cpu',
+      warmup: 1,
+      iterations: 3,
     })) as BenchFigures;
     expect(figs.iterations).toBe(3);
     expect(figs.medianMs).toBeGreaterThan(0);

@@ -16,7 +16,12 @@ import { tmpDir } from './mock-trainer';
 
 const work = tmpDir('smnas-report-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
-const acts = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+const acts = createControlActivities({
+  artifactRoot: path.join(work, 'store'),
+  trainerBin: '/nonexistent',
+  devices: ['cpu'],
+  logger: pino({ level: 'silent' }),
+});
 const run = <T>(fn: (...a: any[]) => Promise<T>, ...args: unknown[]) => new MockActivityEnvironment().run(fn as any, ...args) as Promise<T>;
 
 /** marks of one vega symbol layer in a vega SVG: the <path> elements of its <g class="... name"> group */
@@ -38,11 +43,24 @@ describe('writeReport', () => {
     expect(log.results).toHaveLength(15);
     const md = fs.readFileSync(path.join(c.dir, 'report.md'), 'utf8');
     const per = (stage: string) => log.results.filter((r) => r.stage === stage).length;
-    expect(md).toContain(`Evaluations: ${log.results.length} in results.jsonl (structural ${per('structural')}, modular ${per('modular')}, final ${per('final')}, transfer ${per('transfer')}); 16 lines`);
+    expect(md).toContain(
+      `Evaluations: ${log.results.length} in results.jsonl (structural ${per('structural')}, modular ${per('modular')}, final ${per('final')}, transfer ${per('transfer')}); 16 lines`,
+    );
     // the campaign's other stages are named as what they are, not added to the evaluations
     expect(md).toContain('Not evaluations, so not counted: 2 selected candidates, 1 backbone pretraining.');
     for (const stage of ['structural', 'modular', 'final', 'transfer']) expect(md).toMatch(new RegExp(`\\| ${stage} \\| ${per(stage)} \\| 0 \\|`));
-    expect(out.files).toEqual(expect.arrayContaining(['fronts.json', 'report.md', 'report.html', 'pareto-structural.svg', 'pareto-structural.png', 'pareto-modular.svg', 'correlation.png', 'gpu-hours.svg']));
+    expect(out.files).toEqual(
+      expect.arrayContaining([
+        'fronts.json',
+        'report.md',
+        'report.html',
+        'pareto-structural.svg',
+        'pareto-structural.png',
+        'pareto-modular.svg',
+        'correlation.png',
+        'gpu-hours.svg',
+      ]),
+    );
 
     // the figures: one point per evaluation of the stage, the final model on the stage-two plot, staircases
     const s1 = fs.readFileSync(path.join(c.dir, 'pareto-structural.svg'), 'utf8');
@@ -74,9 +92,14 @@ describe('writeReport', () => {
     await run(acts.recordEvaluation, { record: rec, artifactRoot: root, reused: true, candidate: C0 === MODULAR[0][0] ? C1 : C0 });
     const log = parseResultsLog('results.jsonl', fs.readFileSync(path.join(c.dir, 'results.jsonl'), 'utf8'));
     expect(log.lines).toBe(STRUCTURAL.length + MODULAR.length + 1);
-    expect(log.results.filter((r) => r.key === rec.key).map((r) => [r.candidate, r.reused])).toEqual([[MODULAR[0][0], false], [C0 === MODULAR[0][0] ? C1 : C0, true]]);
+    expect(log.results.filter((r) => r.key === rec.key).map((r) => [r.candidate, r.reused])).toEqual([
+      [MODULAR[0][0], false],
+      [C0 === MODULAR[0][0] ? C1 : C0, true],
+    ]);
     await run<ReportOutput>(acts.writeReport, { ...c.reportInput, finalTable: [] });
-    expect(fs.readFileSync(path.join(c.dir, 'report.md'), 'utf8')).toContain(`Evaluations: ${STRUCTURAL.length + MODULAR.length + 1} in results.jsonl (structural 6, modular 7, final 0, transfer 0); 1 reused`);
+    expect(fs.readFileSync(path.join(c.dir, 'report.md'), 'utf8')).toContain(
+      `Evaluations: ${STRUCTURAL.length + MODULAR.length + 1} in results.jsonl (structural 6, modular 7, final 0, transfer 0); 1 reused`,
+    );
   });
 
   test('a damaged results log fails the activity non-retryably, naming the file and the line', async () => {

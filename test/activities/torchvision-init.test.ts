@@ -46,9 +46,19 @@ describe('torchvision weights through the campaign activities (real trainer, CPU
     const py = spawnSync(PY, [HELPER, 'write', '--out', weights, '--archs', 'resnet18', '--seed', '0'], { encoding: 'utf8' });
     if (py.status !== 0) throw new Error(`${HELPER} write failed (python3-torchvision installed?):\n${py.stderr}`);
     // the toy stage-one recipe (BN), two iterations: enough to show the job runs end to end
-    fs.writeFileSync(recipeFile, JSON.stringify({ ...getDetectionRecipe('toy-stage-one'), name: 'tv-init-test', epochs: 1, batchSize: 2, maxIterations: 2, workers: 0 }));
+    fs.writeFileSync(
+      recipeFile,
+      JSON.stringify({ ...getDetectionRecipe('toy-stage-one'), name: 'tv-init-test', epochs: 1, batchSize: 2, maxIterations: 2, workers: 0 }),
+    );
     const base = makeToyCampaign({ id: 'tvinit', dataRoot: path.join(work, 'toy'), artifactRoot: deps.artifactRoot });
-    const c = { ...base, data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'toy'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 1 } } };
+    const c = {
+      ...base,
+      data: {
+        detection: base.data.detection,
+        transfer: [],
+        synthesize: { root: path.join(work, 'toy'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 1 },
+      },
+    };
     data = (await new MockActivityEnvironment().run(createControlActivities(deps).prepareData as any, c)) as DataSummary;
   }, 300_000);
 
@@ -56,32 +66,48 @@ describe('torchvision weights through the campaign activities (real trainer, CPU
     const file = path.join(weights, `resnet18.${ext}`);
     const c = makePaperCampaign({ cocoRoot: path.join(work, 'coco') });
     const plan = (await new MockActivityEnvironment().run(createControlActivities(deps).checkBackboneWeights as any, {
-      ...c, data: { ...c.data, backboneWeights: { resnet18: file } },
+      ...c,
+      data: { ...c.data, backboneWeights: { resnet18: file } },
     })) as BackboneWeightsPlan;
     expect(plan.formats).toEqual({ resnet18: ext });
     expect(plan.stageOneWeights).toEqual({ resnet18: file });
     // named as another backbone, the same file is refused at start
-    const err: any = await new MockActivityEnvironment().run(createControlActivities(deps).checkBackboneWeights as any, {
-      ...c, data: { ...c.data, backboneWeights: { resnet50: file } },
-    }).catch((e: any) => e);
+    const err: any = await new MockActivityEnvironment()
+      .run(createControlActivities(deps).checkBackboneWeights as any, {
+        ...c,
+        data: { ...c.data, backboneWeights: { resnet50: file } },
+      })
+      .catch((e: any) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err.message).toContain(`data.backboneWeights.resnet50: ${file}: not resnet50 weights`);
   });
 
   const req = (key: string, arch: string, ext: string): TrainRequest => ({
-    campaignId: 'tvinit', key, arch, recipe: recipeFile, data: data.detection, seed: 0,
-    initWeights: path.join(weights, `resnet18.${ext}`), initKind: 'torchvision', recipeBackbone: PRETRAINED_BACKBONE,
+    campaignId: 'tvinit',
+    key,
+    arch,
+    recipe: recipeFile,
+    data: data.detection,
+    seed: 0,
+    initWeights: path.join(weights, `resnet18.${ext}`),
+    initKind: 'torchvision',
+    recipeBackbone: PRETRAINED_BACKBONE,
   });
 
   test('trainDetector trains a resnet18 detector from the torchvision .pth (frozen stem + stage 1, BN eval)', async () => {
     const out = (await new MockActivityEnvironment({ attempt: 1 }).run(
-      createGpuActivities(deps).trainDetector, req('tv-ok', '64x64/resnet18/fpn(P2-P4,c=32)/rpn/2fc', 'pth'),
+      createGpuActivities(deps).trainDetector,
+      req('tv-ok', '64x64/resnet18/fpn(P2-P4,c=32)/rpn/2fc', 'pth'),
     )) as TrainOutcome;
     expect(out.kind).toBe('ok');
     expect(out.mAP).toBeGreaterThanOrEqual(0);
     expect(fs.existsSync(out.weights!)).toBe(true);
     const job = JSON.parse(fs.readFileSync(path.join(out.outDir, 'job-train-attempt1.json'), 'utf8'));
-    expect(job).toMatchObject({ initKind: 'torchvision', initWeights: path.join(weights, 'resnet18.pth'), recipe: { name: 'tv-init-test', backbone: PRETRAINED_BACKBONE } });
+    expect(job).toMatchObject({
+      initKind: 'torchvision',
+      initWeights: path.join(weights, 'resnet18.pth'),
+      recipe: { name: 'tv-init-test', backbone: PRETRAINED_BACKBONE },
+    });
   }, 300_000);
 
   test('the resnet18 file in a resnet34 detector is an InvalidJob naming initWeights', async () => {

@@ -80,7 +80,16 @@ describe('trainDetector (mock trainer)', () => {
     const ckpt = path.join(work, 'resume', 'runs', 'k2', 'checkpoints', 'ckpt-000002.pt');
     const env = new MockActivityEnvironment({
       attempt: 2,
-      heartbeatDetails: { phase: 'training', epoch: 1, iteration: 2, totalIterations: 4, loss: 1, checkpoint: { path: ckpt, epoch: 1, iteration: 2 }, device: 'cpu', attempt: 1 },
+      heartbeatDetails: {
+        phase: 'training',
+        epoch: 1,
+        iteration: 2,
+        totalIterations: 4,
+        loss: 1,
+        checkpoint: { path: ckpt, epoch: 1, iteration: 2 },
+        device: 'cpu',
+        attempt: 1,
+      },
     });
     const beats: any[] = [];
     env.on('heartbeat', (b) => beats.push(b));
@@ -167,7 +176,9 @@ describe('trainDetector (mock trainer)', () => {
     const f = err as ApplicationFailure;
     expect(f.type).toBe('TrainerStalled');
     expect(f.nonRetryable).toBe(false);
-    expect(f.message).toMatch(/no progress from the trainer for \d+ s while training \(limit 1 s: max\(1 s, 5 x longest progress gap 0\.\d s\)\); trainer process group \d+ killed/);
+    expect(f.message).toMatch(
+      /no progress from the trainer for \d+ s while training \(limit 1 s: max\(1 s, 5 x longest progress gap 0\.\d s\)\); trainer process group \d+ killed/,
+    );
     for (let i = 0; i < 40 && !processGone(pid); i++) await new Promise((r) => setTimeout(r, 50));
     expect(processGone(pid)).toBe(true);
     // the reason is in the last heartbeat's details (the Web UI's pending activity) ...
@@ -238,14 +249,21 @@ describe('trainDetector (mock trainer)', () => {
     const recipeFile = path.join(root, 'recipe-2dev.json');
     fs.writeFileSync(recipeFile, JSON.stringify({ ...getDetectionRecipe('toy-stage-one'), devices: 2 }));
     const d: ActivityDeps = { ...deps('ok', root), devices: ['cuda:0', 'cuda:1', 'cuda:2'] };
-    const out = (await new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(d).trainDetector, { ...request('k-dp'), recipe: recipeFile })) as TrainOutcome;
+    const out = (await new MockActivityEnvironment({ attempt: 1 }).run(createGpuActivities(d).trainDetector, {
+      ...request('k-dp'),
+      recipe: recipeFile,
+    })) as TrainOutcome;
     expect(out.kind).toBe('ok');
     expect(out.device).toBe('cuda:0,cuda:1');
     expect(out.gpuSeconds).toBeCloseTo(2 * out.wallSeconds);
     const runDir = path.join(root, 'runs', 'k-dp');
     const job = JSON.parse(fs.readFileSync(path.join(runDir, 'job-train-attempt1.json'), 'utf8'));
     expect(job).toMatchObject({ device: 'cuda:0', distributed: { worldSize: 2 }, recipe: { batchSize: 4, devices: 2 } });
-    const ranks = fs.readFileSync(path.join(runDir, 'ranks.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const ranks = fs
+      .readFileSync(path.join(runDir, 'ranks.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     ranks.sort((a, b) => Number(a.RANK) - Number(b.RANK));
     expect(ranks).toEqual([
       expect.objectContaining({ RANK: '0', WORLD_SIZE: '2', LOCAL_RANK: '0', CUDA_VISIBLE_DEVICES: '0', MASTER_ADDR: '127.0.0.1' }),

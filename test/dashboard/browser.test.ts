@@ -57,7 +57,10 @@ test('static report: opens offline from a file, draws every evaluation, a click 
   // report.html as writeCampaignReport writes it (its figures are checked in test/activities/report.test.ts)
   const out = path.join(work, 'report');
   fs.mkdirSync(out);
-  fs.writeFileSync(path.join(out, 'report.html'), staticReport(payloadOf(readCampaign(root, 'finished')!, offInfo(null), { webUi: 'http://localhost:8233', namespace: 'default' })));
+  fs.writeFileSync(
+    path.join(out, 'report.html'),
+    staticReport(payloadOf(readCampaign(root, 'finished')!, offInfo(null), { webUi: 'http://localhost:8233', namespace: 'default' })),
+  );
 
   const page = await browser.newPage();
   await page.setViewport({ width: 1400, height: 1000 });
@@ -86,7 +89,14 @@ test('dashboard: lists campaigns, draws one, redraws when the results log grows,
   const running = await buildCampaignStore(root, 'running', { upTo: 'structural' });
   // an address nothing listens on: the page must work from the store and say so
   const temporal = new TemporalSource({ address: '127.0.0.1:1', namespace: 'default', tls: false }, logger, { queryTimeoutMs: 1000, retryMs: 60000 });
-  const server = createDashboardServer({ artifactRoot: root, campaign: null, intervalMs: 500, view: { webUi: 'http://localhost:8233', namespace: 'default' }, temporal, logger });
+  const server = createDashboardServer({
+    artifactRoot: root,
+    campaign: null,
+    intervalMs: 500,
+    view: { webUi: 'http://localhost:8233', namespace: 'default' },
+    temporal,
+    logger,
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const page = await browser.newPage();
@@ -104,8 +114,18 @@ test('dashboard: lists campaigns, draws one, redraws when the results log grows,
     const renders = await page.evaluate(() => (window as any).smnas.renders as number);
     const { makeStoreActivities } = await import('../../activities/store-activities');
     const { ArtifactStore } = await import('../../activities/artifact-store');
-    const rec = { ...running.records[0], key: 'f'.repeat(64), stage: 'modular', arch: MODULAR[1][1], cost: { gflops: 0.254, backboneGflops: 0.1, mparams: 1, mmac: null }, latency: null };
-    await makeStoreActivities({ artifactRoot: root } as any, (r?: string) => new ArtifactStore(r ?? root)).recordEvaluation({ record: rec, artifactRoot: root });
+    const rec = {
+      ...running.records[0],
+      key: 'f'.repeat(64),
+      stage: 'modular',
+      arch: MODULAR[1][1],
+      cost: { gflops: 0.254, backboneGflops: 0.1, mparams: 1, mmac: null },
+      latency: null,
+    };
+    await makeStoreActivities({ artifactRoot: root } as any, (r?: string) => new ArtifactStore(r ?? root)).recordEvaluation({
+      record: rec,
+      artifactRoot: root,
+    });
     await waitDrawn(page, renders + 1);
     expect(await marks(page, 'stage-two', 'stage_two_points_marks')).toBe(1);
 

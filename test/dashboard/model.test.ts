@@ -38,12 +38,21 @@ test('a running campaign (no fronts.json yet, a log without candidates): points,
   // fronts: the search library's rank 0 per group, checked against its O(N^2) reference
   for (const g of ['stage one', 'C0', 'C1']) {
     const members = v.points.filter((p) => p.group === g);
-    const ref = naiveNonDominatedSort(members.map((p) => ({ cost: p.cost!, score: p.mapPct! }))).fronts[0].map((i) => members[i].key).sort();
-    expect(members.filter((p) => p.front).map((p) => p.key).sort()).toEqual(ref);
+    const ref = naiveNonDominatedSort(members.map((p) => ({ cost: p.cost!, score: p.mapPct! })))
+      .fronts[0].map((i) => members[i].key)
+      .sort();
+    expect(
+      members
+        .filter((p) => p.front)
+        .map((p) => p.key)
+        .sort(),
+    ).toEqual(ref);
     expect(v.fronts.filter((f) => f.group === g)).toHaveLength(ref.length);
   }
   const p0 = v.points[0];
-  expect(p0.workflowUrl).toBe(`http://ui:8233/namespaces/ns/workflows?query=${encodeURIComponent(`WorkflowId="${evaluationWorkflowId('live', 'structural', p0.arch)}"`)}`);
+  expect(p0.workflowUrl).toBe(
+    `http://ui:8233/namespaces/ns/workflows?query=${encodeURIComponent(`WorkflowId="${evaluationWorkflowId('live', 'structural', p0.arch)}"`)}`,
+  );
   expect(p0.recordPath).toBe(`evaluations/${p0.key.slice(0, 2)}/${p0.key}.json`);
   // Fig. 5 factors parsed from the notation
   expect(v.points.find((p) => p.arch === C1)).toMatchObject({ input: '128x128', neck: 'fpn P2-P6', head: 'cascade (3)', backbone: 'basicblock-16 L16' });
@@ -63,7 +72,13 @@ test('stage-two lines name their candidate: no structure or fronts needed', asyn
 
 test('frontIndices is the search library front; an empty group has none', () => {
   expect(frontIndices([])).toEqual([]);
-  expect(frontIndices([{ cost: 1, score: 1 }, { cost: 2, score: 0.5 }, { cost: 3, score: 2 }]).sort()).toEqual([0, 2]);
+  expect(
+    frontIndices([
+      { cost: 1, score: 1 },
+      { cost: 2, score: 0.5 },
+      { cost: 3, score: 2 },
+    ]).sort(),
+  ).toEqual([0, 2]);
 });
 
 test('chart specs read named datasets; filled with the view they carry every point once', async () => {

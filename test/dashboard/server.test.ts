@@ -22,11 +22,15 @@ let server: ReturnType<typeof createDashboardServer>;
 
 /** every file under a folder with its size and mtime, to prove nothing was written */
 function listing(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => {
-    const f = path.join(e.parentPath, e.name);
-    const st = fs.statSync(f);
-    return `${f} ${st.size} ${st.mtimeMs}`;
-  }).sort();
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => {
+      const f = path.join(e.parentPath, e.name);
+      const st = fs.statSync(f);
+      return `${f} ${st.size} ${st.mtimeMs}`;
+    })
+    .sort();
 }
 
 beforeAll(async () => {
@@ -35,7 +39,14 @@ beforeAll(async () => {
   fs.appendFileSync(path.join(bad.dir, 'results.jsonl'), '{"key":"x","stage":"structural"}\n');
   fs.writeFileSync(path.join(work, 'secret.txt'), 'outside the store');
   const temporal = new TemporalSource(null, pino({ level: 'silent' }));
-  server = createDashboardServer({ artifactRoot: root, campaign: null, intervalMs: 5000, view: { webUi: 'http://localhost:8233', namespace: 'default' }, temporal, logger: pino({ level: 'silent' }) });
+  server = createDashboardServer({
+    artifactRoot: root,
+    campaign: null,
+    intervalMs: 5000,
+    view: { webUi: 'http://localhost:8233', namespace: 'default' },
+    temporal,
+    logger: pino({ level: 'silent' }),
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -54,7 +65,10 @@ test('API, vega builds, artifacts; read-only; errors name the file and line', as
   expect(vega.status).toBe(200);
   expect((await vega.text()).length).toBeGreaterThan(100_000);
 
-  const list = (await (await fetch(base + '/api/campaigns')).json()) as { campaigns: { campaignId: string; evaluations: number; error: string | null }[]; temporalNote: string };
+  const list = (await (await fetch(base + '/api/campaigns')).json()) as {
+    campaigns: { campaignId: string; evaluations: number; error: string | null }[];
+    temporalNote: string;
+  };
   expect(list.temporalNote).toContain('--no-temporal');
   const ok = list.campaigns.find((c) => c.campaignId === 'ok')!;
   expect(ok).toMatchObject({ evaluations: STRUCTURAL.length, error: null });

@@ -43,12 +43,21 @@ test('running, closed and unknown campaigns; the page data of a campaign with no
       expect(listed).toBe('RUNNING');
 
       // the server: the campaign has no store folder yet, Temporal's progress fills the stage rows
-      const server = createDashboardServer({ artifactRoot: path.join(work, 'empty-store'), campaign: null, intervalMs: 5000, view: { webUi: 'http://localhost:8233', namespace: testNamespace }, temporal: source, logger });
+      const server = createDashboardServer({
+        artifactRoot: path.join(work, 'empty-store'),
+        campaign: null,
+        intervalMs: 5000,
+        view: { webUi: 'http://localhost:8233', namespace: testNamespace },
+        temporal: source,
+        logger,
+      });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
       try {
         const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/campaigns/${id}`);
         expect(res.status).toBe(200);
-        const { view } = (await res.json()) as { view: { points: unknown[]; phase: string; stages: { stage: string; planned: number | null; running: number }[]; temporal: { state: string } } };
+        const { view } = (await res.json()) as {
+          view: { points: unknown[]; phase: string; stages: { stage: string; planned: number | null; running: number }[]; temporal: { state: string } };
+        };
         expect(view.temporal.state).toBe('ok');
         expect(view.phase).toBe('structural');
         expect(view.points).toEqual([]);

@@ -51,7 +51,18 @@ describe('data check and COCO loading', () => {
     fs.writeFileSync(path.join(bad, 'annotations/instances_val.json'), '{"images": [\n  {"id": 1,\n   "file_name": "a.png" "width": 3}]}');
     const r = await checkDataset(bad);
     expect(r.ok).toBe(false);
-    for (const code of ['duplicate_annotation_id', 'unknown_category', 'bbox_outside_image', 'bbox_degenerate', 'unknown_image', 'missing_image', 'image_size_mismatch', 'unreadable_image', 'invalid_record', 'malformed_json']) {
+    for (const code of [
+      'duplicate_annotation_id',
+      'unknown_category',
+      'bbox_outside_image',
+      'bbox_degenerate',
+      'unknown_image',
+      'missing_image',
+      'image_size_mismatch',
+      'unreadable_image',
+      'invalid_record',
+      'malformed_json',
+    ]) {
       expect(r.counts[code]).toBeGreaterThanOrEqual(1);
     }
     const byCode = (c: string) => r.problems.find((p) => p.code === c)!;
@@ -77,7 +88,14 @@ describe('data check and COCO loading', () => {
 
   it('loader errors name file and record; malformed JSON gives line and column', async () => {
     const f = path.join(dir, 'x.json');
-    fs.writeFileSync(f, JSON.stringify({ images: [{ id: 1, file_name: 'a', width: 1, height: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 1], area: 1 }], categories: [] }));
+    fs.writeFileSync(
+      f,
+      JSON.stringify({
+        images: [{ id: 1, file_name: 'a', width: 1, height: 1 }],
+        annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 1], area: 1 }],
+        categories: [],
+      }),
+    );
     await expect(loadCocoInstances(f)).rejects.toThrow(/x\.json: annotations\[0\] \(id 1\): bbox/);
     fs.writeFileSync(f, '{"images": [], "annotations": [],\n "categories": [ {"id": 1, "name": "a"}, ]}');
     await expect(loadCocoInstances(f)).rejects.toThrow(/x\.json: expected a value, found '\]' at line 2, column 42 \(categories\[1\]\)/);

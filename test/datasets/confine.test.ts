@@ -45,7 +45,10 @@ function variant(name: string, edit: (inst: CocoInstances, trainDir: string) => 
   return d;
 }
 
-const admit = (d: string, roots: string[] = []) => () => describeCocoDir('detection', d, 'train', 'val', roots);
+const admit =
+  (d: string, roots: string[] = []) =>
+  () =>
+    describeCocoDir('detection', d, 'train', 'val', roots);
 
 function admissionError(d: string, roots: string[] = []): ApplicationFailure {
   try {
@@ -187,7 +190,9 @@ test('corrupt and truncated images: named by data check; the CLI exits 1', async
     expect.stringMatching(/^images\[2\] .*: PNG without IHDR chunk/),
     expect.stringMatching(/^images\[3\] .*: empty file/),
   ]);
-  expect(rec('image_size_mismatch')).toEqual([expect.stringMatching(new RegExp(`^images\\[4\\] .* is ${MAX_IMAGE_SIDE * 8}x64 but the annotation says 64x64`))]);
+  expect(rec('image_size_mismatch')).toEqual([
+    expect.stringMatching(new RegExp(`^images\\[4\\] .* is ${MAX_IMAGE_SIDE * 8}x64 but the annotation says 64x64`)),
+  ]);
   const out: string[] = [];
   const spy = jest.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
   try {
@@ -206,7 +211,11 @@ test('mutated annotation files: data check never crashes, names file and record,
   const file = path.join(d, 'annotations/instances_train.json');
   const base = JSON.parse(fs.readFileSync(file, 'utf8')) as CocoInstances;
   // a small document: two images, three boxes, the categories
-  const doc = { images: base.images.slice(0, 2), annotations: base.annotations.filter((a) => a.image_id === base.images[0].id).slice(0, 3), categories: base.categories };
+  const doc = {
+    images: base.images.slice(0, 2),
+    annotations: base.annotations.filter((a) => a.image_id === base.images[0].id).slice(0, 3),
+    categories: base.categories,
+  };
   let rejected = 0;
   await fc.assert(
     fc.asyncProperty(mutationOf([doc]), async (m) => {

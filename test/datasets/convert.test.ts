@@ -29,7 +29,11 @@ describe('converters', () => {
   it("VOC: synth voc is the paper's devkit layout; VOC07+12 trainval == synth train, VOC07 test == synth val (difficult -> iscrowd)", async () => {
     writeSynthDetection({ ...base, classes: 5, format: 'coco', out: path.join(dir, 'coco') });
     writeSynthDetection({ ...base, classes: 5, format: 'voc', out: path.join(dir, 'voc') });
-    const main = (y: string, f: string) => fs.readFileSync(path.join(dir, 'voc/VOCdevkit', y, 'ImageSets/Main', `${f}.txt`), 'utf8').trim().split('\n');
+    const main = (y: string, f: string) =>
+      fs
+        .readFileSync(path.join(dir, 'voc/VOCdevkit', y, 'ImageSets/Main', `${f}.txt`), 'utf8')
+        .trim()
+        .split('\n');
     expect(main('VOC2007', 'trainval')).toHaveLength(6);
     expect(main('VOC2012', 'trainval')).toHaveLength(6);
     expect(main('VOC2007', 'test')).toHaveLength(base.val);
@@ -37,7 +41,10 @@ describe('converters', () => {
     expect(fs.existsSync(path.join(dir, 'voc/VOCdevkit/VOC2012/ImageSets/Main/test.txt'))).toBe(false); // as in the real devkit
     const out = path.join(dir, 'voc-coco');
     let difficult = 0;
-    for (const [split, years, synth] of [['trainval', undefined, 'train'], ['test', ['2007'], 'val']] as const) {
+    for (const [split, years, synth] of [
+      ['trainval', undefined, 'train'],
+      ['test', ['2007'], 'val'],
+    ] as const) {
       const r = convertVoc({ input: path.join(dir, 'voc', 'VOCdevkit'), split, out, years: years && [...years] });
       difficult += r.difficult;
       const want = read(path.join(dir, 'coco/annotations', `instances_${synth}.json`));
@@ -90,8 +97,12 @@ describe('converters', () => {
     expect(test.categories).toEqual(train.categories);
     expect(train.images).toHaveLength(base.train);
     expect(test.images).toHaveLength(base.val);
-    expect(() => convertToCoco({ format: 'voc', src: path.join(dir, 'voc'), out, splits: ['test', { split: 'test', years: ['2007'] }] })).toThrow(/split names must differ/);
-    expect(() => convertToCoco({ format: 'voc', src: path.join(dir, 'voc'), out, splits: [{ split: 'test', years: ['2012'] }] })).toThrow(/VOC2012\/ImageSets\/Main\/test\.txt: split file not found/);
+    expect(() => convertToCoco({ format: 'voc', src: path.join(dir, 'voc'), out, splits: ['test', { split: 'test', years: ['2007'] }] })).toThrow(
+      /split names must differ/,
+    );
+    expect(() => convertToCoco({ format: 'voc', src: path.join(dir, 'voc'), out, splits: [{ split: 'test', years: ['2012'] }] })).toThrow(
+      /VOC2012\/ImageSets\/Main\/test\.txt: split file not found/,
+    );
     const outB = path.join(dir, 'campaign-bdd');
     expect(convertToCoco({ format: 'bdd', src: path.join(dir, 'bdd'), out: outB }).map((x) => x.images)).toEqual([base.train, base.val]);
   });
@@ -135,16 +146,23 @@ describe('converters', () => {
     expect(b).toMatchObject({ images: 2, annotations: 6, difficult: 2, skipped: { animal: 1 } });
     const bi = read(path.join(dir, 'bdd2018-coco/annotations/instances_val.json'));
     const names = new Map(bi.categories.map((c) => [c.id, c.name]));
-    expect(bi.annotations.map((a) => `${names.get(a.category_id)}:${a.iscrowd}`)).toEqual(['pedestrian:0', 'bicycle:0', 'motorcycle:0', 'car:1', 'car:1', 'car:0']);
+    expect(bi.annotations.map((a) => `${names.get(a.category_id)}:${a.iscrowd}`)).toEqual([
+      'pedestrian:0',
+      'bicycle:0',
+      'motorcycle:0',
+      'car:1',
+      'car:1',
+      'car:0',
+    ]);
     expect(bi.annotations[0].bbox).toEqual([1, 2, 10.5, 20]);
     fs.writeFileSync(path.join(root, 'labels', 'bdd100k_labels_images_val.json'), JSON.stringify([{ name: 'zzz.png', labels: [] }]));
     expect(() => convertBdd({ input: root, split: 'val', out: path.join(dir, 'x') })).toThrow(/frame 0 \(zzz\.png\): image .*zzz\.png: missing/);
   });
 
   it('VOC XML errors name the file and object', () => {
-    expect(() => parseVocXml('<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>x</xmin></bndbox></object></annotation>', 'A/1.xml')).toThrow(
-      'A/1.xml: object 0 (cat): <xmin> is not a number',
-    );
+    expect(() =>
+      parseVocXml('<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>x</xmin></bndbox></object></annotation>', 'A/1.xml'),
+    ).toThrow('A/1.xml: object 0 (cat): <xmin> is not a number');
     expect(() => parseVocXml('<foo/>', 'A/2.xml')).toThrow('A/2.xml: not a VOC annotation');
     const a = parseVocXml(
       '<annotation><filename>b.jpg</filename><size><width>10</width><height>20</height></size><object><name>person</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>5.0</xmax><ymax>9</ymax></bndbox><part><name>head</name><bndbox><xmin>3</xmin><ymin>3</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></part></object></annotation>',

@@ -64,13 +64,11 @@ describe('image headers under hostile bytes', () => {
   });
 
   it('corrupted headers and random bytes never throw and always terminate', () => {
-    const corrupted = fc
-      .tuple(fc.nat(2), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }))
-      .map(([k, flips]) => {
-        const b = Buffer.from(valid[k]);
-        for (const [at, v] of flips) b[at % b.length] = v;
-        return b;
-      });
+    const corrupted = fc.tuple(fc.nat(2), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 })).map(([k, flips]) => {
+      const b = Buffer.from(valid[k]);
+      for (const [at, v] of flips) b[at % b.length] = v;
+      return b;
+    });
     const random = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a));
     const jpegish = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.concat([Buffer.from([0xff, 0xd8]), Buffer.from(a)]));
     fc.assert(

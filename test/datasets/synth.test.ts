@@ -160,9 +160,13 @@ describe('smnas data synth / summary (CLI)', () => {
 
   it('rejects bad options with one-line errors', async () => {
     await expect(command.main(['synth', '--out', dir, '--format', 'yolo'])).rejects.toThrow("--format must be coco, voc or bdd, got 'yolo'");
-    await expect(command.main(['synth', '--out', dir, '--format', 'bdd', '--classes', '11'])).rejects.toThrow('--classes must be between 1 and 10 for --format bdd');
+    await expect(command.main(['synth', '--out', dir, '--format', 'bdd', '--classes', '11'])).rejects.toThrow(
+      '--classes must be between 1 and 10 for --format bdd',
+    );
     await expect(command.main(['synth', '--out', dir, '--train', 'x'])).rejects.toThrow("--train must be an integer, got 'x'");
     await expect(command.main(['synth'])).rejects.toThrow('--out is required');
-    await expect(command.main(['convert', '--from', 'coco', '--input', dir, '--split', 'train', '--out', dir])).rejects.toThrow("--from must be voc or bdd, got 'coco'");
+    await expect(command.main(['convert', '--from', 'coco', '--input', dir, '--split', 'train', '--out', dir])).rejects.toThrow(
+      "--from must be voc or bdd, got 'coco'",
+    );
   });
 });

@@ -26,7 +26,7 @@ describe('COCO evaluator properties', () => {
           expect(r.stats.AP).toBeCloseTo(1, 12);
           expect(r.stats.AR100).toBeCloseTo(1, 12);
         }
-        const dets = c.dets.map((d, i) => ({ ...d, score: (i * 7919) % 10007 / 10007 + 1e-9 * i }));
+        const dets = c.dets.map((d, i) => ({ ...d, score: ((i * 7919) % 10007) / 10007 + 1e-9 * i }));
         const a = evaluateCoco(c.gt, dets);
         const b = evaluateCoco(c.gt, [...dets].reverse());
         expect(b.stats).toEqual(a.stats);
@@ -74,7 +74,10 @@ describe('COCO evaluator vs pycocotools', () => {
       fs.writeFileSync(f.gt, JSON.stringify(f.c.gt));
       fs.writeFileSync(f.dets, JSON.stringify(f.c.dets));
     }
-    const oracle = runPycocotools(files.map(({ gt, dets }) => ({ gt, dets })), dir);
+    const oracle = runPycocotools(
+      files.map(({ gt, dets }) => ({ gt, dets })),
+      dir,
+    );
     let worst = 0;
     files.forEach((f, i) => {
       const ours = evaluateCoco(f.c.gt, f.c.dets);

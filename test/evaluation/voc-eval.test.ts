@@ -79,8 +79,14 @@ function referenceVoc(gt: CocoInstances, dets: CocoDetection[], voc07: boolean):
 
 describe('VOC mAP', () => {
   const gt: CocoInstances = {
-    images: [{ id: 1, file_name: 'a', width: 100, height: 100 }, { id: 2, file_name: 'b', width: 100, height: 100 }],
-    categories: [{ id: 1, name: 'a' }, { id: 2, name: 'b' }],
+    images: [
+      { id: 1, file_name: 'a', width: 100, height: 100 },
+      { id: 2, file_name: 'b', width: 100, height: 100 },
+    ],
+    categories: [
+      { id: 1, name: 'a' },
+      { id: 2, name: 'b' },
+    ],
     annotations: [
       { id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], area: 100, iscrowd: 0 },
       { id: 2, image_id: 2, category_id: 1, bbox: [50, 50, 20, 20], area: 400, iscrowd: 0 },

@@ -108,7 +108,13 @@ test('the example campaign files are accepted; a misspelt field is refused namin
     expect(campaignFromFlags(flagsFor(path.join(PROJECT_ROOT, 'docs', 'examples', f)), tmp).id).toBeTruthy();
   }
   const file = path.join(tmp, 'typo.json');
-  fs.writeFileSync(file, JSON.stringify({ ...fullPaper, stages: { ...fullPaper.stages, structural: { population: 50, recipe: 'paper-stage-one', maxEvaluations: 9, maxEvalutions: 10 } } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      ...fullPaper,
+      stages: { ...fullPaper.stages, structural: { population: 50, recipe: 'paper-stage-one', maxEvaluations: 9, maxEvalutions: 10 } },
+    }),
+  );
   expect(() => campaignFromFlags(flagsFor(file), tmp)).toThrow(
     `${file}: stages.structural.maxEvalutions: unknown field (known here: maxEvaluations, population, recipe)`,
   );
@@ -118,12 +124,18 @@ test('the CLI: a bad campaign file exits non-zero with one line naming the field
   const file = path.join(tmp, 'bad.json');
   fs.writeFileSync(file, JSON.stringify({ ...fullPaper, stages: { ...fullPaper.stages, structural: { ...fullPaper.stages.structural, population: -3 } } }));
   // an address nothing listens on: validation must come first
-  const r = spawnSync(path.join(PROJECT_ROOT, 'bin/smnas'), ['search', 'start', '--campaign', file, '--address', '127.0.0.1:9'], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(path.join(PROJECT_ROOT, 'bin/smnas'), ['search', 'start', '--campaign', file, '--address', '127.0.0.1:9'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain(`${file}: stages.structural.population`);
   expect(r.stderr).not.toMatch(/\n\s+at /);
   fs.writeFileSync(file, '{"id": "x", "profile": "toy",');
-  const r2 = spawnSync(path.join(PROJECT_ROOT, 'bin/smnas'), ['search', 'start', '--campaign', file, '--address', '127.0.0.1:9'], { encoding: 'utf8', timeout: 60_000 });
+  const r2 = spawnSync(path.join(PROJECT_ROOT, 'bin/smnas'), ['search', 'start', '--campaign', file, '--address', '127.0.0.1:9'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect(r2.status).not.toBe(0);
   expect(r2.stderr).toContain(file);
   expect(r2.stderr).not.toMatch(/\n\s+at /);

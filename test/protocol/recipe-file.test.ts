@@ -19,7 +19,12 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const cases = [
   { kind: 'detection', load: loadDetectionRecipeFile, schema: DetectionRecipeSchema, docs: DETECTION_RECIPE_NAMES.map(getDetectionRecipe) },
-  { kind: 'classification', load: loadClassificationRecipeFile, schema: ClassificationRecipeSchema, docs: CLASSIFICATION_RECIPE_NAMES.map(getClassificationRecipe) },
+  {
+    kind: 'classification',
+    load: loadClassificationRecipeFile,
+    schema: ClassificationRecipeSchema,
+    docs: CLASSIFICATION_RECIPE_NAMES.map(getClassificationRecipe),
+  },
 ] as const;
 
 describe.each(cases)('$kind recipe files', ({ load, schema, docs }) => {

@@ -17,17 +17,14 @@ test('a workflow round-trips through the real dev server with a mocked activity'
     },
   };
   const stageAttr = projectSearchAttributes().find((a) => /keyword/i.test(a.type))?.name;
-  const result = await withTestWorker(
-    { activities, workflowsPath: path.join(__dirname, 'fixtures', 'echo-workflow.ts') },
-    async ({ client, taskQueue }) => {
-      const id = uniqueId('echo');
-      const out = await client.workflow.execute('echoWorkflow', { taskQueue, workflowId: id, args: ['hello', stageAttr] });
-      const desc = await client.workflow.getHandle(id).describe();
-      expect(desc.status.name).toBe('COMPLETED');
-      if (stageAttr) expect(desc.searchAttributes[stageAttr]).toEqual(['echo']);
-      return out;
-    },
-  );
+  const result = await withTestWorker({ activities, workflowsPath: path.join(__dirname, 'fixtures', 'echo-workflow.ts') }, async ({ client, taskQueue }) => {
+    const id = uniqueId('echo');
+    const out = await client.workflow.execute('echoWorkflow', { taskQueue, workflowId: id, args: ['hello', stageAttr] });
+    const desc = await client.workflow.getHandle(id).describe();
+    expect(desc.status.name).toBe('COMPLETED');
+    if (stageAttr) expect(desc.searchAttributes[stageAttr]).toEqual(['echo']);
+    return out;
+  });
   expect(result).toBe('HELLO');
   expect(calls).toEqual(['hello']);
 });

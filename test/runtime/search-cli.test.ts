@@ -16,7 +16,14 @@ afterAll(closeTestClients);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-search-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const startFlags = (...argv: string[]) => parseFlags('smnas search', ['start', ...argv], { profile: { type: 'string' }, data: { type: 'string' }, id: { type: 'string' }, seed: { type: 'string' }, campaign: { type: 'string' } });
+const startFlags = (...argv: string[]) =>
+  parseFlags('smnas search', ['start', ...argv], {
+    profile: { type: 'string' },
+    data: { type: 'string' },
+    id: { type: 'string' },
+    seed: { type: 'string' },
+    campaign: { type: 'string' },
+  });
 
 async function run(argv: string[]): Promise<{ code: number; out: string }> {
   let out = '';
@@ -41,7 +48,10 @@ describe('campaign of search start', () => {
 
   test('paper profile needs the COCO root', () => {
     expect(() => campaignFromFlags(startFlags('--profile', 'paper'), tmp)).toThrow(/--profile paper needs --data/);
-    expect(campaignFromFlags(startFlags('--profile', 'paper', '--data', '/data/coco'), tmp).data.detection).toMatchObject({ root: '/data/coco', trainSplit: 'train2017' });
+    expect(campaignFromFlags(startFlags('--profile', 'paper', '--data', '/data/coco'), tmp).data.detection).toMatchObject({
+      root: '/data/coco',
+      trainSplit: 'train2017',
+    });
   });
 
   test('campaign files: errors name the file and the field', () => {

@@ -61,7 +61,9 @@ describe('smnas arch', () => {
     const b = await run(arch, ['sample', '--stage', 'one', '--profile', 'toy', '--seed', '3', '--count', '5', '--json']);
     expect(a.out).toBe(b.out);
     expect(JSON.parse(a.out).archs.length).toBe(5);
-    const two = JSON.parse((await run(arch, ['sample', '--stage', 'two', '--from', JSON.parse(a.out).archs[0], '--profile', 'toy', '--seed', '1', '--count', '4', '--json'])).out);
+    const two = JSON.parse(
+      (await run(arch, ['sample', '--stage', 'two', '--from', JSON.parse(a.out).archs[0], '--profile', 'toy', '--seed', '1', '--count', '4', '--json'])).out,
+    );
     expect(two.archs.length).toBe(4);
     expect((await run(arch, ['check', '512x512/basicblock_64_11-21-21-21/none/rpn/2fc'])).out).toBe('512x512/resnet18/none/rpn/2fc\n');
     const layout = JSON.parse((await run(arch, ['layout', '128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc', '--classes', '3'])).out);
@@ -75,7 +77,9 @@ describe('smnas arch', () => {
     const human = (await run(arch, ['space', '--stage', 'two', '--from', '512x512/resnet18/none/rpn/2fc'])).out;
     expect(human).toMatch(/^stage two \(paper\) around 512x512\/resnet18\/none\/rpn\/2fc: \d+ architectures/);
     expect(human).toMatch(/block basicblock, bases 48\/56\/64\/72, 4\.\.12 blocks, exactly 3 doublings/);
-    expect(await userError(arch, ['space', '--stage', 'two', '--from', '512x512/resnet18/none/rpn/2fc', '--min-blocks', '2'])).toMatch(/block range 2\.\.12 is empty or below 4/);
+    expect(await userError(arch, ['space', '--stage', 'two', '--from', '512x512/resnet18/none/rpn/2fc', '--min-blocks', '2'])).toMatch(
+      /block range 2\.\.12 is empty or below 4/,
+    );
   });
 
   test('bad input: one line naming the flag and the part', async () => {
@@ -97,7 +101,10 @@ describe('smnas pareto', () => {
   };
 
   test('JSON lines and JSON arrays, custom keys, fronts by rank', async () => {
-    const jl = write('r.jsonl', '{"id":"a","cost":1,"map":0.3}\n{"id":"b","cost":2,"map":0.5}\n\n{"id":"c","cost":2,"map":0.4}\n{"id":"d","cost":1,"map":0.3}\n');
+    const jl = write(
+      'r.jsonl',
+      '{"id":"a","cost":1,"map":0.3}\n{"id":"b","cost":2,"map":0.5}\n\n{"id":"c","cost":2,"map":0.4}\n{"id":"d","cost":1,"map":0.3}\n',
+    );
     expect(JSON.parse((await run(pareto, [jl, '--json'])).out)).toEqual({ fronts: [['a', 'd', 'b'], ['c']] });
     const arr = write('r.json', '[{"id":1,"lat":3,"ap":0.2},{"id":2,"lat":1,"ap":0.1},{"id":3,"lat":4,"ap":0.1}]');
     expect(JSON.parse((await run(pareto, [arr, '--cost-key', 'lat', '--score-key', 'ap', '--json'])).out)).toEqual({ fronts: [[2, 1], [3]] });
@@ -107,7 +114,9 @@ describe('smnas pareto', () => {
   });
 
   test('bad input names file, line and field', async () => {
-    expect(await userError(pareto, [write('nan.jsonl', '{"id":"a","cost":1,"map":0.3}\n{"id":"b","cost":NaN,"map":0.5}\n')])).toMatch(/nan\.jsonl:2: bad JSON line/);
+    expect(await userError(pareto, [write('nan.jsonl', '{"id":"a","cost":1,"map":0.3}\n{"id":"b","cost":NaN,"map":0.5}\n')])).toMatch(
+      /nan\.jsonl:2: bad JSON line/,
+    );
     expect(await userError(pareto, [write('str.jsonl', '{"id":"a","cost":"1","map":0.3}\n')])).toMatch(/str\.jsonl:1: cost: must be a finite number, got "1"/);
     expect(await userError(pareto, [write('miss.jsonl', '{"id":"a","cost":1}\n')])).toMatch(/miss\.jsonl:1: map: missing/);
     expect(await userError(pareto, [write('arr.json', '[{"id":"a","cost":1,"map":1},{"cost":1,"map":1}]')])).toMatch(/arr\.json: record 2: id: missing/);

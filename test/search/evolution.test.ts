@@ -1,6 +1,16 @@
 import fc from 'fast-check';
 import { detectorCost } from '../../search/cost';
-import { type Evaluated, ProposeMemo, STAGE_ONE_MUTATIONS, STAGE_TWO_MUTATIONS, flopsPruningCost, mutate, proposeCandidates, selectCandidates, selectParent } from '../../search/evolution';
+import {
+  type Evaluated,
+  ProposeMemo,
+  STAGE_ONE_MUTATIONS,
+  STAGE_TWO_MUTATIONS,
+  flopsPruningCost,
+  mutate,
+  proposeCandidates,
+  selectCandidates,
+  selectParent,
+} from '../../search/evolution';
 import { type Arch, formatArch, isLegalArch, parseArch } from '../../search/notation';
 import { nonDominatedSort } from '../../search/pareto';
 import { Rng } from '../../search/rng';
@@ -46,7 +56,11 @@ describe('mutation', () => {
     expect(len(mutate(two, p, rng, 'remove-block')!.child)).toBe(7);
     expect(len(mutate(two, p, rng, 'shift-block')!.child)).toBe(8);
     const sw = mutate(two, p, rng, 'swap-blocks')!.child;
-    expect(code(sw).split('-').map((s) => [...s].sort().join(''))).toEqual(['11', '12', '12', '12']);
+    expect(
+      code(sw)
+        .split('-')
+        .map((s) => [...s].sort().join('')),
+    ).toEqual(['11', '12', '12', '12']);
     const b = mutate(two, p, rng, 'base')!.child;
     expect(b.backbone.kind === 'encoded' || b.backbone.kind === 'named').toBe(true);
     expect(formatArch(b)).not.toBe(formatArch(p));
@@ -90,7 +104,12 @@ describe('proposeCandidates', () => {
   });
 
   test('pending architectures are not proposed; a tiny space is exhausted, not looped on', () => {
-    const tiny: StageTwoSpace = { ...stageTwoSpaceFrom(parseArch('64x64/basicblock_16_11-21-21-21/none/rpn/2fc'), { profile: 'toy' }), minBlocks: 4, maxBlocks: 4, bases: [8] };
+    const tiny: StageTwoSpace = {
+      ...stageTwoSpaceFrom(parseArch('64x64/basicblock_16_11-21-21-21/none/rpn/2fc'), { profile: 'toy' }),
+      minBlocks: 4,
+      maxBlocks: 4,
+      bases: [8],
+    };
     // 4 codes x 1 base x no FPN = 4 architectures
     const all = sampleArchs(tiny, new Rng(1), 10).map(formatArch);
     expect(all.length).toBe(4);
@@ -103,7 +122,12 @@ describe('proposeCandidates', () => {
 
   test('the last unevaluated members of a space are found (listed, not left to chance)', () => {
     // 1960 architectures (8 blocks, 3 doublings, base 64) with resnet18 among them
-    const space: StageTwoSpace = { ...stageTwoSpaceFrom(parseArch('512x512/resnet18/none/rpn/2fc'), { profile: 'paper' }), minBlocks: 8, maxBlocks: 8, bases: [64] };
+    const space: StageTwoSpace = {
+      ...stageTwoSpaceFrom(parseArch('512x512/resnet18/none/rpn/2fc'), { profile: 'paper' }),
+      minBlocks: 8,
+      maxBlocks: 8,
+      bases: [64],
+    };
     const all = [...enumerateArchs(space)].map(formatArch);
     expect(all.length).toBe(1960);
     expect(all).toContain('512x512/resnet18/none/rpn/2fc');
@@ -174,10 +198,12 @@ describe('Partial Order Pruning in proposals', () => {
           const e = a.backbone.kind === 'encoded' ? a.backbone : undefined;
           let s = a.neck.kind === 'fpn' ? a.neck.channels / 8 : 0;
           let planes = e!.base;
-          e!.stages.forEach((st, si) => [...st].forEach((ch, j) => {
-            if (ch === '2') planes *= 2;
-            s += w[si * 8 + j] * planes;
-          }));
+          e!.stages.forEach((st, si) =>
+            [...st].forEach((ch, j) => {
+              if (ch === '2') planes *= 2;
+              s += w[si * 8 + j] * planes;
+            }),
+          );
           return Math.sqrt(s);
         };
         const points = all.map((id, i) => ({ arch: id, cost: costs[i], score: truth(parsed[i]) }));

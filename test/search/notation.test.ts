@@ -31,9 +31,7 @@ describe('notation round trip', () => {
   test('named ResNets are exactly their encodings, and the name is canonical', () => {
     expect(formatArch(parseArch('512x512/basicblock_64_11-21-21-21/none/rpn/2fc'))).toBe('512x512/resnet18/none/rpn/2fc');
     expect(formatArch(parseArch('512x512/bottleneck_64_111-2111-211111-211/none/rpn/2fc'))).toBe('512x512/resnet50/none/rpn/2fc');
-    expect(formatArch(parseArch('512x512/Xbottleneck_64_111-2111-21111111111111111111111-211/none/rpn/2fc'))).toBe(
-      '512x512/resnext101_32x4d/none/rpn/2fc',
-    );
+    expect(formatArch(parseArch('512x512/Xbottleneck_64_111-2111-21111111111111111111111-211/none/rpn/2fc'))).toBe('512x512/resnext101_32x4d/none/rpn/2fc');
     // base 48 is not a named model
     expect(formatArch(parseArch('512x512/basicblock_48_11-21-21-21/none/rpn/2fc'))).toBe('512x512/basicblock_48_11-21-21-21/none/rpn/2fc');
   });
@@ -79,7 +77,13 @@ describe('notation rejects illegal input with a message naming the part', () => 
   });
 
   test('the zod schema reports the same rule with the part as its path', () => {
-    const r = ArchSchema.safeParse({ input: { width: 512, height: 512 }, backbone: { kind: 'named', name: 'resnet18' }, neck: { kind: 'none' }, rpn: 'rpn', head: { kind: 'retina' } });
+    const r = ArchSchema.safeParse({
+      input: { width: 512, height: 512 },
+      backbone: { kind: 'named', name: 'resnet18' },
+      neck: { kind: 'none' },
+      rpn: 'rpn',
+      head: { kind: 'retina' },
+    });
     expect(r.success).toBe(false);
     expect(r.error!.issues[0].path).toEqual(['rpn']);
   });
@@ -97,7 +101,8 @@ describe('notation under hostile input (mutated and truncated strings)', () => {
       if (kind === 2) return s.slice(0, at) + ch + s.slice(at);
       if (kind === 3) return s.slice(0, at) + s.slice(at + 1);
       const parts = s.split('/');
-      const a = i % parts.length, b = j % parts.length;
+      const a = i % parts.length,
+        b = j % parts.length;
       [parts[a], parts[b]] = [parts[b], parts[a]];
       return parts.join('/');
     });

@@ -2,11 +2,11 @@ import fc from 'fast-check';
 import { crowdingDistance, dominates, naiveNonDominatedSort, nonDominatedSort, type Point } from '../../search/pareto';
 
 // small integer grids make ties in cost, in score and exact duplicates common
-const pointsArb = fc.array(
-  fc.record({ cost: fc.integer({ min: 0, max: 8 }), score: fc.integer({ min: 0, max: 8 }) }),
-  { maxLength: 120 },
+const pointsArb = fc.array(fc.record({ cost: fc.integer({ min: 0, max: 8 }), score: fc.integer({ min: 0, max: 8 }) }), { maxLength: 120 });
+const floatPointsArb = fc.array(
+  fc.record({ cost: fc.double({ noNaN: true, noDefaultInfinity: true }), score: fc.double({ noNaN: true, noDefaultInfinity: true }) }),
+  { maxLength: 60 },
 );
-const floatPointsArb = fc.array(fc.record({ cost: fc.double({ noNaN: true, noDefaultInfinity: true }), score: fc.double({ noNaN: true, noDefaultInfinity: true }) }), { maxLength: 60 });
 
 describe('non-dominated sorting', () => {
   test('equals the O(N^2) reference on random point sets with ties (ranks and fronts)', () => {
@@ -55,7 +55,12 @@ describe('non-dominated sorting', () => {
   });
 
   test('NaN is rejected naming the point', () => {
-    expect(() => nonDominatedSort([{ cost: 1, score: 1 }, { cost: NaN, score: 1 }])).toThrow(/point 1: cost and score must be finite/);
+    expect(() =>
+      nonDominatedSort([
+        { cost: 1, score: 1 },
+        { cost: NaN, score: 1 },
+      ]),
+    ).toThrow(/point 1: cost and score must be finite/);
   });
 });
 
@@ -75,7 +80,15 @@ describe('crowding distance', () => {
   });
 
   test('small fronts are all infinite; duplicates get equal distances', () => {
-    expect(crowdingDistance([{ cost: 1, score: 1 }, { cost: 2, score: 2 }], [0, 1])).toEqual([Infinity, Infinity]);
+    expect(
+      crowdingDistance(
+        [
+          { cost: 1, score: 1 },
+          { cost: 2, score: 2 },
+        ],
+        [0, 1],
+      ),
+    ).toEqual([Infinity, Infinity]);
     const pts: Point[] = [
       { cost: 0, score: 0 },
       { cost: 2, score: 2 },

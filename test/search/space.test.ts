@@ -1,7 +1,17 @@
 import fc from 'fast-check';
 import { formatArch, isLegalArch, parseArch } from '../../search/notation';
 import { Rng } from '../../search/rng';
-import { type StageTwoSpace, enumerateArchs, getSearchSpaces, outsideSpace, sampleArch, sampleArchs, spaceSize, stageTwoCodeCount, stageTwoSpaceFrom } from '../../search/space';
+import {
+  type StageTwoSpace,
+  enumerateArchs,
+  getSearchSpaces,
+  outsideSpace,
+  sampleArch,
+  sampleArchs,
+  spaceSize,
+  stageTwoCodeCount,
+  stageTwoSpaceFrom,
+} from '../../search/space';
 
 /** all codes over 4 non-empty stages with L in [lo, hi] blocks and exactly d '2's, by brute force */
 function bruteCodes(lo: number, hi: number, d: number): string[] {
@@ -12,8 +22,9 @@ function bruteCodes(lo: number, hi: number, d: number): string[] {
       for (let i = 0; i < L; i++) if (mask & (1 << i)) bits++;
       if (bits !== d) continue;
       const chars = Array.from({ length: L }, (_, i) => (mask & (1 << i) ? '2' : '1')).join('');
-      for (let a = 1; a < L; a++) for (let b = a + 1; b < L; b++) for (let c = b + 1; c < L; c++)
-        out.push([chars.slice(0, a), chars.slice(a, b), chars.slice(b, c), chars.slice(c)].join('-'));
+      for (let a = 1; a < L; a++)
+        for (let b = a + 1; b < L; b++)
+          for (let c = b + 1; c < L; c++) out.push([chars.slice(0, a), chars.slice(a, b), chars.slice(b, c), chars.slice(c)].join('-'));
     }
   }
   return out;
@@ -29,7 +40,12 @@ describe('search spaces', () => {
   });
 
   test('stage-two code count equals brute-force enumeration', () => {
-    for (const [lo, hi, d] of [[4, 9, 3], [5, 7, 2], [4, 4, 0], [6, 10, 3]]) {
+    for (const [lo, hi, d] of [
+      [4, 9, 3],
+      [5, 7, 2],
+      [4, 4, 0],
+      [6, 10, 3],
+    ]) {
       const codes = bruteCodes(lo, hi, d);
       expect(new Set(codes).size).toBe(codes.length);
       expect(stageTwoCodeCount({ minBlocks: lo, maxBlocks: hi, doublings: d })).toBe(codes.length);
@@ -73,7 +89,12 @@ describe('search spaces', () => {
     expect(sampleArchs(s1, new Rng(5), 20).map(formatArch)).toEqual(x);
     expect(new Set(x).size).toBe(20);
 
-    const small: StageTwoSpace = { ...stageTwoSpaceFrom(parseArch('64x64/basicblock_16_11-21-21-21/fpn(P2-P4,c=32)/rpn/2fc'), { profile: 'toy' }), minBlocks: 4, maxBlocks: 6, bases: [8] };
+    const small: StageTwoSpace = {
+      ...stageTwoSpaceFrom(parseArch('64x64/basicblock_16_11-21-21-21/fpn(P2-P4,c=32)/rpn/2fc'), { profile: 'toy' }),
+      minBlocks: 4,
+      maxBlocks: 6,
+      bases: [8],
+    };
     small.fpnChannels = [32];
     const n = spaceSize(small);
     const counts = new Map<string, number>();

@@ -59,7 +59,11 @@ maybe('cost model == smnas-trainer describe, module by module', () => {
     expect(result).toBeDefined();
     const ours = layoutCost(job.layout, 1000).modules;
     for (const m of ['backbone', 'neck', 'rpn', 'head'] as const) {
-      expect({ module: m, params: result.modules[m].params, flops: result.modules[m].flops }).toEqual({ module: m, params: ours[m].params, flops: ours[m].flops });
+      expect({ module: m, params: result.modules[m].params, flops: result.modules[m].flops }).toEqual({
+        module: m,
+        params: ours[m].params,
+        flops: ours[m].flops,
+      });
     }
   });
 });

@@ -18,7 +18,11 @@ const stageCode = fc.array(fc.constantFrom('1', '2'), { minLength: 1, maxLength:
 function builtNetwork(a: Arch): string {
   const l = resolveLayout(a, { numClasses: 3, fcWidth: 64 });
   const n = builtStages(l.neck);
-  return JSON.stringify({ ...l, arch: undefined, backbone: { ...l.backbone, stages: l.backbone.stages.slice(0, n), stageChannels: l.backbone.stageChannels.slice(0, n) } });
+  return JSON.stringify({
+    ...l,
+    arch: undefined,
+    backbone: { ...l.backbone, stages: l.backbone.stages.slice(0, n), stageChannels: l.backbone.stageChannels.slice(0, n) },
+  });
 }
 
 const encodedArch = archArb.filter((a) => a.backbone.kind === 'encoded');

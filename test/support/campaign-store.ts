@@ -56,17 +56,37 @@ export interface FixtureCampaign {
 export async function buildCampaignStore(
   root: string,
   campaignId: string,
-  o: { upTo?: 'structural' | 'modular' | 'transfer'; duplicateLine?: boolean; /** false: stage-two lines without their candidate, as logs written before it was logged */ logCandidates?: boolean } = {},
+  o: {
+    upTo?: 'structural' | 'modular' | 'transfer';
+    duplicateLine?: boolean;
+    /** false: stage-two lines without their candidate, as logs written before it was logged */ logCandidates?: boolean;
+  } = {},
 ): Promise<FixtureCampaign> {
   const store = new ArtifactStore(root);
   const deps = { artifactRoot: root, trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) } as ActivityDeps;
   const { recordEvaluation } = makeStoreActivities(deps, (r?: string) => new ArtifactStore(r ?? root));
   const dir = store.campaignDir(campaignId);
   const transfer = Object.keys(TRANSFER).map((name) => ({
-    name, root: path.join(root, 'datasets', name), trainSplit: 'train', valSplit: 'val', numClasses: 3, trainImages: 48, valImages: 16, fingerprint: fp(`${name}-set`),
+    name,
+    root: path.join(root, 'datasets', name),
+    trainSplit: 'train',
+    valSplit: 'val',
+    numClasses: 3,
+    trainImages: 48,
+    valImages: 16,
+    fingerprint: fp(`${name}-set`),
   }));
   const data: DataSummary = DataSummarySchema.parse({
-    detection: { name: 'detection', root: path.join(root, 'toy'), trainSplit: 'train', valSplit: 'val', numClasses: 3, trainImages: 48, valImages: 16, fingerprint: fp('toy-set') },
+    detection: {
+      name: 'detection',
+      root: path.join(root, 'toy'),
+      trainSplit: 'train',
+      valSplit: 'val',
+      numClasses: 3,
+      trainImages: 48,
+      valImages: 16,
+      fingerprint: fp('toy-set'),
+    },
     transfer,
     classification: { root: path.join(root, 'cls'), classes: 3, trainImages: 300, fingerprint: fp('cls') },
     campaignDir: dir,
@@ -76,15 +96,66 @@ export async function buildCampaignStore(
 
   const records: EvaluationRecord[] = [];
   let n = 0;
-  const record = async (stage: EvaluationRecord['stage'], arch: string, mAP: number, cost: { gflops?: number; latencyMs?: number }, fingerprint: string, candidate?: string) => {
+  const record = async (
+    stage: EvaluationRecord['stage'],
+    arch: string,
+    mAP: number,
+    cost: { gflops?: number; latencyMs?: number },
+    fingerprint: string,
+    candidate?: string,
+  ) => {
     n++;
     const key = fp(`${stage}-${arch}-${fingerprint}`).slice(0, 56) + String(n).padStart(8, '0');
-    const stats = { AP: mAP, AP50: Math.min(1, mAP * 2.1), AP75: mAP * 0.8, APs: mAP * 0.1, APm: mAP * 1.5, APl: -1, AR1: mAP, AR10: mAP * 1.4, AR100: mAP * 1.5, ARs: 0.03, ARm: 0.37, ARl: -1 };
+    const stats = {
+      AP: mAP,
+      AP50: Math.min(1, mAP * 2.1),
+      AP75: mAP * 0.8,
+      APs: mAP * 0.1,
+      APm: mAP * 1.5,
+      APl: -1,
+      AR1: mAP,
+      AR10: mAP * 1.4,
+      AR100: mAP * 1.5,
+      ARs: 0.03,
+      ARm: 0.37,
+      ARl: -1,
+    };
     const rec = EvaluationRecordSchema.parse({
-      key, campaignId, stage, arch, recipe: `toy-${stage}`, recipeHash: 'a1b2c3d4e5f60718', datasetFingerprint: fingerprint,
-      train: { kind: 'ok', mAP, stats, weights: path.join(root, 'runs', key, 'weights'), outDir: path.join(root, 'runs', key), wallSeconds: 30 + n, gpuSeconds: 30 + n, device: 'cpu', attempt: 1, resumedFrom: null, message: null },
+      key,
+      campaignId,
+      stage,
+      arch,
+      recipe: `toy-${stage}`,
+      recipeHash: 'a1b2c3d4e5f60718',
+      datasetFingerprint: fingerprint,
+      train: {
+        kind: 'ok',
+        mAP,
+        stats,
+        weights: path.join(root, 'runs', key, 'weights'),
+        outDir: path.join(root, 'runs', key),
+        wallSeconds: 30 + n,
+        gpuSeconds: 30 + n,
+        device: 'cpu',
+        attempt: 1,
+        resumedFrom: null,
+        message: null,
+      },
       cost: cost.gflops !== undefined ? { gflops: cost.gflops, backboneGflops: cost.gflops * 0.6, mparams: 1.2 + n / 10, mmac: null } : null,
-      latency: cost.latencyMs !== undefined ? { device: 'cpu', warmup: 1, iterations: 3, medianMs: cost.latencyMs, meanMs: cost.latencyMs, p10Ms: cost.latencyMs * 0.98, p90Ms: cost.latencyMs * 1.02, stdMs: cost.latencyMs * 0.01, peakMemoryMB: 180 } : null,
+      latency:
+        cost.latencyMs !== undefined
+          ? {
+              device: 'cpu',
+              warmup: 1,
+              iterations: 3,
+              medianMs: cost.latencyMs,
+              meanMs: cost.latencyMs,
+              p10Ms: cost.latencyMs * 0.98,
+              p90Ms: cost.latencyMs * 1.02,
+              stdMs: cost.latencyMs * 0.01,
+              peakMemoryMB: 180,
+            }
+          : null,
       finishedAt: new Date(Date.UTC(2026, 10, 30, 1, 5, n)).toISOString(),
     });
     await recordEvaluation({ record: rec, artifactRoot: root, ...(candidate && o.logCandidates !== false ? { candidate } : {}) });
@@ -104,18 +175,28 @@ export async function buildCampaignStore(
     await record('final', E0, FINAL_MAP, { gflops: 1.349, latencyMs: 23.29 }, det);
     for (const t of transfer) await record('transfer', E0, TRANSFER[t.name], {}, t.fingerprint);
   }
-  const pt = (arch: string, mAP: number, cost: number) => ({ arch, mAP, cost, key: records.find((r) => r.arch === arch && r.stage !== 'final' && r.stage !== 'transfer')?.key ?? '' });
+  const pt = (arch: string, mAP: number, cost: number) => ({
+    arch,
+    mAP,
+    cost,
+    key: records.find((r) => r.arch === arch && r.stage !== 'final' && r.stage !== 'transfer')?.key ?? '',
+  });
   const reportInput = {
     campaignId,
     campaignDir: dir,
     artifactRoot: root,
     structuralFront: [pt(C0, 0.1288, 6.67), pt(C1, 0.1616, 11.19)],
-    modularFronts: o.upTo === 'structural' ? ({} as ReportInput['modularFronts']) : {
-      [C1]: [pt(MODULAR[2][1], 0.0541, 1.328), pt(E0, 0.104, 1.349)],
-      [C0]: [pt(MODULAR[1][1], 0.0941, 0.254), pt(MODULAR[3][1], 0.1028, 0.545)],
-    },
+    modularFronts:
+      o.upTo === 'structural'
+        ? ({} as ReportInput['modularFronts'])
+        : {
+            [C1]: [pt(MODULAR[2][1], 0.0541, 1.328), pt(E0, 0.104, 1.349)],
+            [C0]: [pt(MODULAR[1][1], 0.0941, 0.254), pt(MODULAR[3][1], 0.1028, 0.545)],
+          },
     selected: [C0, C1],
-    finalTable: [{ arch: E0, pretrainTop1: 1, finalMap: FINAL_MAP, gflops: 1.349, latencyMs: 23.29, transfer: TRANSFER, weights: path.join(root, 'runs', 'x', 'weights') }],
+    finalTable: [
+      { arch: E0, pretrainTop1: 1, finalMap: FINAL_MAP, gflops: 1.349, latencyMs: 23.29, transfer: TRANSFER, weights: path.join(root, 'runs', 'x', 'weights') },
+    ],
   };
   return { root, campaignId, dir, reportInput, records };
 }

@@ -35,4 +35,3 @@ export function writeSafetensors(file: string, keys: string[], conv2 = [64, 64, 
   fs.writeFileSync(file, Buffer.concat([len, h, Buffer.alloc(4)]));
   return file;
 }
-

@@ -45,9 +45,12 @@ export function makeCase(seed: number, o: CaseOptions = {}): { gt: CocoInstances
     const r = rng.next();
     let w: number;
     let h: number;
-    if (r < 0.1) [w, h] = [32, 32]; // area exactly 1024
-    else if (r < 0.2) [w, h] = [96, 96]; // exactly 9216
-    else if (r < 0.3) [w, h] = [16, 64]; // 1024 again, other shape
+    if (r < 0.1)
+      [w, h] = [32, 32]; // area exactly 1024
+    else if (r < 0.2)
+      [w, h] = [96, 96]; // exactly 9216
+    else if (r < 0.3)
+      [w, h] = [16, 64]; // 1024 again, other shape
     else if (r < 0.5) [w, h] = [rng.uniform(2, 40), rng.uniform(2, 40)];
     else [w, h] = [rng.uniform(5, Math.min(W, 300)), rng.uniform(5, Math.min(H, 300))];
     const x = rng.uniform(0, Math.max(1, W - w));
@@ -61,7 +64,8 @@ export function makeCase(seed: number, o: CaseOptions = {}): { gt: CocoInstances
       const bbox = pickBox(im.width, im.height);
       const r = rng.next();
       // area from the `area` field: usually w*h, sometimes a "segmentation" area or an exact boundary
-      const area = r < 0.6 ? bbox[2] * bbox[3] : r < 0.75 ? bbox[2] * bbox[3] * rng.uniform(0.4, 0.95) : r < 0.85 ? 1024 : r < 0.92 ? 9216 : bbox[2] * bbox[3] * 1.1;
+      const area =
+        r < 0.6 ? bbox[2] * bbox[3] : r < 0.75 ? bbox[2] * bbox[3] * rng.uniform(0.4, 0.95) : r < 0.85 ? 1024 : r < 0.92 ? 9216 : bbox[2] * bbox[3] * 1.1;
       annotations.push({
         id: annId,
         image_id: im.id,

@@ -21,7 +21,30 @@ export function jsonPaths(doc: unknown, prefix: JsonPath = []): JsonPath[] {
 
 /** Values a hostile or careless file holds where something else was expected. */
 export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, false, 0, -1, -0.5, 0.5, 1e308, -1e308, 2 ** 53 + 2, '', ' ', '0', 'NaN', '../../etc/passwd', '/etc/passwd', '\u0000', 'x'.repeat(10_000), [], {}, [null], { '': 1 }),
+  fc.constantFrom(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    -0.5,
+    0.5,
+    1e308,
+    -1e308,
+    2 ** 53 + 2,
+    '',
+    ' ',
+    '0',
+    'NaN',
+    '../../etc/passwd',
+    '/etc/passwd',
+    '\u0000',
+    'x'.repeat(10_000),
+    [],
+    {},
+    [null],
+    { '': 1 },
+  ),
   fc.integer(),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.string({ maxLength: 20 }),
@@ -48,14 +71,18 @@ function apply(doc: unknown, m: Omit<Mutation, 'value'>, v: unknown): unknown {
 export function mutationOf(docs: unknown[]): fc.Arbitrary<Mutation> {
   const targets = docs.flatMap((doc) => jsonPaths(doc).map((path) => ({ doc, path })));
   const containers = docs.flatMap((doc) =>
-    [[], ...jsonPaths(doc)].filter((p) => {
-      let v: unknown = doc;
-      for (const k of p) v = (v as Record<string | number, unknown>)[k];
-      return v !== null && typeof v === 'object' && !Array.isArray(v);
-    }).map((path) => ({ doc, path })),
+    [[], ...jsonPaths(doc)]
+      .filter((p) => {
+        let v: unknown = doc;
+        for (const k of p) v = (v as Record<string | number, unknown>)[k];
+        return v !== null && typeof v === 'object' && !Array.isArray(v);
+      })
+      .map((path) => ({ doc, path })),
   );
   return fc.oneof(
-    fc.tuple(fc.constantFrom(...targets), hostileValue).map(([t, v]) => ({ value: apply(t.doc, { path: t.path, op: 'replace' }, v), path: t.path, op: 'replace' as const })),
+    fc
+      .tuple(fc.constantFrom(...targets), hostileValue)
+      .map(([t, v]) => ({ value: apply(t.doc, { path: t.path, op: 'replace' }, v), path: t.path, op: 'replace' as const })),
     fc.constantFrom(...targets).map((t) => ({ value: apply(t.doc, { path: t.path, op: 'delete' }, undefined), path: t.path, op: 'delete' as const })),
     fc.tuple(fc.constantFrom(...containers), fc.string({ minLength: 1, maxLength: 12 }), hostileValue).map(([t, k, v]) => {
       const path = [...t.path, k];

@@ -160,10 +160,7 @@ export async function startTestWorker(opts: TestWorkerOptions = {}): Promise<Tes
 }
 
 /** Runs fn while a worker serves a fresh task queue; the worker stops when fn settles. */
-export async function withTestWorker<T>(
-  opts: TestWorkerOptions,
-  fn: (env: { client: Client; taskQueue: string; worker: Worker }) => Promise<T>,
-): Promise<T> {
+export async function withTestWorker<T>(opts: TestWorkerOptions, fn: (env: { client: Client; taskQueue: string; worker: Worker }) => Promise<T>): Promise<T> {
   const w = await startTestWorker(opts);
   try {
     return await fn({ client: w.client, taskQueue: w.taskQueue, worker: w.worker });

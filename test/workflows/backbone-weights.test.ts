@@ -76,13 +76,21 @@ describe('campaigns with ImageNet backbone weights (mocked GPU activities)', () 
       expect(weighted.length).toBeGreaterThan(0);
       expect(scratch.length).toBeGreaterThan(0);
       for (const x of weighted) {
-        expect(x).toMatchObject({ initKind: 'torchvision', initWeights: namedBackboneOf(x.arch) === 'resnet50' ? r50 : x101, recipeBackbone: PRETRAINED_BACKBONE });
+        expect(x).toMatchObject({
+          initKind: 'torchvision',
+          initWeights: namedBackboneOf(x.arch) === 'resnet50' ? r50 : x101,
+          recipeBackbone: PRETRAINED_BACKBONE,
+        });
       }
       for (const x of scratch) expect(x).toMatchObject({ initKind: undefined, initWeights: undefined, recipeBackbone: undefined });
       // stage two (GN+WS from scratch) is unchanged
       for (const x of gpu.calls.filter((y) => y.activity === 'trainDetector' && y.recipe === 'toy-stage-two')) expect(x.initKind).toBeUndefined();
       // the store keys and recipe hashes of pretrained evaluations differ from the from-scratch ones
-      const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const lines = fs
+        .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const hashes = (archs: string[]) => new Set(lines.filter((l) => l.stage === 'structural' && archs.includes(l.arch)).map((l) => l.recipeHash));
       const hw = hashes(weighted.map((x) => x.arch));
       const hs = hashes(scratch.map((x) => x.arch));
@@ -90,10 +98,12 @@ describe('campaigns with ImageNet backbone weights (mocked GPU activities)', () 
       expect(hs.size).toBe(1);
       expect([...hw][0]).not.toBe([...hs][0]);
       const p = await h.query(progressQuery);
-      expect(p.backboneWeights).toEqual(expect.arrayContaining([
-        'stage one: resnet50, resnext101_32x4d from ImageNet weights (BN in eval mode, stem and stage 1 frozen)',
-        'resnet18, resnet34, resnet101, resnext50_32x4d, mobilenet_v2 have no weights: trained from scratch',
-      ]));
+      expect(p.backboneWeights).toEqual(
+        expect.arrayContaining([
+          'stage one: resnet50, resnext101_32x4d from ImageNet weights (BN in eval mode, stem and stage 1 frozen)',
+          'resnet18, resnet34, resnet101, resnext50_32x4d, mobilenet_v2 have no weights: trained from scratch',
+        ]),
+      );
     });
   });
 

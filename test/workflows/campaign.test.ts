@@ -57,7 +57,12 @@ function campaign(taskQueue: string, overrides: Partial<CampaignInput> = {}, id 
 }
 
 function workerOpts(gpu: MockGpu, taskQueue: string): TestWorkerOptions {
-  const control = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+  const control = createControlActivities({
+    artifactRoot: path.join(work, 'store'),
+    trainerBin: '/nonexistent',
+    devices: ['cpu'],
+    logger: pino({ level: 'silent' }),
+  });
   return { taskQueue, activities: { ...control, ...gpu.activities() } };
 }
 
@@ -73,7 +78,12 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
       const order = gpu.calls.filter((x) => x.activity !== 'benchmarkLatency').map((x) => x.recipe);
       const firstIdx = (r: string) => order.indexOf(r);
       const lastIdx = (r: string) => order.lastIndexOf(r);
-      for (const [a, b] of [['toy-stage-one', 'toy-stage-two'], ['toy-stage-two', 'toy-pretrain'], ['toy-pretrain', 'toy-final'], ['toy-final', 'toy-transfer']]) {
+      for (const [a, b] of [
+        ['toy-stage-one', 'toy-stage-two'],
+        ['toy-stage-two', 'toy-pretrain'],
+        ['toy-pretrain', 'toy-final'],
+        ['toy-final', 'toy-transfer'],
+      ]) {
         expect(firstIdx(a)).toBeGreaterThanOrEqual(0);
         expect(lastIdx(a)).toBeLessThan(firstIdx(b));
       }
@@ -92,11 +102,26 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
         expect(row.transfer.second).not.toBeNull();
       }
       const files = fs.readdirSync(result.artifactDir);
-      expect(files).toEqual(expect.arrayContaining(['results.jsonl', 'fronts.json', 'report.md', 'report.html', 'pareto-structural.svg', 'pareto-modular.png', 'correlation.svg', 'final.json']));
+      expect(files).toEqual(
+        expect.arrayContaining([
+          'results.jsonl',
+          'fronts.json',
+          'report.md',
+          'report.html',
+          'pareto-structural.svg',
+          'pareto-modular.png',
+          'correlation.svg',
+          'final.json',
+        ]),
+      );
       // the report's counts are the results log's
       const logged = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').length;
       expect(fs.readFileSync(path.join(result.artifactDir, 'report.md'), 'utf8')).toContain(`Evaluations: ${logged} in results.jsonl`);
-      const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const lines = fs
+        .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines.filter((l) => l.stage === 'structural')).toHaveLength(8);
       expect(lines[0]).toMatchObject({ arch: expect.any(String), recipe: 'toy-stage-one', attempts: 1, latencyMs: expect.any(Number) });
 
@@ -224,7 +249,11 @@ describe('searchStage controls', () => {
     const gpu = new MockGpu(300);
     const tq = uniqueId('tq');
     await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
-      const h = await client.workflow.start('searchStage', { taskQueue: tq, workflowId: uniqueId('stop'), args: [stageInput(tq, { maxEvaluations: 12, population: 4 })] });
+      const h = await client.workflow.start('searchStage', {
+        taskQueue: tq,
+        workflowId: uniqueId('stop'),
+        args: [stageInput(tq, { maxEvaluations: 12, population: 4 })],
+      });
       await until(async () => (await h.query(stageProgressQuery)).progress.evaluated >= 2);
       await h.signal(stopStageSignal);
       const r: any = await h.result();
@@ -253,7 +282,11 @@ describe('searchStage controls', () => {
       expect(trained.every((a) => /_[12]+-[12]+-[12]+-x\//.test(a))).toBe(true);
       expect(new Set(trained).size).toBe(trained.length);
       // the candidate's place in its front: on it, or dominated by a member of it
-      const log = fs.readFileSync(path.join(input.template.artifactRoot!, 'campaigns', input.campaignId, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const log = fs
+        .readFileSync(path.join(input.template.artifactRoot!, 'campaigns', input.campaignId, 'results.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const s = log.find((l) => l.arch === seed);
       expect(s).toBeDefined();
       const onFront = r.front.some((p: any) => p.arch === seed);
@@ -272,7 +305,11 @@ describe('searchStage controls', () => {
       expect(r.evaluatedCount).toBe(7);
       expect(r.runs).toBe(3);
       const archsOf = (campaignId: string) =>
-        fs.readFileSync(path.join(input.template.artifactRoot!, 'campaigns', campaignId, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).arch as string);
+        fs
+          .readFileSync(path.join(input.template.artifactRoot!, 'campaigns', campaignId, 'results.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).arch as string);
       const archs = archsOf(input.campaignId);
       expect(new Set(archs).size).toBe(7);
       // three runs: 3 + 3 + 1 evaluations
@@ -318,12 +355,20 @@ describe('searchStage controls', () => {
     const gpu = new MockGpu(50); // each mocked training reports 1 GPU second
     const tq = uniqueId('tq');
     await withTestWorker(workerOpts(gpu, tq), async ({ client }) => {
-      const r: any = await client.workflow.execute('searchStage', { taskQueue: tq, workflowId: uniqueId('gpub'), args: [stageInput(tq, { maxEvaluations: 20, gpuSecondsBudget: 3 })] });
+      const r: any = await client.workflow.execute('searchStage', {
+        taskQueue: tq,
+        workflowId: uniqueId('gpub'),
+        args: [stageInput(tq, { maxEvaluations: 20, gpuSecondsBudget: 3 })],
+      });
       expect(r.stopReason).toBe('gpu-budget');
       // 3 seconds used after 3 evaluations; at most `concurrency - 1` more were already running
       expect(r.evaluatedCount).toBeGreaterThanOrEqual(3);
       expect(r.evaluatedCount).toBeLessThanOrEqual(4);
-      const d: any = await client.workflow.execute('searchStage', { taskQueue: tq, workflowId: uniqueId('wall'), args: [stageInput(tq, { maxEvaluations: 20, deadline: Date.now() - 1 })] });
+      const d: any = await client.workflow.execute('searchStage', {
+        taskQueue: tq,
+        workflowId: uniqueId('wall'),
+        args: [stageInput(tq, { maxEvaluations: 20, deadline: Date.now() - 1 })],
+      });
       expect(d.stopReason).toBe('deadline');
       expect(d.evaluatedCount).toBe(0);
     });

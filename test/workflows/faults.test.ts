@@ -33,10 +33,14 @@ maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
 
   function startGpuWorker(address: string, queue: string): ChildProcess {
     const log = fs.openSync(path.join(work, `gpu-worker-${workers.length}.log`), 'w');
-    const w = spawn(path.join(PROJECT_ROOT, 'bin', 'smnas'), ['worker', '--queue', 'gpu', '--task-queue', queue, '--gpus', 'cpu', '--address', address, '--artifacts', store], {
-      stdio: ['ignore', log, log],
-      env: { ...process.env, SMNAS_LOG_LEVEL: 'info' },
-    });
+    const w = spawn(
+      path.join(PROJECT_ROOT, 'bin', 'smnas'),
+      ['worker', '--queue', 'gpu', '--task-queue', queue, '--gpus', 'cpu', '--address', address, '--artifacts', store],
+      {
+        stdio: ['ignore', log, log],
+        env: { ...process.env, SMNAS_LOG_LEVEL: 'info' },
+      },
+    );
     workers.push(w);
     return w;
   }
@@ -64,7 +68,11 @@ maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
     const base = makeToyCampaign({ id: uniqueId('fault'), dataRoot: path.join(work, 'data'), artifactRoot: store });
     const campaign = {
       ...base,
-      data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 } },
+      data: {
+        detection: base.data.detection,
+        transfer: [],
+        synthesize: { root: path.join(work, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 },
+      },
       queues: { control: tqControl, gpu: tqGpu },
       candidates: 1,
       stages: {
@@ -91,7 +99,11 @@ maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
 
     const result: any = await h.result();
     expect(result.finalTable).toHaveLength(1);
-    const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     // 2 structural + 1 modular + 1 final, each exactly once
     expect(lines.map((l) => l.stage).sort()).toEqual(['final', 'modular', 'structural', 'structural']);
     expect(new Set(lines.map((l) => l.key)).size).toBe(lines.length);

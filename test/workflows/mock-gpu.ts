@@ -56,7 +56,15 @@ export class MockGpu {
   activities() {
     return {
       trainDetector: (r: TrainRequest): Promise<TrainOutcome> => {
-        this.calls.push({ activity: 'trainDetector', arch: r.arch, at: Date.now(), recipe: r.recipe, initWeights: r.initWeights, initKind: r.initKind, recipeBackbone: r.recipeBackbone });
+        this.calls.push({
+          activity: 'trainDetector',
+          arch: r.arch,
+          at: Date.now(),
+          recipe: r.recipe,
+          initWeights: r.initWeights,
+          initKind: r.initKind,
+          recipeBackbone: r.recipeBackbone,
+        });
         return this.busy(() => ({
           kind: 'ok' as const,
           mAP: (hash(r.arch + r.recipe) % 1000) / 2000,
@@ -74,11 +82,28 @@ export class MockGpu {
       benchmarkLatency: (r: BenchRequest): Promise<BenchFigures> => {
         this.calls.push({ activity: 'benchmarkLatency', arch: r.arch, at: Date.now(), recipe: r.recipe });
         const ms = 5 + (hash(r.arch) % 100) / 4;
-        return this.busy(() => ({ device: r.device, warmup: r.warmup, iterations: r.iterations, medianMs: ms, meanMs: ms, p10Ms: ms, p90Ms: ms, stdMs: 0, peakMemoryMB: 1 }));
+        return this.busy(() => ({
+          device: r.device,
+          warmup: r.warmup,
+          iterations: r.iterations,
+          medianMs: ms,
+          meanMs: ms,
+          p10Ms: ms,
+          p90Ms: ms,
+          stdMs: 0,
+          peakMemoryMB: 1,
+        }));
       },
       pretrainBackbone: (r: PretrainRequest): Promise<PretrainOutcome> => {
         this.calls.push({ activity: 'pretrainBackbone', arch: r.arch, at: Date.now(), recipe: r.recipe });
-        return this.busy(() => ({ key: `pre-${hash(r.arch)}`, weights: `/mock/pretrained/${hash(r.arch)}.pt`, top1: 0.5, top5: 0.9, wallSeconds: 1, reused: false }));
+        return this.busy(() => ({
+          key: `pre-${hash(r.arch)}`,
+          weights: `/mock/pretrained/${hash(r.arch)}.pt`,
+          top1: 0.5,
+          top5: 0.9,
+          wallSeconds: 1,
+          reused: false,
+        }));
       },
     };
   }

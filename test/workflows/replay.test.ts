@@ -38,14 +38,23 @@ async function record(set: string): Promise<void> {
   writeSynthDetection({ out: path.join(work, 'coco'), format: 'coco', train: 4, val: 2, size: 64, classes: 2, seed: 3 });
   const tq = uniqueId('rec');
   const gpu = new MockGpu(20);
-  const control = createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) });
+  const control = createControlActivities({
+    artifactRoot: path.join(work, 'store'),
+    trainerBin: '/nonexistent',
+    devices: ['cpu'],
+    logger: pino({ level: 'silent' }),
+  });
   await withTestWorker({ taskQueue: tq, activities: { ...control, ...gpu.activities() } }, async ({ client }) => {
     const base = makeToyCampaign({ id: 'replay-fixture', dataRoot: work, artifactRoot: path.join(work, 'store') });
     const c = {
       ...base,
       data: { detection: { root: path.join(work, 'coco'), trainSplit: 'train', valSplit: 'val' }, transfer: [] },
       queues: { control: tq, gpu: tq },
-      stages: { ...base.stages, structural: { maxEvaluations: 5, population: 3, recipe: 'toy-stage-one' }, modular: { maxEvaluationsPerCandidate: 2, population: 1, recipe: 'toy-stage-two', finalists: 1 } },
+      stages: {
+        ...base.stages,
+        structural: { maxEvaluations: 5, population: 3, recipe: 'toy-stage-one' },
+        modular: { maxEvaluationsPerCandidate: 2, population: 1, recipe: 'toy-stage-two', finalists: 1 },
+      },
     };
     const id = `smnas-${c.id}-${Date.now()}`;
     const h = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: id, args: [c] });
@@ -56,7 +65,16 @@ async function record(set: string): Promise<void> {
     fs.mkdirSync(FIXTURES, { recursive: true });
     for (const n of NAMES) {
       // the CLI's JSON form of a history (what `temporal workflow show --output json` gives users)
-      const json = execFileSync(TEMPORAL_BIN, ['workflow', 'show', '--address', process.env.SMNAS_TEST_TEMPORAL_ADDRESS!, '--workflow-id', ids[n], '--output', 'json']);
+      const json = execFileSync(TEMPORAL_BIN, [
+        'workflow',
+        'show',
+        '--address',
+        process.env.SMNAS_TEST_TEMPORAL_ADDRESS!,
+        '--workflow-id',
+        ids[n],
+        '--output',
+        'json',
+      ]);
       fs.writeFileSync(fixture(set, n), json);
     }
   });

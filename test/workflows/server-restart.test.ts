@@ -26,7 +26,10 @@ test('a campaign survives a dev-server restart on the same database file', async
   const db = path.join(work, 'temporal.sqlite');
   const logFile = path.join(work, 'temporal.log');
   const start = async () => {
-    const srv = spawnDevServer({ port, uiPort: null, dbFilename: db, searchAttributes: projectSearchAttributes() }, { logFile, detached: true, stopWhenPidExits: process.pid });
+    const srv = spawnDevServer(
+      { port, uiPort: null, dbFilename: db, searchAttributes: projectSearchAttributes() },
+      { logFile, detached: true, stopWhenPidExits: process.pid },
+    );
     await waitForTemporal(address, { logFile, timeoutMs: 60_000 });
     return srv;
   };
@@ -40,17 +43,28 @@ test('a campaign survives a dev-server restart on the same database file', async
     connection,
     taskQueue: tq,
     workflowBundle: await getWorkflowBundle(undefined, process.env.SMNAS_TEST_TEMPORAL_DIR),
-    activities: { ...createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) }), ...gpu.activities() },
+    activities: {
+      ...createControlActivities({ artifactRoot: path.join(work, 'store'), trainerBin: '/nonexistent', devices: ['cpu'], logger: pino({ level: 'silent' }) }),
+      ...gpu.activities(),
+    },
   });
   const running = worker.run();
   try {
     const base = makeToyCampaign({ id: 'restart', dataRoot: path.join(work, 'data'), artifactRoot: path.join(work, 'store') });
     const c = {
       ...base,
-      data: { detection: base.data.detection, transfer: [], synthesize: { root: path.join(work, 'data'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 2 } },
+      data: {
+        detection: base.data.detection,
+        transfer: [],
+        synthesize: { root: path.join(work, 'data'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 2 },
+      },
       queues: { control: tq, gpu: tq },
       candidates: 1,
-      stages: { ...base.stages, structural: { maxEvaluations: 6, population: 3, recipe: 'toy-stage-one' }, modular: { maxEvaluationsPerCandidate: 2, population: 1, recipe: 'toy-stage-two', finalists: 1 } },
+      stages: {
+        ...base.stages,
+        structural: { maxEvaluations: 6, population: 3, recipe: 'toy-stage-one' },
+        modular: { maxEvaluationsPerCandidate: 2, population: 1, recipe: 'toy-stage-two', finalists: 1 },
+      },
       timeouts: { trainingHours: 1, heartbeatSeconds: 10, maxAttempts: 5 },
     };
     const h = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: 'smnas-restart', args: [c] });
@@ -63,7 +77,11 @@ test('a campaign survives a dev-server restart on the same database file', async
     await new Promise((r) => setTimeout(r, 2000));
     server = await start(); // same port, same database file
     const result: any = await h.result();
-    const lines = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.stage === 'structural')).toHaveLength(6);
     expect(new Set(lines.map((l) => l.key)).size).toBe(lines.length);
     expect(result.finalTable).toHaveLength(1);
