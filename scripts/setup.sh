@@ -18,8 +18,9 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 # googletest / libgtest-dev: the native unit tests (CTest); native/CMakeLists.txt refuses to
 # configure without GoogleTest while SMNAS_BUILD_TESTS is on, so the suite cannot lose them silently
 # libgloo-dev: c10d's Gloo backend (data-parallel training on CPU)
+# clang-format: scripts/lint.sh checks the formatting of native/
 # chromium: the dashboard and report tests drive it headless (puppeteer-core)
-APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil googletest libgtest-dev chromium libgloo-dev)
+APT_PACKAGES=(libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev cmake g++ make pkg-config python3-torchvision python3-pil googletest libgtest-dev chromium libgloo-dev clang-format)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

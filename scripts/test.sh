@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up (idempotent), then CTest (the native unit tests), then jest (unit,
-# activity, workflow tests on a real Temporal dev server, evaluator vs pycocotools, native trainer
-# integration).
+# The whole test suite: set-up (idempotent), then CTest (the native unit tests), the house tooling
+# (scripts/lint.sh: Prettier, ESLint, clang-format), then jest (unit, activity, workflow tests on a
+# real Temporal dev server, evaluator vs pycocotools, native trainer integration, browser tests).
 #
 # The suite cannot silently shrink:
 #  - missing native tests (native/build/CTestTestfile.cmake, smnas-unit-tests) fail the run;
@@ -70,5 +70,7 @@ else
     [ $CI_STRICT = 1 ] && { say "  refused under CI=true"; status=1; }
   fi
 fi
+# house tooling: formatting (Prettier, clang-format) and ESLint with the Temporal sandbox rules
+bash scripts/lint.sh || status=1
 node_modules/.bin/jest --ci "$@" || status=1
 exit $status
