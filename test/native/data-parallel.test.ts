@@ -110,7 +110,8 @@ describe('data-parallel training (2 processes, Gloo, CPU)', () => {
     l1.forEach((l, i) => expect(Math.abs(l2[i] - l) / l).toBeLessThan(1e-5));
     expect(maxAbsDiff(path.join(one.outDir, 'weights'), path.join(two.outDir, 'weights'))).toBeLessThan(1e-5);
     expect(result(r2).metrics).toEqual(result(r1).metrics); // sharded evaluation: hit counts summed over the ranks
-    expect(fs.readdirSync(path.join(two.outDir, 'checkpoints')).sort()).toEqual(['ckpt-2.pt', 'ckpt-4.pt']);
+    // (each checkpoint has its SHA-256 sidecar, docs/trainer.md "Checkpoints")
+    expect(fs.readdirSync(path.join(two.outDir, 'checkpoints')).filter((f) => f.endsWith('.pt')).sort()).toEqual(['ckpt-2.pt', 'ckpt-4.pt']);
   }, 120_000);
 
   it('SyncBN: 2 BN processes with batch 8 match 1 with batch 16 (weights and running statistics); without it they do not', async () => {
@@ -175,7 +176,9 @@ describe('data-parallel training (2 processes, Gloo, CPU)', () => {
     expect(stoppedAt).toBeGreaterThan(0);
     expect(r.exit.ranks[0].code).toBe(6);
     expect(r.messages.find((m) => m.type === 'error')).toMatchObject({ kind: 'peer_lost', message: expect.stringMatching(/did not answer within 3 s/) });
-    expect(r.exit.ranks[1].signal).toBe('SIGKILL'); // stopped processes only go with SIGKILL
+    // the launcher ended the stopped rank: SIGTERM with SIGCONT (trainer-process.ts), SIGKILL after the grace
+    const r1 = r.exit.ranks[1];
+    expect(r1.signal !== null || (r1.code !== null && r1.code !== 0)).toBe(true);
     expect(rank0FailedAfter).toBeLessThan(15_000);
   }, 60_000);
 
