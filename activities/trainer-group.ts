@@ -10,7 +10,7 @@
  * Multi-host: run one group per host with the same masterAddr/masterPort (rank 0's host), the
  * host's nodeRank and nnodes (world size nproc x nnodes); docs/runtime.md.
  */
-import * as net from 'node:net';
+import { freePort } from '../common/net';
 import type { TrainerMessage } from '../protocol/trainer-messages';
 import { TrainerExit } from '../protocol/trainer-messages';
 import { runTrainerProcess, type TrainerExitInfo, type TrainerRun } from './trainer-process';
@@ -43,19 +43,7 @@ export interface TrainerGroupExit extends TrainerExitInfo {
   failedRank: number | null;
 }
 
-/** A TCP port free on this host now (the OS picks it). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** The CUDA_VISIBLE_DEVICES value for a worker-numbered device, through the worker's own mask. */
 export function visibleDeviceFor(device: string, parentVisible: string | undefined): string {

@@ -116,18 +116,7 @@ export function spawnDevServer(o: DevServerOptions, s: SpawnServerOptions): Chil
   return child;
 }
 
-/** A free TCP port on the loopback interface (the OS picks it). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../common/net';
 
 /** host:port -> [host, port] */
 export function splitAddress(address: string): [string, number] {
