@@ -59,6 +59,38 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/**
+ * Whether any live (non-zombie) process is left in process group `pgid`. The leader can be gone
+ * while a subprocess it started is still being torn down by the same SIGKILL (a CI run caught the
+ * subprocess alive right after its leader exited), so shutdown waits for the whole group.
+ */
+function groupRunning(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // after "comm)": state ppid pgrp ...
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') return true;
+  }
+  return false;
+}
+
 /** Stop the process group of a trainer an earlier attempt on this host left running. */
 export async function stopStaleTrainer(pidFile: string, graceMs: number): Promise<number | null> {
   let rec: PidRecord;
@@ -119,7 +151,7 @@ export async function stopAllTrainers(graceMs?: number): Promise<number[]> {
   const end = Date.now() + (graceMs ?? Math.max(0, ...pids.map(([, g]) => g)));
   while (pids.some(([pid]) => isRunning(pid)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   for (const [pid] of pids) signalGroup(pid, 'SIGKILL');
-  while (pids.some(([pid]) => isRunning(pid)) && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 20));
+  while (pids.some(([pid]) => groupRunning(pid)) && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 20));
   return pids.map(([pid]) => pid);
 }
 

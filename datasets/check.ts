@@ -160,9 +160,13 @@ async function checkImages(
   const roots = new DataRoots(imagesDir, allowedRoots);
   let next = 0;
   let done = 0;
+  // images are read 16 at a time; their problems are reported in record order afterwards, so the
+  // report (and which problems are listed in full) does not depend on which read finished first
+  const found: Problem[][] = [];
   const worker = async () => {
     while (next < inst.images.length) {
       const i = next++;
+      const add = (p: Problem) => (found[i] ??= []).push(p);
       const im = inst.images[i];
       const rec = `images[${sourceIndex.get(im) ?? i}] (id ${im.id})`;
       const c = await roots.resolveAsync(im.file_name);
@@ -192,6 +196,7 @@ async function checkImages(
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
+  for (const list of found) for (const p of list ?? []) add(p);
 }
 
 export async function checkDataset(target: string, opts: CheckOptions = {}): Promise<CheckReport> {
