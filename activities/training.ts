@@ -17,7 +17,7 @@ import { SMNAS_CLI } from '../common/paths';
 import { instancesPath } from '../datasets/coco-schema';
 import { evaluateVocFiles } from '../evaluation/coco-eval-io';
 import { UserError } from '../common/errors';
-import { buildClassificationJob, buildDetectionJob } from '../protocol/job-builder';
+import { buildClassificationJob, buildDetectionJob, type CommonJobOptions } from '../protocol/job-builder';
 import { withBackboneTraining } from '../protocol/recipe';
 import { resolveClassificationRecipe, resolveDetectionRecipe } from '../protocol/recipe-file';
 import { TrainerExit, type BenchFigures, type ResultMessage, type TrainerMessage } from '../protocol/trainer-messages';
@@ -306,7 +306,11 @@ interface TrainingLaunch {
   valImages?: number;
   /** fields of the "started" log line */
   log: Record<string, unknown>;
-  buildJob(p: { device: string; distributed?: { worldSize: number }; resume: boolean; batchSize: number }): object;
+  seed: number;
+  /** the request's checkpoint policy (over the worker's and the defaults) */
+  checkpoint?: CommonJobOptions['checkpoint'];
+  /** the job, from the options every training shares and the batch size per process */
+  buildJob(common: CommonJobOptions, batchSize: number): object;
 }
 
 interface LaunchedTraining {
@@ -339,7 +343,16 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     return withDevices(pool, plan.nproc, async (devices) => {
       const { device: jobDevice, distributed } = placement(devices);
       const device = devices.join(',');
-      const job = nonRetryableConfig(l.what, () => l.buildJob({ device: jobDevice, distributed, resume, batchSize: plan.batchSize }));
+      const common: CommonJobOptions = {
+        outDir: l.outDir,
+        seed: l.seed,
+        device: jobDevice,
+        distributed,
+        threads: deps.threads ?? 0,
+        resume,
+        checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...l.checkpoint },
+      };
+      const job = nonRetryableConfig(l.what, () => l.buildJob(common, plan.batchSize));
       const jobFile = path.join(l.outDir, `${l.jobPrefix}${attempt}.json`);
       writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
       const hb: TrainingHeartbeat = {
@@ -375,16 +388,12 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       batchSize: recipe.batchSize,
       valImages: req.data.valImages,
       log: { arch: req.arch, initKind: req.initKind, initWeights: req.initWeights },
-      buildJob: ({ device, distributed, resume, batchSize }) =>
+      seed: req.seed,
+      checkpoint: req.checkpoint,
+      buildJob: (common, batchSize) =>
         buildDetectionJob({
+          ...common,
           command: 'train',
-          outDir,
-          seed: req.seed,
-          device,
-          distributed,
-          threads: deps.threads ?? 0,
-          resume,
-          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
           arch: req.arch,
           recipe: batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize },
           numClasses: req.data.numClasses,
@@ -506,16 +515,12 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       devices: recipe.devices,
       batchSize: recipe.batchSize,
       log: { arch: req.arch },
-      buildJob: ({ device, distributed, resume, batchSize }) =>
+      seed: req.seed,
+      checkpoint: req.checkpoint,
+      buildJob: (common, batchSize) =>
         buildClassificationJob({
+          ...common,
           command: 'classify-train',
-          outDir,
-          seed: req.seed,
-          device,
-          distributed,
-          threads: deps.threads ?? 0,
-          resume,
-          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
           arch: req.arch,
           recipe: batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize },
           dataRoot: req.dataRoot,
