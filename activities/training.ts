@@ -32,6 +32,8 @@ import {
   PretrainRequestSchema,
   TrainRequestSchema,
   type BenchRequest,
+  type NodeOutcome,
+  type NodeShare,
   type PretrainOutcome,
   type PretrainRequest,
   type TrainOutcome,
@@ -97,6 +99,7 @@ async function runWithHeartbeats(
   hb: TrainingHeartbeat,
   devices: string[] = [hb.device],
   valImages: number | null = null,
+  node?: NodeShare,
 ): Promise<TrainerRunResult> {
   const ctx = Context.current();
   const out: Omit<TrainerRunResult, 'exit'> = { result: null, lastMetricsAP: null, lastTop1: null, resumedFrom: null, error: null, stall: null };
@@ -107,7 +110,9 @@ async function runWithHeartbeats(
   const timer = setInterval(
     () => {
       if (out.stall) return;
-      const stall = watch.check(Date.now());
+      // the ranks of nodes > 0 report errors only, never progress: their liveness is rank 0's
+      // (a stalled rank 0 makes their collectives time out), so they are never judged silent
+      const stall = node && node.rank > 0 ? null : watch.check(Date.now());
       if (!stall) {
         beat();
         return;
@@ -159,7 +164,8 @@ async function runWithHeartbeats(
     // one process, or one per leased device (a data-parallel training: rank 0 reports)
     const exit = await runTrainerGroup({
       nproc: devices.length,
-      devices: devices.length > 1 ? devices : undefined,
+      devices: devices.length > 1 || node ? devices : undefined,
+      ...(node ? { nnodes: node.count, nodeRank: node.rank, masterAddr: node.masterAddr, masterPort: node.masterPort } : {}),
       onPeerMessage: (rank, m) => {
         if (m.type === 'error') {
           deps.logger.warn({ rank, kind: m.kind, message: m.message }, 'trainer process failed');
@@ -175,7 +181,8 @@ async function runWithHeartbeats(
       onBadLine: (line, error) => deps.logger.warn({ line: line.slice(0, 200), error }, 'trainer wrote a non-protocol line'),
       signal: AbortSignal.any([ctx.cancellationSignal, stalled.signal]),
       killGraceMs: deps.killGraceMs,
-      pidFile: path.join(path.dirname(jobFile), 'trainer.pid'),
+      // node k > 0 of a multi-host training shares the run folder (a shared filesystem) with node 0
+      pidFile: path.join(path.dirname(jobFile), node && node.rank > 0 ? `trainer-node${node.rank}.pid` : 'trainer.pid'),
       onStaleTrainerStopped: (pid) => {
         addIncident(hb, `a trainer left running by an earlier attempt (pid ${pid}) was stopped before this one started`);
         deps.logger.warn({ pid, jobFile }, 'stopped a trainer an earlier attempt left running');
@@ -284,8 +291,9 @@ function previousGlobalBatch(outDir: string, prefix: string): number | undefined
   return undefined;
 }
 
-/** The job's device and distributed settings for the leased devices (one process each). */
-function placement(devices: string[]): { device: string; distributed?: { worldSize: number } } {
+/** The job's device and distributed settings for the leased devices (one process each; `nodes` hosts alike). */
+function placement(devices: string[], nodes = 1): { device: string; distributed?: { worldSize: number } } {
+  if (nodes > 1) return { device: devices[0] === 'cpu' ? 'cpu' : 'cuda:0', distributed: { worldSize: devices.length * nodes } };
   if (devices.length === 1) return { device: devices[0] };
   // each process sees its own GPU as cuda:0 (trainer-group.ts sets CUDA_VISIBLE_DEVICES)
   return { device: devices[0] === 'cpu' ? 'cpu' : 'cuda:0', distributed: { worldSize: devices.length } };
@@ -309,6 +317,8 @@ interface TrainingLaunch {
   seed: number;
   /** the request's checkpoint policy (over the worker's and the defaults) */
   checkpoint?: CommonJobOptions['checkpoint'];
+  /** a multi-host training: this host's share */
+  node?: NodeShare;
   /** the job, from the options every training shares and the batch size per process */
   buildJob(common: CommonJobOptions, batchSize: number): object;
 }
@@ -339,9 +349,20 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     // checkpoints belong to this very training, also when a campaign was terminated and started
     // again (attempt 1, no heartbeat details)
     const resume = prior?.checkpoint != null || hasCheckpoints(l.outDir);
-    const plan: ProcessPlan = planProcesses(l.devices ?? 1, l.batchSize, pool.devices.length, resume ? previousGlobalBatch(l.outDir, l.jobPrefix) : undefined);
+    const node = l.node;
+    if (node && node.processesPerNode > pool.devices.length) {
+      throw ApplicationFailure.nonRetryable(
+        `${l.what}: node ${node.rank} of ${node.count} must run ${node.processesPerNode} processes, and this worker has ${pool.devices.length} device(s) (${pool.devices.join(', ')})`,
+        'InvalidJob',
+      );
+    }
+    // one host: the recipe's devices, at most the host's, keeping the resumed checkpoints' global
+    // batch; several hosts: every node runs the same share (the world size is fixed by the campaign)
+    const plan: ProcessPlan = node
+      ? { nproc: node.processesPerNode, batchSize: l.batchSize }
+      : planProcesses(l.devices ?? 1, l.batchSize, pool.devices.length, resume ? previousGlobalBatch(l.outDir, l.jobPrefix) : undefined);
     return withDevices(pool, plan.nproc, async (devices) => {
-      const { device: jobDevice, distributed } = placement(devices);
+      const { device: jobDevice, distributed } = placement(devices, node?.count ?? 1);
       const device = devices.join(',');
       const common: CommonJobOptions = {
         outDir: l.outDir,
@@ -353,7 +374,10 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...l.checkpoint },
       };
       const job = nonRetryableConfig(l.what, () => l.buildJob(common, plan.batchSize));
-      const jobFile = path.join(l.outDir, `${l.jobPrefix}${attempt}.json`);
+      const jobFile = path.join(
+        l.outDir,
+        node && node.rank > 0 ? `${l.jobPrefix.replace(/-attempt$/, '')}-node${node.rank}-attempt${attempt}.json` : `${l.jobPrefix}${attempt}.json`,
+      );
       writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
       const hb: TrainingHeartbeat = {
         phase: 'starting',
@@ -370,16 +394,16 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         { ...l.log, device, processes: devices.length, attempt, resume, outDir: l.outDir },
         `${l.command === 'train' ? 'training' : 'pretraining'} started`,
       );
-      const run = await runWithHeartbeats(deps, l.command, jobFile, hb, devices, l.valImages);
+      const run = await runWithHeartbeats(deps, l.command, jobFile, hb, devices, l.valImages, node);
       return then({ run, devices, device, hb, attempt });
     });
   }
 
-  async function trainDetector(input: TrainRequest): Promise<TrainOutcome> {
-    const req = nonRetryableConfig('trainDetector', () => TrainRequestSchema.parse(input));
+  /** The launch of a detector training (trainDetector, and joinTraining for nodes > 0 of a multi-host one). */
+  function detectorLaunch(req: TrainRequest): TrainingLaunch {
     const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => withBackboneTraining(resolveDetectionRecipe(req.recipe), req.recipeBackbone));
     const outDir = store(req.artifactRoot).runDir(req.key);
-    const launch: TrainingLaunch = {
+    return {
       what: `trainDetector ${req.arch}`,
       command: 'train',
       outDir,
@@ -387,7 +411,8 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
       devices: recipe.devices,
       batchSize: recipe.batchSize,
       valImages: req.data.valImages,
-      log: { arch: req.arch, initKind: req.initKind, initWeights: req.initWeights },
+      log: { arch: req.arch, initKind: req.initKind, initWeights: req.initWeights, ...(req.node ? { node: req.node.rank, nodes: req.node.count } : {}) },
+      node: req.node,
       seed: req.seed,
       checkpoint: req.checkpoint,
       buildJob: (common, batchSize) =>
@@ -405,7 +430,14 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
           evaluator,
         }),
     };
-    return launchTraining(launch, async ({ run, devices, device, hb, attempt }) => {
+  }
+
+  async function trainDetector(input: TrainRequest): Promise<TrainOutcome> {
+    const req = nonRetryableConfig('trainDetector', () => TrainRequestSchema.parse(input));
+    if (req.node && req.node.rank !== 0)
+      throw ApplicationFailure.nonRetryable(`trainDetector ${req.arch}: node ${req.node.rank} joins with joinTraining`, 'InvalidJob');
+    const outDir = store(req.artifactRoot).runDir(req.key);
+    return launchTraining(detectorLaunch(req), async ({ run, devices, device, hb, attempt }) => {
       const incidents = hb.incidents ?? [];
       const r = run.result;
       if (!r || run.exit.code !== (r.kind === 'diverged' ? TrainerExit.diverged : TrainerExit.ok)) {
@@ -421,7 +453,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
           weights: r.weights ?? null,
           outDir,
           wallSeconds: r.wallSeconds,
-          gpuSeconds: r.wallSeconds * devices.length,
+          gpuSeconds: r.wallSeconds * devices.length * (req.node?.count ?? 1),
           device,
           attempt,
           resumedFrom: run.resumedFrom,
@@ -445,7 +477,7 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         weights: r.weights ?? null,
         outDir,
         wallSeconds: r.wallSeconds,
-        gpuSeconds: r.wallSeconds * devices.length,
+        gpuSeconds: r.wallSeconds * devices.length * (req.node?.count ?? 1),
         device,
         attempt,
         resumedFrom: run.resumedFrom,
@@ -498,6 +530,24 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     });
   }
 
+  /**
+   * Node k > 0 of a multi-host detector training: its share of the processes, meeting node 0's
+   * (trainDetector) at the rendezvous. Rank 0 reports progress, checkpoints and the result; this
+   * activity succeeds when its processes ran to the end, and fails (retryably, like any crashed
+   * training) when they did not; the workflow starts the nodes together and retries them together.
+   */
+  async function joinTraining(input: TrainRequest): Promise<NodeOutcome> {
+    const req = nonRetryableConfig('joinTraining', () => TrainRequestSchema.parse(input));
+    if (!req.node || req.node.rank === 0) throw ApplicationFailure.nonRetryable(`joinTraining ${req.arch}: needs node.rank > 0`, 'InvalidJob');
+    const node = req.node;
+    const t0 = Date.now();
+    return launchTraining(detectorLaunch(req), ({ run, devices, device, attempt }) => {
+      // a diverged training ends on every rank at the same iteration (exit 4): node 0 records it
+      if (run.exit.code !== TrainerExit.ok && run.exit.code !== TrainerExit.diverged) throw failureOf(run, `train ${req.arch} (node ${node.rank})`);
+      return { node: node.rank, processes: devices.length, device, wallSeconds: (Date.now() - t0) / 1000, attempt };
+    });
+  }
+
   async function pretrainBackbone(input: PretrainRequest): Promise<PretrainOutcome> {
     const req = nonRetryableConfig('pretrainBackbone', () => PretrainRequestSchema.parse(input));
     const recipe = nonRetryableConfig(`pretrain ${req.arch}`, () => resolveClassificationRecipe(req.recipe));
@@ -547,5 +597,5 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     });
   }
 
-  return { trainDetector, benchmarkLatency, pretrainBackbone };
+  return { trainDetector, joinTraining, benchmarkLatency, pretrainBackbone };
 }

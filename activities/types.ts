@@ -112,6 +112,17 @@ export type LookupResult = z.infer<typeof LookupResultSchema>;
 /** the campaign's checkpoint policy (absent: the worker's default) */
 export const CheckpointEverySchema = z.object({ everySeconds: z.number().nonnegative(), everyIterations: z.number().int().nonnegative() });
 
+/** One host's share of a multi-host training. */
+export const NodeShareSchema = z.object({
+  rank: z.number().int().nonnegative(),
+  count: z.number().int().min(2),
+  masterAddr: z.string().min(1),
+  masterPort: z.number().int().min(1).max(65535),
+  /** processes on each node (every node runs the same number) */
+  processesPerNode: z.number().int().positive(),
+});
+export type NodeShare = z.infer<typeof NodeShareSchema>;
+
 export const TrainRequestSchema = z.object({
   campaignId: z.string(),
   key: z.string(),
@@ -126,8 +137,20 @@ export const TrainRequestSchema = z.object({
   recipeBackbone: BackboneTrainingSchema.optional(),
   artifactRoot: z.string().optional(),
   checkpoint: CheckpointEverySchema.optional(),
+  /** a multi-host training: this host's share (protocol/campaign.ts MultiHostSchema); absent: one host */
+  node: NodeShareSchema.optional(),
 });
 export type TrainRequest = z.infer<typeof TrainRequestSchema>;
+
+/** What node k of a multi-host training reports: its processes ran to the end. */
+export const NodeOutcomeSchema = z.object({
+  node: z.number().int(),
+  processes: z.number().int(),
+  device: z.string(),
+  wallSeconds: z.number(),
+  attempt: z.number().int(),
+});
+export type NodeOutcome = z.infer<typeof NodeOutcomeSchema>;
 
 export const BenchRequestSchema = z.object({
   key: z.string(),

@@ -183,6 +183,32 @@ export const ModularStageSchema = z.object({
   finalists: z.number().int().positive(),
 });
 
+/**
+ * Multi-host data-parallel trainings (docs/runtime.md "Multi-host trainings"). Without it a training
+ * runs on one host: a recipe asking for more devices than the host has runs with the host's
+ * devices (the global batch kept by the process plan where it can). With it, each training of the
+ * named stages runs as `nodes` groups of processes, one per host: node k's share is trained by the
+ * GPU worker polling `nodeQueue(queues.gpu, k)` (`bin/smnas worker --queue gpu --task-queue
+ * <gpu>-node<k>` on that host), with ceil(recipe.devices / nodes) processes each, all meeting at
+ * rank 0's TCP store on `masterAddr`. The run folders must be on a filesystem every node sees.
+ */
+export const MultiHostSchema = z.object({
+  nodes: z.number().int().min(2).max(64),
+  /** node 0's host as the other hosts reach it */
+  masterAddr: z.string().min(1),
+  /** first rendezvous port on node 0; a training uses masterPort + (its key mod ports) */
+  masterPort: z.number().int().min(1024).max(65535),
+  ports: z.number().int().positive().max(1024).default(64),
+  /** the stages whose trainings span the hosts */
+  stages: z
+    .array(z.enum(['structural', 'modular', 'final', 'transfer']))
+    .min(1)
+    .default(['final']),
+});
+export type MultiHost = z.infer<typeof MultiHostSchema>;
+
+export { nodeQueue } from '../common/queues';
+
 export const CampaignSchema = z.object({
   schemaVersion: z.literal(CAMPAIGN_SCHEMA_VERSION).default(CAMPAIGN_SCHEMA_VERSION),
   id: CampaignIdSchema,
@@ -232,6 +258,8 @@ export const CampaignSchema = z.object({
       maxAttempts: z.number().int().positive().default(3),
     })
     .default({ trainingHours: 48, heartbeatSeconds: 120, maxAttempts: 3 }),
+  /** trainings that span several hosts (absent: every training on one host) */
+  multiHost: MultiHostSchema.optional(),
   /** how often trainings checkpoint (a retried or resumed training continues from the newest one) */
   checkpoints: z
     .object({

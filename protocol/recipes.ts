@@ -212,6 +212,13 @@ export const CLASSIFICATION_RECIPE_NAMES = Object.keys(CLASSIFICATION);
 export const RECIPE_ALIASES: Record<string, string> = { toy: 'toy-train', paper: 'paper-stage-two' };
 
 /** A deep copy of a named detection recipe (callers may override fields). */
+/** A named detection recipe's devices (1 when it names none), without a copy: workflow code calls it (no structuredClone there). */
+export function detectionRecipeDevices(name: string): number {
+  const r = DETECTION[RECIPE_ALIASES[name] ?? name];
+  if (!r) throw new UserError(`unknown detection recipe '${name}'`);
+  return r.devices ?? 1;
+}
+
 export function getDetectionRecipe(name: string): DetectionRecipe {
   const r = DETECTION[RECIPE_ALIASES[name] ?? name];
   if (!r) throw new UserError(`unknown detection recipe '${name}' (known: ${[...Object.keys(RECIPE_ALIASES), ...DETECTION_RECIPE_NAMES].join(', ')})`);

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONTROL_QUEUE, GPU_QUEUE } from '../protocol/campaign';
+import { CONTROL_QUEUE, GPU_QUEUE, nodeQueue } from '../protocol/campaign';
 import { STATE_DIR, TRAINER_BIN } from '../common/paths';
 import type { Logger } from '../common/log';
 import { connectOptions, type ConnectionSettings } from './connection';
@@ -38,6 +38,11 @@ export interface CreateWorkerOptions {
   liveness?: Partial<LivenessRule>;
   /** gpu workers: intra-op threads per trainer (default: cores / devices, worker/devices.ts trainerThreads) */
   trainerThreads?: number;
+  /**
+   * gpu workers: this host is node k of the campaigns' multi-host trainings (protocol/campaign.ts
+   * MultiHostSchema): the worker also polls nodeQueue(taskQueue, k), with the same devices
+   */
+  node?: number;
   /** control workers: how many light activities at once (default 8) */
   maxConcurrentLightActivities?: number;
   logger: Logger;
@@ -52,21 +57,25 @@ export interface WorkerPlan {
   maxConcurrentActivityTaskExecutions: number;
   identity: string;
   runsWorkflows: boolean;
+  /** more task queues the same activities (and devices) serve: a gpu worker's node queue */
+  extraTaskQueues: string[];
 }
 
 export function planWorker(
-  o: Pick<CreateWorkerOptions, 'queue' | 'devices' | 'taskQueue' | 'maxConcurrentLightActivities'>,
+  o: Pick<CreateWorkerOptions, 'queue' | 'devices' | 'taskQueue' | 'maxConcurrentLightActivities' | 'node'>,
   host: { hostname: string; pid: number; trainerVersion: string },
 ): WorkerPlan {
   if (o.queue === 'gpu') {
     const devices = o.devices && o.devices.length > 0 ? o.devices : ['cpu'];
+    const taskQueue = o.taskQueue ?? GPU_QUEUE;
     return {
       kind: 'gpu',
-      taskQueue: o.taskQueue ?? GPU_QUEUE,
+      taskQueue,
       devices,
       maxConcurrentActivityTaskExecutions: devices.length,
-      identity: `smnas-gpu@${host.hostname}:${host.pid} devices=${devices.join(',')} trainer=${host.trainerVersion}`,
+      identity: `smnas-gpu@${host.hostname}:${host.pid} devices=${devices.join(',')} trainer=${host.trainerVersion}${o.node !== undefined ? ` node=${o.node}` : ''}`,
       runsWorkflows: false,
+      extraTaskQueues: o.node !== undefined ? [nodeQueue(taskQueue, o.node)] : [],
     };
   }
   return {
@@ -76,6 +85,7 @@ export function planWorker(
     maxConcurrentActivityTaskExecutions: o.maxConcurrentLightActivities ?? 8,
     identity: `smnas-control@${host.hostname}:${host.pid}`,
     runsWorkflows: true,
+    extraTaskQueues: [],
   };
 }
 
@@ -135,13 +145,17 @@ export async function createWorker(o: CreateWorkerOptions) {
     shutdownGraceTime: o.shutdownGraceMs ?? 15_000,
     maxConcurrentActivityTaskExecutions: plan.maxConcurrentActivityTaskExecutions,
   };
-  const worker =
-    plan.kind === 'gpu'
-      ? await Worker.create({ ...common, activities: createGpuActivities(deps) })
-      : await Worker.create({
-          ...common,
-          activities: createControlActivities(deps),
-          workflowBundle: await getWorkflowBundle(DEFAULT_WORKFLOWS_PATH, path.join(STATE_DIR, 'cache')),
-        });
-  return { worker, connection, plan };
+  if (plan.kind === 'gpu') {
+    // one set of activities (one device pool) for every queue this worker polls
+    const activities = createGpuActivities(deps);
+    const workers = [];
+    for (const taskQueue of [plan.taskQueue, ...plan.extraTaskQueues]) workers.push(await Worker.create({ ...common, taskQueue, activities }));
+    return { worker: workers[0], workers, connection, plan };
+  }
+  const worker = await Worker.create({
+    ...common,
+    activities: createControlActivities(deps),
+    workflowBundle: await getWorkflowBundle(DEFAULT_WORKFLOWS_PATH, path.join(STATE_DIR, 'cache')),
+  });
+  return { worker, workers: [worker], connection, plan };
 }

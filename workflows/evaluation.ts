@@ -5,10 +5,11 @@
  * (store + results log) and hand the parent a small summary. Its workflow id is derived from the
  * campaign id, stage and canonical string (workflows/ids.ts), so it is never started twice.
  */
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { CancellationScope, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlActivities, GpuActivities } from '../activities';
-import type { DatasetRef, EvaluationRecord } from '../activities/types';
-import type { Campaign } from '../protocol/campaign';
+import type { DatasetRef, EvaluationRecord, TrainOutcome, TrainRequest } from '../activities/types';
+import { nodeQueue } from '../common/queues';
+import type { Campaign, MultiHost } from '../protocol/campaign';
 import type { InitKind } from '../protocol/job';
 import type { BackboneTraining } from '../protocol/recipe';
 
@@ -38,7 +39,19 @@ export interface EvaluationInput {
    * Absent in histories recorded before it was passed.
    */
   candidate?: string;
+  /** trainings that span several hosts (the campaign's multiHost; absent: one host) */
+  multiHost?: MultiHostPlan;
 }
+
+/** The campaign's multiHost with each stage's processes per node (ceil(recipe.devices / nodes)), worked out by makeCampaignTemplate. */
+export type MultiHostPlan = MultiHost & { processesPerNode: Partial<Record<EvaluationInput['stage'], number>> };
+
+/**
+ * patch id: a training of a stage the campaign's `multiHost` names runs on every node at once
+ * (trainDetector on node 0's queue, joinTraining on the others'). Campaigns without multiHost
+ * never reach it.
+ */
+export const MULTI_HOST_TRAINING = 'multi-host-training';
 
 export interface EvaluationSummary {
   key: string;
@@ -63,17 +76,50 @@ function activities(input: EvaluationInput) {
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidRecipe', 'InvalidArch', 'MissingCostModel'] },
   });
-  const gpu = proxyActivities<GpuActivities>({
-    taskQueue: input.queues.gpu,
-    startToCloseTimeout: `${input.timeouts.trainingHours} hours`,
-    heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
-    retry: {
-      maximumAttempts: input.timeouts.maxAttempts,
-      initialInterval: '5 seconds',
-      nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'NoMetrics', 'Diverged'],
-    },
+  const gpuOn = (taskQueue: string) =>
+    proxyActivities<GpuActivities>({
+      taskQueue,
+      startToCloseTimeout: `${input.timeouts.trainingHours} hours`,
+      heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
+      retry: {
+        maximumAttempts: input.timeouts.maxAttempts,
+        initialInterval: '5 seconds',
+        nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'NoMetrics', 'Diverged'],
+      },
+    });
+  return { control, gpu: gpuOn(input.queues.gpu), gpuOn };
+}
+
+/**
+ * One training on every node of the campaign's multiHost at once: node 0 (trainDetector) trains,
+ * evaluates and reports; nodes 1.. (joinTraining) run their share of the processes. Each node's
+ * activity is retried by Temporal like any training (a node that dies makes the others fail fast
+ * at their next collective, so all are retried and meet again at the rendezvous, resuming from
+ * rank 0's checkpoint); a node that fails for good cancels the others.
+ */
+async function trainOnNodes(input: EvaluationInput, req: TrainRequest, summary: string): Promise<TrainOutcome> {
+  const mh = input.multiHost!;
+  const { gpuOn } = activities(input);
+  const processesPerNode = mh.processesPerNode[input.stage] ?? 1;
+  // one rendezvous port per training (its key), so concurrent multi-host trainings do not collide
+  const masterPort = mh.masterPort + (parseInt(req.key.slice(0, 8), 16) % mh.ports);
+  return CancellationScope.cancellable(async () => {
+    const scope = CancellationScope.current();
+    const nodes = Array.from({ length: mh.nodes }, (_, rank) => {
+      const node = { rank, count: mh.nodes, masterAddr: mh.masterAddr, masterPort, processesPerNode };
+      const gpu = gpuOn(nodeQueue(input.queues.gpu, rank));
+      const run: Promise<unknown> =
+        rank === 0
+          ? gpu.trainDetector.executeWithOptions({ summary: `${summary} (node 0 of ${mh.nodes})` }, [{ ...req, node }])
+          : gpu.joinTraining.executeWithOptions({ summary: `${summary} (node ${rank} of ${mh.nodes})` }, [{ ...req, node }]);
+      return run.catch((e) => {
+        scope.cancel(); // the others would only wait at the rendezvous until it times out
+        throw e;
+      });
+    });
+    const [outcome] = await Promise.all(nodes);
+    return outcome as TrainOutcome;
   });
-  return { control, gpu };
 }
 
 export async function evaluateArchitecture(input: EvaluationInput): Promise<EvaluationSummary> {
@@ -93,21 +139,24 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
     await control.recordEvaluation({ record: rec, artifactRoot: input.artifactRoot, reused: true, ...(input.candidate ? { candidate: input.candidate } : {}) });
     return summarise(rec, true);
   }
-  const train = await gpu.trainDetector.executeWithOptions({ summary: `train + evaluate (${input.stage}, ${input.recipe}): ${input.arch}` }, [
-    {
-      campaignId: input.campaignId,
-      key: found.key,
-      arch: input.arch,
-      recipe: input.recipe,
-      data: input.data,
-      seed: input.seed,
-      initWeights: input.initWeights,
-      initKind: input.initKind,
-      recipeBackbone: input.recipeBackbone,
-      artifactRoot: input.artifactRoot,
-      checkpoint: input.checkpoints,
-    },
-  ]);
+  const trainReq: TrainRequest = {
+    campaignId: input.campaignId,
+    key: found.key,
+    arch: input.arch,
+    recipe: input.recipe,
+    data: input.data,
+    seed: input.seed,
+    initWeights: input.initWeights,
+    initKind: input.initKind,
+    recipeBackbone: input.recipeBackbone,
+    artifactRoot: input.artifactRoot,
+    checkpoint: input.checkpoints,
+  };
+  const summary = `train + evaluate (${input.stage}, ${input.recipe}): ${input.arch}`;
+  const train =
+    input.multiHost?.stages.includes(input.stage) && patched(MULTI_HOST_TRAINING)
+      ? await trainOnNodes(input, trainReq, summary)
+      : await gpu.trainDetector.executeWithOptions({ summary }, [trainReq]);
   const wantFlops = input.cost === 'flops' || input.cost === 'both';
   const wantLatency = (input.cost === 'latency' || input.cost === 'both') && train.kind === 'ok';
   const [cost, latency] = await Promise.all([

@@ -20,7 +20,10 @@ export { evaluateArchitecture } from './evaluation';
 
 /** workflow `name` of the module `load` returns, loaded on the workflow's first call */
 function lazy<M, K extends keyof M>(load: () => M, name: K): M[K] {
-  return ((...args: unknown[]) => (load()[name] as (...a: unknown[]) => unknown)(...args)) as M[K];
+  const fn = (...args: unknown[]) => (load()[name] as (...a: unknown[]) => unknown)(...args);
+  // named like the workflow, so clients can start it by reference (client.workflow.start(smnasSearch, ...))
+  Object.defineProperty(fn, 'name', { value: name });
+  return fn as M[K];
 }
 
 /* eslint-disable @typescript-eslint/no-require-imports */

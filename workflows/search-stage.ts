@@ -19,10 +19,11 @@
  */
 import { CancellationScope, condition, continueAsNew, isCancellation, allHandlersFinished } from '@temporalio/workflow';
 import type { DatasetRef } from '../activities/types';
-import type { Campaign } from '../protocol/campaign';
+import type { Campaign, MultiHost } from '../protocol/campaign';
+import { detectionRecipeDevices } from '../protocol/recipes';
 import type { NamedBackbone } from '../search';
 import type { EvalPoint } from './api';
-import type { EvaluationInput } from './evaluation';
+import type { EvaluationInput, MultiHostPlan } from './evaluation';
 import { SearchStageRun, type SearchStageCarry } from './search-stage-run';
 
 export {
@@ -56,7 +57,7 @@ export interface SearchStageInput {
   maxHistoryEvents?: number;
   /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
   parentWorkflowId: string | null;
-  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
+  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot' | 'multiHost'>;
   /**
    * structural: ImageNet weights (torchvision naming) per named backbone, from the campaign's
    * checked `data.backboneWeights` (only when the stage's recipe is BN). An evaluation of an
@@ -85,8 +86,24 @@ export interface SearchStageResult {
   stopReason: 'budget' | 'stopped' | 'deadline' | 'gpu-budget' | 'space-exhausted';
 }
 
+/** Each multi-host stage's processes per node: its recipe's devices spread over the nodes. */
+function multiHostPlan(mh: MultiHost, c: Campaign): MultiHostPlan {
+  const processesPerNode: MultiHostPlan['processesPerNode'] = {};
+  for (const stage of mh.stages) processesPerNode[stage] = Math.max(1, Math.ceil(detectionRecipeDevices(c.stages[stage].recipe) / mh.nodes));
+  return { ...mh, processesPerNode };
+}
+
 export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] {
-  return { latencyDevice: c.latencyDevice, bench: c.bench, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints, artifactRoot: c.artifactRoot };
+  return {
+    latencyDevice: c.latencyDevice,
+    bench: c.bench,
+    queues: c.queues,
+    timeouts: c.timeouts,
+    checkpoints: c.checkpoints,
+    artifactRoot: c.artifactRoot,
+    // only when set: the template is part of every evaluation's input in recorded histories
+    ...(c.multiHost ? { multiHost: multiHostPlan(c.multiHost, c) } : {}),
+  };
 }
 
 export async function searchStage(input: SearchStageInput): Promise<SearchStageResult> {

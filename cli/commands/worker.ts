@@ -23,6 +23,9 @@ export const command: Command = {
   --shutdown-grace s  seconds running activities get on Ctrl-C/SIGTERM before they are cancelled (15)
   --trainer-threads N intra-op threads of each trainer (SMNAS_TRAINER_THREADS; default: the CPUs this
                       process may use divided by its devices, at least 1)
+  --node K            this host is node K of the campaigns' multi-host trainings ("multiHost"):
+                      the gpu worker also polls <task queue>-node<K> with the same devices
+                      (docs/runtime.md "Multi-host trainings")
   --liveness spec     how long a silent trainer may stay silent before it is killed and retried
                       (SMNAS_LIVENESS; default startup=900,floor=300,factor=20: seconds before
                       the first progress, and max(floor, factor x the longest progress gap) while
@@ -48,6 +51,7 @@ first (the run folder's trainer.pid).`,
         'shutdown-grace': { type: 'string' },
         'trainer-threads': { type: 'string' },
         liveness: { type: 'string' },
+        node: { type: 'string' },
         ...CONNECTION_FLAGS,
       },
       false,
@@ -55,6 +59,9 @@ first (the run folder's trainer.pid).`,
     const queue = str(flags, 'queue');
     if (queue !== 'control' && queue !== 'gpu') throw new UserError(`${NAME}: --queue must be 'control' or 'gpu' (see '${NAME} --help')`);
     if (queue === 'control' && str(flags, 'gpus') !== undefined) throw new UserError(`${NAME}: --gpus only applies to --queue gpu`);
+    const nodeFlag = str(flags, 'node');
+    if (nodeFlag !== undefined && (queue !== 'gpu' || !/^\d+$/.test(nodeFlag) || Number(nodeFlag) > 63))
+      throw new UserError(`${NAME}: --node takes a node index 0..63 and applies to --queue gpu, got '${nodeFlag}'`);
     const grace = str(flags, 'shutdown-grace');
     if (grace !== undefined && !/^\d+(\.\d+)?$/.test(grace)) throw new UserError(`${NAME}: --shutdown-grace must be seconds, got '${grace}'`);
     const connection = resolveConnectionSettings(flags, process.env);
@@ -80,6 +87,7 @@ first (the run folder's trainer.pid).`,
         shutdownGraceMs: grace !== undefined ? Number(grace) * 1000 : undefined,
         trainerThreads: threads,
         liveness,
+        ...(nodeFlag !== undefined ? { node: Number(nodeFlag) } : {}),
         logger: log,
       });
     } catch (e) {
@@ -90,11 +98,12 @@ first (the run folder's trainer.pid).`,
       }
       throw e;
     }
-    const { worker, connection: conn, plan } = created;
+    const { workers, connection: conn, plan } = created;
     log.info(
       {
         identity: plan.identity,
         taskQueue: plan.taskQueue,
+        ...(plan.extraTaskQueues.length ? { alsoPolls: plan.extraTaskQueues } : {}),
         devices: plan.devices,
         trainerThreads: threads,
         slots: plan.maxConcurrentActivityTaskExecutions,
@@ -104,7 +113,7 @@ first (the run folder's trainer.pid).`,
       `${plan.kind} worker ready`,
     );
     try {
-      await worker.run(); // resolves after SIGINT/SIGTERM and a graceful drain
+      await Promise.all(workers.map((w) => w.run())); // resolve after SIGINT/SIGTERM and a graceful drain
     } finally {
       // cancelled activities stop their trainers; anything still running (an activity that did not
       // get to react) is stopped here, SIGTERM then SIGKILL after the grace, before the worker exits

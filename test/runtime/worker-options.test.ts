@@ -95,6 +95,13 @@ describe('worker plans', () => {
     expect(p).toMatchObject({ taskQueue: 'smnas-gpu', maxConcurrentActivityTaskExecutions: 2, runsWorkflows: false });
     expect(p.identity).toBe('smnas-gpu@node7:42 devices=cuda:0,cuda:1 trainer=smnas-trainer_0.1');
   });
+  test('a gpu worker that is node K of multi-host trainings also polls <queue>-node<K>; other workers poll one queue', () => {
+    const p = planWorker({ queue: 'gpu', taskQueue: 'g', node: 1 }, host);
+    expect(p).toMatchObject({ taskQueue: 'g', extraTaskQueues: ['g-node1'] });
+    expect(p.identity).toMatch(/ node=1$/);
+    expect(planWorker({ queue: 'gpu' }, host).extraTaskQueues).toEqual([]);
+    expect(planWorker({ queue: 'control' }, host).extraTaskQueues).toEqual([]);
+  });
   test('a CPU-only gpu worker has exactly one slot', () => {
     const p = planWorker({ queue: 'gpu' }, host);
     expect(p.devices).toEqual(['cpu']);
