@@ -33,6 +33,7 @@ import {
 } from '@temporalio/workflow';
 import type { DatasetRef } from '../activities/types';
 import type { Campaign } from '../protocol/campaign';
+import { latencySettings } from '../protocol/latency';
 import { PRETRAINED_BACKBONE } from '../protocol/recipe';
 import { ProposeMemo, type NamedBackbone, type RngState, type ToySpaceRevision } from '../search';
 import { SmnasArch, SmnasCampaign, SmnasStage, stageProgressQuery, stageReportSignal, type EvalPoint, type StageProgress, type StageReport } from './api';
@@ -62,7 +63,7 @@ export interface SearchStageInput {
   maxHistoryEvents?: number;
   /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
   parentWorkflowId: string | null;
-  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
+  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'latency' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot'>;
   /**
    * structural: ImageNet weights (torchvision naming) per named backbone, from the campaign's
    * checked `data.backboneWeights` (only when the stage's recipe is BN). An evaluation of an
@@ -201,7 +202,15 @@ export const STAGE_REPORT_STEPS = 'stage-report-steps';
 const REPORT_EVERY_MS = 5000;
 
 export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] {
-  return { latencyDevice: c.latencyDevice, bench: c.bench, queues: c.queues, timeouts: c.timeouts, checkpoints: c.checkpoints, artifactRoot: c.artifactRoot };
+  return {
+    latencyDevice: c.latencyDevice,
+    bench: c.bench,
+    latency: latencySettings(c),
+    queues: c.queues,
+    timeouts: c.timeouts,
+    checkpoints: c.checkpoints,
+    artifactRoot: c.artifactRoot,
+  };
 }
 
 export async function searchStage(input: SearchStageInput): Promise<SearchStageResult> {
