@@ -33,7 +33,9 @@ std::string cpuModel() {
   return "unknown CPU";
 }
 
+#if SMNAS_CUDA_PROPERTIES
 std::string versionString(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
+#endif
 
 // The identity of this trainer build: a different build (another commit, compiler, libtorch) has
 // another binary. Computed once per process.
