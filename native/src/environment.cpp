@@ -1,5 +1,7 @@
 #include "environment.hpp"
 
+#include <dlfcn.h>
+
 #include <fstream>
 
 #include "checksum.hpp"
@@ -33,9 +35,20 @@ std::string cpuModel() {
   return "unknown CPU";
 }
 
-#if SMNAS_CUDA_PROPERTIES
-std::string versionString(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
-#endif
+[[maybe_unused]] std::string versionString(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
+
+// The CUDA driver's version through the driver library itself (libcuda.so.1, present wherever a GPU
+// is usable), looked up at run time: no link dependency on the CUDA runtime. 0 when unknown.
+[[maybe_unused]] int cudaDriverVersion() {
+  void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (!lib) return 0;
+  using GetVersion = int (*)(int*);
+  auto fn = reinterpret_cast<GetVersion>(dlsym(lib, "cuDriverGetVersion"));
+  int v = 0;
+  if (!fn || fn(&v) != 0) v = 0;
+  dlclose(lib);
+  return v;
+}
 
 // The identity of this trainer build: a different build (another commit, compiler, libtorch) has
 // another binary. Computed once per process.
@@ -63,11 +76,11 @@ nlohmann::json runtimeEnvironment(const torch::Device& dev) {
 #if SMNAS_CUDA_PROPERTIES
     const cudaDeviceProp* prop = at::cuda::getDeviceProperties(dev.index());
     env["deviceModel"] = std::string(prop->name);
-    int rt = 0, drv = 0;
-    cudaRuntimeGetVersion(&rt);
-    cudaDriverGetVersion(&drv);
-    env["cuda"] = {{"runtime", versionString(rt)}, {"driver", versionString(drv)}};
-    runtime += ", CUDA runtime " + versionString(rt) + ", driver " + versionString(drv);
+    // the runtime Torch was built with (CUDART_VERSION), the driver as the driver library reports it
+    const int rt = CUDART_VERSION, drv = cudaDriverVersion();
+    const std::string driver = drv > 0 ? versionString(drv) : std::string("unknown");
+    env["cuda"] = {{"runtime", versionString(rt)}, {"driver", driver}};
+    runtime += ", CUDA runtime " + versionString(rt) + ", driver " + driver;
 #else
     // a CUDA build without the headers that name the device: say so rather than guess
     env["deviceModel"] = "unknown CUDA device";
