@@ -4,7 +4,8 @@
  *
  *   <root>/evaluations/<key[0..2]>/<key>.json   one EvaluationRecord per finished evaluation
  *   <root>/runs/<key>/                           trainer outDir of that evaluation (weights, checkpoints, detections)
- *   <root>/bench/<key>-<device>.json             latency figures
+ *   <root>/bench/<key>-<device>.json             latency figures of the older noise-image benchmark
+ *   <root>/latency/<k[0..2]>/<k>.json            latency protocol measurements (activities/latency.ts)
  *   <root>/pretrain/<key>/                       backbone pretraining runs (weights)
  *   <root>/datasets/<name>-<fingerprint16>/      transfer sets converted to canonical COCO form
  *   <root>/campaigns/<campaignId>/               results.jsonl, fronts.json, candidates.json, final.json, report.md, *.svg
@@ -119,6 +120,10 @@ export class ArtifactStore {
   }
   benchFile(key: string, device: string): string {
     return path.join(this.root, 'bench', `${key}-${device.replace(/[^a-z0-9]/gi, '_')}.json`);
+  }
+  /** a latency measurement of the latency protocol (activities/latency.ts), keyed by everything that changes it */
+  latencyFile(cacheKey: string): string {
+    return path.join(this.root, 'latency', cacheKey.slice(0, 2), `${cacheKey}.json`);
   }
   pretrainDir(key: string): string {
     return path.join(this.root, 'pretrain', key);

@@ -4,6 +4,8 @@
  *    the cost model, reports. Light, CPU, many at once.
  *  - gpu (queue smnas-gpu): everything that runs the native trainer (train + evaluate, latency
  *    benchmark, backbone pretraining). One at a time per device the worker owns.
+ *  - latency (queue smnas-latency-<kind>[-<model>], only for campaigns with latency.device):
+ *    measureLatency on a device of the required kind and model.
  * Workflows call them by these names through proxyActivities<ControlActivities | GpuActivities>.
  */
 import * as path from 'node:path';
@@ -18,6 +20,7 @@ import { makeStoreActivities } from './store-activities';
 import { makeCostActivities } from './cost';
 import { makeReportActivities } from './report';
 import { makeTrainerActivities } from './training';
+import { makeLatencyActivities } from './latency';
 
 export interface ActivityDeps {
   /** default artifact store root (a campaign's artifactRoot overrides it) */
@@ -63,8 +66,19 @@ export function createControlActivities(deps: ActivityDeps) {
 export function createGpuActivities(deps: ActivityDeps) {
   const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
   const pool = new DevicePool(deps.devices);
-  return makeTrainerActivities(deps, store, pool);
+  // measureLatency shares the device pool: a latency measurement never runs beside a training on its device
+  return { ...makeTrainerActivities(deps, store, pool), ...makeLatencyActivities(deps, store, pool) };
+}
+
+/**
+ * A latency worker's activities (queue latencyQueueName(requirement), worker/create-worker.ts):
+ * measureLatency alone, one at a time per device, on devices checked against the requirement.
+ */
+export function createLatencyActivities(deps: ActivityDeps) {
+  const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
+  return makeLatencyActivities(deps, store, new DevicePool(deps.devices));
 }
 
 export type ControlActivities = ReturnType<typeof createControlActivities>;
 export type GpuActivities = ReturnType<typeof createGpuActivities>;
+export type LatencyActivities = ReturnType<typeof createLatencyActivities>;

@@ -47,6 +47,9 @@ export function makeStoreActivities(deps: ActivityDeps, store: (root?: string) =
       mparams: record.cost?.mparams ?? null,
       latencyMs: record.latency?.medianMs ?? null,
       latencySpreadMs: record.latency ? [record.latency.p10Ms, record.latency.p90Ms] : null,
+      // the latency protocol's verdict and where it ran (absent for the older noise-image benchmark)
+      ...(record.latency?.reliable !== undefined ? { latencyReliable: record.latency.reliable, latencyReason: record.latency.reason ?? null } : {}),
+      ...(record.latency?.environment ? { latencyDevice: record.latency.environment.deviceModel } : {}),
       wallSeconds: record.train.wallSeconds,
       gpuSeconds: record.train.gpuSeconds,
       attempts: record.train.attempt,

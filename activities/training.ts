@@ -92,7 +92,7 @@ function addIncident(hb: TrainingHeartbeat, text: string): void {
  * within its liveness allowance (cancellation reaches an activity only through heartbeats). A
  * trainer silent for longer is killed (process group) and the attempt fails retryably.
  */
-async function runWithHeartbeats(
+export async function runWithHeartbeats(
   deps: ActivityDeps,
   command: string,
   jobFile: string,
@@ -195,7 +195,7 @@ async function runWithHeartbeats(
 }
 
 /** Map a trainer run that produced no ok/diverged result to the right failure kind. */
-function failureOf(run: TrainerRunResult, what: string): Error {
+export function failureOf(run: TrainerRunResult, what: string): Error {
   const ctx = Context.current();
   if (run.stall && !ctx.cancellationSignal.aborted) {
     return ApplicationFailure.retryable(
@@ -232,7 +232,7 @@ function hasCheckpoints(outDir: string): boolean {
 }
 
 /** UserErrors of the job builders are configuration errors: never retried. */
-function nonRetryableConfig<T>(what: string, fn: () => T): T {
+export function nonRetryableConfig<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -241,7 +241,7 @@ function nonRetryableConfig<T>(what: string, fn: () => T): T {
   }
 }
 
-async function withDevices<T>(pool: DevicePool, n: number, fn: (devices: string[]) => Promise<T>): Promise<T> {
+export async function withDevices<T>(pool: DevicePool, n: number, fn: (devices: string[]) => Promise<T>): Promise<T> {
   const devices = await pool.acquireMany(n, Context.current().cancellationSignal);
   try {
     return await fn(devices);

@@ -9,6 +9,7 @@ import { InitKindSchema } from '../protocol/job';
 import { BackboneTrainingSchema } from '../protocol/recipe';
 import { BenchFiguresSchema, CocoStatsSchema } from '../protocol/trainer-messages';
 import { NAMED_BACKBONES } from '../search/notation';
+import { LATENCY_BACKENDS, LATENCY_DEVICE_KINDS } from '../protocol/latency';
 
 /** A dataset in canonical COCO dir form, checked, with a content fingerprint (part of evaluation keys). */
 export const DatasetRefSchema = z.object({
@@ -164,6 +165,35 @@ export const BenchRequestSchema = z.object({
 });
 export type BenchRequest = z.infer<typeof BenchRequestSchema>;
 
+/** The latency protocol's settings as the evaluation workflow passes them (protocol/latency.ts LatencySettings). */
+export const LatencySettingsSchema = z.object({
+  device: z.object({ kind: z.enum(LATENCY_DEVICE_KINDS), model: z.string().min(1).optional() }).optional(),
+  backend: z.enum(LATENCY_BACKENDS),
+  images: z.number().int().positive(),
+  rounds: z.number().int().positive(),
+  warmup: z.number().int().nonnegative(),
+  maxSpread: z.number().positive(),
+  maxMeasurements: z.number().int().positive(),
+  seed: z.number().int().nonnegative(),
+});
+
+/** measureLatency: one evaluated architecture's latency with its trained weights (activities/latency.ts). */
+export const LatencyRequestSchema = z.object({
+  /** the evaluation's store key (for logs; the cache has its own key) */
+  key: z.string(),
+  arch: z.string(),
+  recipe: z.string(),
+  /** the campaign's data set: the sample is drawn from its validation split */
+  data: DatasetRefSchema,
+  /** the trained weights (the training outcome's); null times an untrained model (comparisons only) */
+  weights: z.string().nullable(),
+  settings: LatencySettingsSchema,
+  /** the campaign's latencyDevice ('cpu' / 'cuda:<i>'), used when settings.device is absent */
+  device: z.string(),
+  artifactRoot: z.string().optional(),
+});
+export type LatencyRequest = z.infer<typeof LatencyRequestSchema>;
+
 export const PretrainRequestSchema = z.object({
   campaignId: z.string(),
   arch: z.string(),
@@ -263,6 +293,11 @@ export const ResultLineSchema = z.object({
   mparams: z.number().nullable(),
   latencyMs: z.number().nullable(),
   latencySpreadMs: z.tuple([z.number(), z.number()]).nullable(),
+  /** the latency protocol: false when every measurement was too noisy (latencyReason says so); absent before it */
+  latencyReliable: z.boolean().optional(),
+  latencyReason: z.string().nullable().optional(),
+  /** the device model latency was measured on */
+  latencyDevice: z.string().optional(),
   wallSeconds: z.number(),
   gpuSeconds: z.number(),
   attempts: z.number().int(),

@@ -49,6 +49,10 @@ export interface ChartPoint {
   /** mAP in % (null when diverged), what the charts plot */
   mapPct: number | null;
   latencyMs: number | null;
+  /** the latency protocol: false when every measurement was too noisy (absent for older figures) */
+  latencyReliable?: boolean;
+  /** the device model latency was measured on (absent for older figures) */
+  latencyDevice?: string;
   gflops: number | null;
   mparams: number | null;
   /** the stage's cost: latency (ms) in stage one, GFLOPs in stage two, null elsewhere */
@@ -241,6 +245,8 @@ export function buildCampaignView(s: CampaignSnapshot, t: TemporalInfo, o: ViewO
       mAP: r.mAP,
       mapPct: r.mAP === null ? null : r.mAP * 100,
       latencyMs: r.latencyMs,
+      ...(r.latencyReliable !== undefined ? { latencyReliable: r.latencyReliable } : {}),
+      ...(r.latencyDevice !== undefined ? { latencyDevice: r.latencyDevice } : {}),
       gflops: r.gflops,
       mparams: r.mparams,
       cost,

@@ -27,6 +27,19 @@ const pct = (v: number | null | undefined, digits = 2) => (v === null || v === u
 export function reportMarkdown(v: CampaignView): string {
   const front = (stage: string, group?: string) =>
     v.points.filter((p) => p.stage === stage && p.front && (!group || p.group === group)).sort((a, b) => (a.cost ?? 0) - (b.cost ?? 0));
+  // latency figures of the latency protocol say where they ran and whether they were steady
+  const lat = (p: { latencyMs: number | null; latencyReliable?: boolean } | undefined, ms: number | null) =>
+    `${fmt(ms, 2)}${p?.latencyReliable === false ? ' (unreliable: noisy host)' : ''}`;
+  const latencyDevices = [...new Set(v.points.flatMap((p) => (p.latencyDevice ? [p.latencyDevice] : [])))];
+  const unreliable = v.points.filter((p) => p.latencyReliable === false).length;
+  const latencyNote = latencyDevices.length
+    ? [
+        `Latency: batch 1, trained weights, a seeded sample of validation images, measured on ${latencyDevices.join(', ')}` +
+          (unreliable ? `; ${unreliable} figure(s) unreliable (every measurement too noisy), marked.` : '.'),
+        '',
+      ]
+    : [];
+  const finalPoint = (arch: string) => v.points.find((p) => p.stage === 'final' && p.arch === arch);
   const lines = [
     `# SM-NAS campaign ${v.campaignId}`,
     '',
@@ -47,9 +60,10 @@ export function reportMarkdown(v: CampaignView): string {
     '',
     '## Stage one front (latency vs mAP)',
     '',
+    ...latencyNote,
     '| architecture | mAP % | latency ms |',
     '|---|---|---|',
-    ...front('structural').map((p) => `| ${p.arch} | ${fmt(p.mapPct, 2)} | ${fmt(p.latencyMs, 2)} |`),
+    ...front('structural').map((p) => `| ${p.arch} | ${fmt(p.mapPct, 2)} | ${lat(p, p.latencyMs)} |`),
     '',
     '## Selected candidates',
     '',
@@ -71,7 +85,7 @@ export function reportMarkdown(v: CampaignView): string {
     `|---|---|---|---|---|---|${v.transferColumns.map(() => '---|').join('')}`,
     ...(v.finalTable ?? []).map(
       (row, i) =>
-        `| E${i} | ${row.arch} | ${pct(row.pretrainTop1, 1)} | ${pct(row.finalMap)} | ${fmt(row.gflops)} | ${fmt(row.latencyMs, 2)} |${v.transferColumns.map((c) => ` ${pct(row[c.field]?.[c.dataset] ?? null)} |`).join('')}`,
+        `| E${i} | ${row.arch} | ${pct(row.pretrainTop1, 1)} | ${pct(row.finalMap)} | ${fmt(row.gflops)} | ${lat(finalPoint(row.arch), row.latencyMs)} |${v.transferColumns.map((c) => ` ${pct(row[c.field]?.[c.dataset] ?? null)} |`).join('')}`,
     ),
     '',
   ];

@@ -11,6 +11,8 @@
  */
 import { z } from 'zod';
 import { NAMED_BACKBONES } from '../search/notation';
+import { LATENCY_BACKENDS, LATENCY_DEVICE_KINDS } from './latency';
+export { latencySettings } from './latency';
 
 /** Task queue of workflows and light activities (data checks, cost model, store look-ups, reports). */
 export const CONTROL_QUEUE = 'smnas-control';
@@ -209,6 +211,39 @@ export type MultiHost = z.infer<typeof MultiHostSchema>;
 
 export { nodeQueue } from '../common/queues';
 
+/**
+ * How stage-one (and final) latency is measured (docs/campaign.md "Latency"): the evaluated
+ * architecture's trained weights on a seeded sample of validation images, batch 1, with the
+ * recipe's post-processing; median / p90 / spread over rounds, repeated when the spread is too wide.
+ * Every field defaults from the profile (LATENCY_DEFAULTS; warm-up from `bench.warmup`).
+ */
+export const LatencySchema = z.object({
+  /** the device kind (and model) latency must be measured on; runs on its own task queue (latencyQueueName) */
+  device: z
+    .object({
+      kind: z.enum(LATENCY_DEVICE_KINDS),
+      /** part of the device's model name, e.g. 'V100' (case-insensitive) */
+      model: z
+        .string()
+        .min(1)
+        .max(100)
+        .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'a device model such as V100 or A100-SXM4')
+        .optional(),
+    })
+    .optional(),
+  backend: z.enum(LATENCY_BACKENDS).optional(),
+  /** validation images in the seeded sample */
+  images: z.number().int().positive().max(10000).optional(),
+  /** timed rounds over the sample */
+  rounds: z.number().int().min(2).max(1000).optional(),
+  warmup: z.number().int().nonnegative().optional(),
+  /** (p90 - p10) / median of the round latencies above which the measurement is repeated */
+  maxSpread: z.number().positive().optional(),
+  maxMeasurements: z.number().int().positive().max(20).optional(),
+  seed: z.number().int().nonnegative().optional(),
+});
+export type LatencyInput = z.infer<typeof LatencySchema>;
+
 export const CampaignSchema = z.object({
   schemaVersion: z.literal(CAMPAIGN_SCHEMA_VERSION).default(CAMPAIGN_SCHEMA_VERSION),
   id: CampaignIdSchema,
@@ -227,6 +262,8 @@ export const CampaignSchema = z.object({
     warmup: z.number().int().nonnegative(),
     iterations: z.number().int().positive(),
   }),
+  /** the latency protocol (optional: every field defaults from the profile, latencySettings) */
+  latency: LatencySchema.optional(),
   /** K: candidates selected from the stage-one front for modular search (paper: 6, C0..C5) */
   candidates: z.number().int().positive(),
   stages: z.object({

@@ -59,7 +59,7 @@ export interface DetectionJobOptions extends CommonJobOptions {
   initKind?: InitKind;
   /** evaluator argv (e.g. [...SMNAS_CLI, 'eval']); the trainer appends --gt/--dets/--json */
   evaluator?: string[];
-  bench?: { warmup?: number; iterations?: number };
+  bench?: { warmup?: number; iterations?: number; images?: number; rounds?: number };
 }
 
 function validated<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
@@ -100,7 +100,12 @@ export function buildDetectionJob(o: DetectionJobOptions): DetectionJob {
       initWeights: o.initWeights,
       initKind: o.initKind ?? 'backbone',
       evaluator: o.evaluator,
-      bench: { warmup: o.bench?.warmup ?? 10, iterations: o.bench?.iterations ?? 50 },
+      bench: {
+        warmup: o.bench?.warmup ?? 10,
+        iterations: o.bench?.iterations ?? 50,
+        ...(o.bench?.images !== undefined ? { images: o.bench.images } : {}),
+        ...(o.bench?.rounds !== undefined ? { rounds: o.bench.rounds } : {}),
+      },
     },
     'detection job',
   );

@@ -103,6 +103,10 @@ export const DetectionJobSchema = z.object({
     .object({
       warmup: z.number().int().nonnegative().default(10),
       iterations: z.number().int().positive().default(50),
+      /** latency protocol: a seeded sample of this many validation images (job seed), cycled; 0/absent = one image (data) or noise */
+      images: z.number().int().positive().max(100000).optional(),
+      /** latency protocol: rounds of `iterations` timed forwards, each forward's time reported */
+      rounds: z.number().int().positive().max(100000).optional(),
     })
     .default({ warmup: 10, iterations: 50 }),
 });

@@ -69,6 +69,22 @@ export const MetricsMessageSchema = z.object({
   top5: z.number().optional(),
 });
 
+/** Where a measurement ran, as the trainer reports it (`bench`, `smnas-trainer env`). */
+export const RuntimeEnvironmentSchema = z.object({
+  deviceKind: z.enum(['cpu', 'cuda']),
+  /** the CUDA device's name (e.g. 'Tesla V100-SXM2-16GB') or the CPU's model name from /proc/cpuinfo */
+  deviceModel: z.string(),
+  /** e.g. 'libtorch 1.13.1' or 'libtorch 2.4.0, CUDA runtime 12.1, driver 12.4' */
+  runtime: z.string(),
+  libtorch: z.string(),
+  cuda: z.object({ runtime: z.string(), driver: z.string() }).optional(),
+  /** the trainer build: 'sha256:<hex>' of the binary */
+  trainerVersion: z.string(),
+  /** intra-op threads the measurement used */
+  threads: z.number().int(),
+});
+export type RuntimeEnvironment = z.infer<typeof RuntimeEnvironmentSchema>;
+
 export const ModuleCostSchema = z.object({ params: z.number(), flops: z.number() });
 export const BenchFiguresSchema = z.object({
   device: z.string(),
@@ -83,8 +99,64 @@ export const BenchFiguresSchema = z.object({
   peakMemoryMB: z.number(),
   /** what was timed: 'noise' (a fixed random image) or the path of the dataset image */
   input: z.string().optional(),
+  /** where it ran (trainers since the latency protocol) */
+  environment: RuntimeEnvironmentSchema.optional(),
+  // The latency protocol (activities/latency.ts; absent in figures of the older noise-image
+  // benchmark). There medianMs, meanMs, p10Ms, p90Ms and stdMs are over the rounds' latencies
+  // (a round's latency: the mean of its forwards over the image sample).
+  /** what timed it: 'native' (smnas-trainer) */
+  backend: z.string().optional(),
+  /** the weights timed (the evaluation's trained weights); null: an untrained model */
+  weights: z.string().nullable().optional(),
+  weightsSha256: z.string().nullable().optional(),
+  /** images in the validation sample, timed rounds */
+  images: z.number().int().optional(),
+  rounds: z.number().int().optional(),
+  inputWidth: z.number().int().optional(),
+  inputHeight: z.number().int().optional(),
+  /** each round's latency (ms) of the measurement kept */
+  roundMs: z.array(z.number()).optional(),
+  /** median and p90 over every timed forward (image to image variation included) */
+  imageP50Ms: z.number().optional(),
+  imageP90Ms: z.number().optional(),
+  /** mean detections per image after post-processing (what NMS and the second stage had to do) */
+  detectionsPerImage: z.number().optional(),
+  /** (p90Ms - p10Ms) / medianMs, and the threshold it was held to */
+  spread: z.number().optional(),
+  maxSpread: z.number().optional(),
+  /** measurements taken (repeated while the spread was above maxSpread) */
+  measurements: z.number().int().optional(),
+  /** false: every measurement's spread stayed above maxSpread (reason says so); the figure is the steadiest one */
+  reliable: z.boolean().optional(),
+  reason: z.string().nullable().optional(),
+  /** the latency cache key (activities/latency.ts latencyCacheKey) and whether the figure came from the cache */
+  cacheKey: z.string().optional(),
+  cached: z.boolean().optional(),
 });
 export type BenchFigures = z.infer<typeof BenchFiguresSchema>;
+
+/**
+ * `bench` with a latency sample (job bench.images > 0): every timed forward, per round; the
+ * statistics are computed in one place (activities/latency-stats.ts) for every backend.
+ */
+export const BenchTimingsSchema = z.object({
+  device: z.string(),
+  warmup: z.number().int(),
+  /** forwards per round */
+  iterations: z.number().int(),
+  /** milliseconds of each forward (post-processing included, results on the host), per round */
+  rounds: z.array(z.array(z.number())),
+  /** the sample's image files (relative to the split's image folder), in the order timed */
+  images: z.array(z.string()),
+  /** detections after post-processing of each forward of the first round */
+  detections: z.array(z.number().int()),
+  inputWidth: z.number().int(),
+  inputHeight: z.number().int(),
+  weights: z.string().nullable(),
+  peakMemoryMB: z.number(),
+  environment: RuntimeEnvironmentSchema,
+});
+export type BenchTimings = z.infer<typeof BenchTimingsSchema>;
 
 export const ResultMessageSchema = z.object({
   type: z.literal('result'),
@@ -97,6 +169,10 @@ export const ResultMessageSchema = z.object({
   detections: z.string().optional(),
   metrics: z.object({ stats: CocoStatsSchema.optional(), top1: z.number().optional(), top5: z.number().optional() }).optional(),
   bench: BenchFiguresSchema.optional(),
+  /** bench with a latency sample: the raw timings */
+  timings: BenchTimingsSchema.optional(),
+  /** env: where the trainer runs */
+  environment: RuntimeEnvironmentSchema.optional(),
   /** describe: params and flops per module (backbone, neck, rpn, head) */
   modules: z.record(z.string(), ModuleCostSchema).optional(),
   /** training throughput over the whole run */

@@ -4,7 +4,10 @@
  *    hash) and the light activities (data checks, store look-ups, cost model, reports);
  *  - gpu: runs the trainer activities, at most one per device it owns (a CPU-only host owns one
  *    slot, 'cpu'); its identity says what it is: host, pid, devices, trainer version.
- * Both connect with the same settings (worker/connection.ts), so they join a dev server or a
+ *  - latency: only for campaigns that require a latency device (`latency.device`): measureLatency
+ *    on the queue latencyQueueName(requirement) (e.g. smnas-latency-cuda-v100); it refuses to
+ *    start unless every device it owns meets the requirement (checkLatencyDevices).
+ * All connect with the same settings (worker/connection.ts), so they join a dev server or a
  * production cluster alike. Shutdown on SIGINT/SIGTERM is the SDK runtime's (graceful drain).
  */
 import { execFileSync } from 'node:child_process';
@@ -13,6 +16,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CONTROL_QUEUE, GPU_QUEUE, nodeQueue } from '../protocol/campaign';
+import { deviceMeets, latencyQueueName, type LatencyDeviceRequirement } from '../protocol/latency';
+import type { RuntimeEnvironment } from '../protocol/trainer-messages';
+import { UserError } from '../common/errors';
 import { STATE_DIR, TRAINER_BIN } from '../common/paths';
 import type { Logger } from '../common/log';
 import { connectOptions, type ConnectionSettings } from './connection';
@@ -21,13 +27,17 @@ import { pinoSdkLogger } from './sdk-logger';
 import { trainerThreads } from './devices';
 import type { LivenessRule } from '../activities/liveness';
 
-export type WorkerKind = 'control' | 'gpu';
+export type WorkerKind = 'control' | 'gpu' | 'latency';
 
 export interface CreateWorkerOptions {
   queue: WorkerKind;
   connection: ConnectionSettings;
-  /** gpu workers: ['cpu'] or ['cuda:0', ...] (worker/devices.ts resolves them) */
+  /** gpu and latency workers: ['cpu'] or ['cuda:0', ...] (worker/devices.ts resolves them) */
   devices?: string[];
+  /** latency workers: the device requirement they serve; the task queue is latencyQueueName(it) */
+  latencyDevice?: LatencyDeviceRequirement;
+  /** latency workers: how a device is identified (default: `smnas-trainer env --device <d>`) */
+  probeDevice?: (device: string) => Promise<RuntimeEnvironment>;
   /** override the task queue (a campaign may name its own queues) */
   taskQueue?: string;
   /** default artifact store root ($SMNAS_STATE/artifacts) */
@@ -62,9 +72,29 @@ export interface WorkerPlan {
 }
 
 export function planWorker(
-  o: Pick<CreateWorkerOptions, 'queue' | 'devices' | 'taskQueue' | 'maxConcurrentLightActivities' | 'node'>,
+  o: Pick<CreateWorkerOptions, 'queue' | 'devices' | 'taskQueue' | 'maxConcurrentLightActivities' | 'latencyDevice' | 'node'>,
   host: { hostname: string; pid: number; trainerVersion: string },
 ): WorkerPlan {
+  if (o.queue === 'latency') {
+    if (!o.latencyDevice) throw new UserError('a latency worker needs the device requirement it serves (--latency-device cuda:V100, cpu, ...)');
+    if (o.taskQueue !== undefined) throw new UserError('a latency worker polls the queue its --latency-device names; --task-queue does not apply');
+    const req = o.latencyDevice;
+    const devices = req.kind === 'cpu' ? ['cpu'] : (o.devices ?? []).filter((d) => d !== 'cpu');
+    if (devices.length === 0)
+      throw new UserError(
+        `--latency-device ${req.kind}${req.model ? `:${req.model}` : ''}: this host has no CUDA device (--gpus, CUDA_VISIBLE_DEVICES, nvidia-smi)`,
+      );
+    const taskQueue = latencyQueueName(req);
+    return {
+      kind: 'latency',
+      taskQueue,
+      devices,
+      maxConcurrentActivityTaskExecutions: devices.length,
+      identity: `smnas-latency@${host.hostname}:${host.pid} queue=${taskQueue} devices=${devices.join(',')} trainer=${host.trainerVersion}`,
+      runsWorkflows: false,
+      extraTaskQueues: [],
+    };
+  }
   if (o.queue === 'gpu') {
     const devices = o.devices && o.devices.length > 0 ? o.devices : ['cpu'];
     const taskQueue = o.taskQueue ?? GPU_QUEUE;
@@ -106,6 +136,36 @@ export function trainerVersion(bin = TRAINER_BIN): string {
   return `sha256:${createHash('sha256').update(fs.readFileSync(bin)).digest('hex').slice(0, 12)}`;
 }
 
+/**
+ * A latency worker's start-up check: every device it would measure on is identified (by the
+ * trainer: kind and model) and must meet the requirement; otherwise the worker refuses to start,
+ * naming each device and why, so a campaign's latency task never runs on the wrong kind of device.
+ */
+export async function checkLatencyDevices(
+  req: LatencyDeviceRequirement,
+  devices: string[],
+  probe: (device: string) => Promise<RuntimeEnvironment>,
+): Promise<Record<string, RuntimeEnvironment>> {
+  const found: Record<string, RuntimeEnvironment> = {};
+  const wrong: string[] = [];
+  for (const d of devices) {
+    let env: RuntimeEnvironment;
+    try {
+      env = await probe(d);
+    } catch (e) {
+      throw new UserError(`--latency-device: cannot identify ${d}: ${(e as Error).message}`);
+    }
+    const meets = deviceMeets(req, env);
+    if (meets.ok) found[d] = env;
+    else wrong.push(`${d} is ${meets.reason}`);
+  }
+  if (wrong.length) {
+    const want = `${req.kind}${req.model ? ` (${req.model})` : ''}`;
+    throw new UserError(`--latency-device: this worker's devices do not meet the requirement ${want} of queue ${latencyQueueName(req)}: ${wrong.join('; ')}`);
+  }
+  return found;
+}
+
 let runtimeInstalled = false;
 /** The SDK runtime: logs through pino; SIGINT/SIGTERM start a graceful worker shutdown. */
 export async function installRuntime(logger: Logger): Promise<void> {
@@ -124,12 +184,21 @@ export async function createWorker(o: CreateWorkerOptions) {
   const plan = planWorker(o, {
     hostname: os.hostname(),
     pid: process.pid,
-    trainerVersion: o.queue === 'gpu' ? trainerVersion() : 'n/a',
+    trainerVersion: o.queue === 'control' ? 'n/a' : trainerVersion(),
   });
+  let deviceModels: Record<string, RuntimeEnvironment> | undefined;
+  if (plan.kind === 'latency') {
+    const { probeEnvironment } = await import('../activities/latency');
+    deviceModels = await checkLatencyDevices(o.latencyDevice!, plan.devices, o.probeDevice ?? ((d) => probeEnvironment(TRAINER_BIN, d)));
+    o.logger.info(
+      { taskQueue: plan.taskQueue, devices: Object.fromEntries(Object.entries(deviceModels).map(([d, e]) => [d, e.deviceModel])) },
+      'latency devices checked',
+    );
+  }
   await installRuntime(o.logger);
-  const { createControlActivities, createGpuActivities, defaultActivityDeps } = await import('../activities/index');
+  const { createControlActivities, createGpuActivities, createLatencyActivities, defaultActivityDeps } = await import('../activities/index');
   const deps = {
-    ...defaultActivityDeps(o.logger.child({ worker: plan.kind }), plan.kind === 'gpu' ? plan.devices : ['cpu']),
+    ...defaultActivityDeps(o.logger.child({ worker: plan.kind }), plan.kind === 'control' ? ['cpu'] : plan.devices),
     ...(o.artifactRoot ? { artifactRoot: o.artifactRoot } : {}),
     namespace: o.connection.namespace,
     ...(process.env.SMNAS_WEB_UI ? { webUi: process.env.SMNAS_WEB_UI } : {}),
@@ -150,12 +219,15 @@ export async function createWorker(o: CreateWorkerOptions) {
     const activities = createGpuActivities(deps);
     const workers = [];
     for (const taskQueue of [plan.taskQueue, ...plan.extraTaskQueues]) workers.push(await Worker.create({ ...common, taskQueue, activities }));
-    return { worker: workers[0], workers, connection, plan };
+    return { worker: workers[0], workers, connection, plan, deviceModels };
   }
-  const worker = await Worker.create({
-    ...common,
-    activities: createControlActivities(deps),
-    workflowBundle: await getWorkflowBundle(DEFAULT_WORKFLOWS_PATH, path.join(STATE_DIR, 'cache')),
-  });
-  return { worker, workers: [worker], connection, plan };
+  const worker =
+    plan.kind === 'latency'
+      ? await Worker.create({ ...common, activities: createLatencyActivities(deps) })
+      : await Worker.create({
+          ...common,
+          activities: createControlActivities(deps),
+          workflowBundle: await getWorkflowBundle(DEFAULT_WORKFLOWS_PATH, path.join(STATE_DIR, 'cache')),
+        });
+  return { worker, workers: [worker], connection, plan, deviceModels };
 }

@@ -12,6 +12,7 @@ import { nodeQueue } from '../common/queues';
 import type { Campaign, MultiHost } from '../protocol/campaign';
 import type { InitKind } from '../protocol/job';
 import type { BackboneTraining } from '../protocol/recipe';
+import { latencyQueueName, type LatencySettings } from '../protocol/latency';
 
 export interface EvaluationInput {
   campaignId: string;
@@ -24,6 +25,11 @@ export interface EvaluationInput {
   cost: 'latency' | 'flops' | 'both' | 'none';
   latencyDevice: string;
   bench: Campaign['bench'];
+  /**
+   * the latency protocol's settings (protocol/campaign.ts latencySettings); absent in inputs
+   * written before it, which then use legacyLatencySettings
+   */
+  latency?: LatencySettings;
   queues: Campaign['queues'];
   timeouts: Campaign['timeouts'];
   /** absent in histories recorded before checkpoints were a campaign setting */
@@ -68,6 +74,26 @@ export interface EvaluationSummary {
   datasetMetric?: { name: string; value: number } | null;
 }
 
+/**
+ * patch id: latency is measured by measureLatency with the trained weights on a sample of
+ * validation images (on the latency queue when the campaign requires a device); before, by
+ * benchmarkLatency on an untrained model and a noise image.
+ */
+export const LATENCY_TRAINED_WEIGHTS = 'latency-trained-weights';
+
+/** The settings of an evaluation started before the campaign had a latency section (toy-sized). */
+export function legacyLatencySettings(input: Pick<EvaluationInput, 'bench'>): LatencySettings {
+  return {
+    backend: 'native',
+    images: 4,
+    rounds: Math.max(2, input.bench.iterations),
+    warmup: input.bench.warmup,
+    maxSpread: 0.25,
+    maxMeasurements: 3,
+    seed: 0,
+  };
+}
+
 function activities(input: EvaluationInput) {
   // The store look-up, the record and the cost model take milliseconds: local activities (run by
   // the control worker that runs this workflow, no task-queue round trip) keep the orchestration
@@ -87,7 +113,19 @@ function activities(input: EvaluationInput) {
         nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'NoMetrics', 'Diverged'],
       },
     });
-  return { control, gpu: gpuOn(input.queues.gpu), gpuOn };
+  const latency = input.latency ?? legacyLatencySettings(input);
+  // a required latency device: its own task queue, which only workers with such devices poll
+  const measure = proxyActivities<GpuActivities>({
+    taskQueue: latency.device ? latencyQueueName(latency.device) : input.queues.gpu,
+    startToCloseTimeout: `${input.timeouts.trainingHours} hours`,
+    heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
+    retry: {
+      maximumAttempts: input.timeouts.maxAttempts,
+      initialInterval: '5 seconds',
+      nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'MissingWeights'],
+    },
+  });
+  return { control, gpu: gpuOn(input.queues.gpu), gpuOn, measure, latency };
 }
 
 /**
@@ -123,7 +161,7 @@ async function trainOnNodes(input: EvaluationInput, req: TrainRequest, summary: 
 }
 
 export async function evaluateArchitecture(input: EvaluationInput): Promise<EvaluationSummary> {
-  const { control, gpu } = activities(input);
+  const { control, gpu, measure, latency: latencySettings } = activities(input);
   const found = await control.lookupEvaluation({
     arch: input.arch,
     recipe: input.recipe,
@@ -159,22 +197,40 @@ export async function evaluateArchitecture(input: EvaluationInput): Promise<Eval
       : await gpu.trainDetector.executeWithOptions({ summary }, [trainReq]);
   const wantFlops = input.cost === 'flops' || input.cost === 'both';
   const wantLatency = (input.cost === 'latency' || input.cost === 'both') && train.kind === 'ok';
+  // with the trained weights (histories recorded before the patch keep the untrained benchmark)
+  const trained = wantLatency && patched(LATENCY_TRAINED_WEIGHTS);
+  const where = latencySettings.device
+    ? `${latencySettings.device.kind}${latencySettings.device.model ? ` ${latencySettings.device.model}` : ''}`
+    : input.latencyDevice;
   const [cost, latency] = await Promise.all([
     wantFlops ? control.computeCost({ arch: input.arch, numClasses: input.data.numClasses, recipe: input.recipe }) : null,
-    wantLatency
-      ? gpu.benchmarkLatency.executeWithOptions({ summary: `latency on ${input.latencyDevice}: ${input.arch}` }, [
+    trained
+      ? measure.measureLatency.executeWithOptions({ summary: `latency (trained weights) on ${where}: ${input.arch}` }, [
           {
             key: found.key,
             arch: input.arch,
             recipe: input.recipe,
-            numClasses: input.data.numClasses,
+            data: input.data,
+            weights: train.weights,
+            settings: latencySettings,
             device: input.latencyDevice,
-            warmup: input.bench.warmup,
-            iterations: input.bench.iterations,
             artifactRoot: input.artifactRoot,
           },
         ])
-      : null,
+      : wantLatency
+        ? gpu.benchmarkLatency.executeWithOptions({ summary: `latency on ${input.latencyDevice}: ${input.arch}` }, [
+            {
+              key: found.key,
+              arch: input.arch,
+              recipe: input.recipe,
+              numClasses: input.data.numClasses,
+              device: input.latencyDevice,
+              warmup: input.bench.warmup,
+              iterations: input.bench.iterations,
+              artifactRoot: input.artifactRoot,
+            },
+          ])
+        : null,
   ]);
   const record: EvaluationRecord = {
     key: found.key,

@@ -20,6 +20,7 @@
 import { CancellationScope, condition, continueAsNew, isCancellation, allHandlersFinished } from '@temporalio/workflow';
 import type { DatasetRef } from '../activities/types';
 import type { Campaign, MultiHost } from '../protocol/campaign';
+import { latencySettings } from '../protocol/latency';
 import { detectionRecipeDevices } from '../protocol/recipes';
 import type { NamedBackbone } from '../search';
 import type { EvalPoint } from './api';
@@ -57,7 +58,7 @@ export interface SearchStageInput {
   maxHistoryEvents?: number;
   /** the campaign workflow to report progress to (null when run alone, e.g. in tests) */
   parentWorkflowId: string | null;
-  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot' | 'multiHost'>;
+  template: Pick<EvaluationInput, 'latencyDevice' | 'bench' | 'latency' | 'queues' | 'timeouts' | 'checkpoints' | 'artifactRoot' | 'multiHost'>;
   /**
    * structural: ImageNet weights (torchvision naming) per named backbone, from the campaign's
    * checked `data.backboneWeights` (only when the stage's recipe is BN). An evaluation of an
@@ -97,6 +98,7 @@ export function makeCampaignTemplate(c: Campaign): SearchStageInput['template'] 
   return {
     latencyDevice: c.latencyDevice,
     bench: c.bench,
+    latency: latencySettings(c),
     queues: c.queues,
     timeouts: c.timeouts,
     checkpoints: c.checkpoints,

@@ -7,6 +7,7 @@ import { buildDetectionJob } from '../../protocol/job-builder';
 import { resolveDetectionRecipe } from '../../protocol/recipe-file';
 import { failureOf, runTrainerJob } from '../trainer-run';
 import { safeName } from './train';
+import { roundStats } from '../../activities/latency-stats';
 
 export const command: Command = {
   summary: 'measure batch-1 inference latency (incl. NMS) and peak memory of an architecture',
@@ -23,6 +24,12 @@ export const command: Command = {
   --warmup N      untimed forwards first (default 10)
   --iterations N  timed forwards (default 50)
   --threads N     intra-op threads (default: all cores)
+  --sample N      the campaigns' latency protocol (docs/campaign.md "Latency"; needs --data): a seeded
+                  sample of N validation images, cycled, with --rounds rounds over it; prints the
+                  median / p10 / p90 of the round latencies, their spread, the detections per image
+                  and where it ran (statistics of activities/latency-stats.ts)
+  --rounds R      rounds of the protocol (default 5)
+  --seed S        seeds the sample (default 0)
   --json          print the figures as JSON
 
 examples:
@@ -44,6 +51,9 @@ examples:
         warmup: { type: 'string' },
         iterations: { type: 'string' },
         threads: { type: 'string' },
+        sample: { type: 'string' },
+        rounds: { type: 'string' },
+        seed: { type: 'string' },
         json: { type: 'boolean' },
       },
       false,
@@ -52,6 +62,10 @@ examples:
     const numClasses = int(cmd, flags, 'classes', 80)!;
     if (numClasses < 1) throw new UserError(`${cmd}: --classes must be >= 1`);
     const recipe = resolveDetectionRecipe(str(flags, 'recipe') ?? 'paper-stage-one');
+    const sample = int(cmd, flags, 'sample', 0)!;
+    const rounds = int(cmd, flags, 'rounds', 5)!;
+    if (sample < 0 || rounds < 1) throw new UserError(`${cmd}: --sample must be >= 0 and --rounds >= 1`);
+    if (sample > 0 && !str(flags, 'data')) throw new UserError(`${cmd}: --sample times validation images: it needs --data`);
     const job = buildDetectionJob({
       command: 'bench',
       arch,
@@ -63,13 +77,31 @@ examples:
       threads: int(cmd, flags, 'threads', 0),
       initWeights: str(flags, 'weights') ? path.resolve(str(flags, 'weights')!) : undefined,
       initKind: 'detector',
-      bench: { warmup: int(cmd, flags, 'warmup', 10), iterations: int(cmd, flags, 'iterations', 50) },
+      seed: int(cmd, flags, 'seed', 0),
+      bench:
+        sample > 0
+          ? { warmup: int(cmd, flags, 'warmup', 10), iterations: sample, images: sample, rounds }
+          : { warmup: int(cmd, flags, 'warmup', 10), iterations: int(cmd, flags, 'iterations', 50) },
     });
     const outcome = await runTrainerJob(job, { label: 'bench', quiet: true });
     const failure = failureOf(outcome);
     if (failure) {
       process.stderr.write(`${cmd}: ${failure.message}\n`);
       return failure.code;
+    }
+    const t = outcome.result!.timings;
+    if (t) {
+      const s = roundStats(t.rounds);
+      const dets = t.detections.reduce((a, x) => a + x, 0) / Math.max(1, t.detections.length);
+      const weights = str(flags, 'weights') ?? null;
+      if (bool(flags, 'json')) printJson({ arch, backend: 'native', weights, images: t.images, detectionsPerImage: dets, environment: t.environment, ...s });
+      else
+        process.stdout.write(
+          `${arch} on ${t.environment.deviceModel} (${t.environment.runtime}, ${t.environment.threads} threads), ${weights ? 'weights ' + weights : 'untrained'}: ` +
+            `median ${s.medianMs.toFixed(2)} ms (p10 ${s.p10Ms.toFixed(2)}, p90 ${s.p90Ms.toFixed(2)}, spread ${s.spread.toFixed(3)}) over ${t.rounds.length} rounds of ` +
+            `${t.images.length} validation images; ${dets.toFixed(1)} detections per image\n`,
+        );
+      return 0;
     }
     const b = outcome.result!.bench!;
     if (bool(flags, 'json')) printJson({ arch, ...b });

@@ -1,4 +1,4 @@
-/** `smnas worker --queue control|gpu`: one Temporal worker of the campaign (worker/create-worker.ts). */
+/** `smnas worker --queue control|gpu|latency`: one Temporal worker of the campaign (worker/create-worker.ts). */
 import { parseFlags, str, type Command } from '../../common/cli';
 import { UserError } from '../../common/errors';
 import { log } from '../../common/log';
@@ -6,16 +6,23 @@ import { CONNECTION_FLAGS, CONNECTION_HELP, resolveConnectionSettings } from '..
 import { resolveDevices, resolveTrainerThreads } from '../../worker/devices';
 import { stopAllTrainers } from '../../activities/trainer-process';
 import { parseLiveness } from '../../activities/liveness';
+import { parseLatencyDevice } from '../../protocol/latency';
 
 const NAME = 'smnas worker';
 
 export const command: Command = {
-  summary: 'run a control or GPU worker (Temporal) until Ctrl-C',
+  summary: 'run a control, GPU or latency worker (Temporal) until Ctrl-C',
   help: `usage: smnas worker --queue control|gpu [--gpus 0,1|cpu] [--task-queue name] [--artifacts dir]
+       smnas worker --queue latency --latency-device cuda[:MODEL]|cpu[:MODEL] [--gpus 0,1]
                     [--address host:port] [--namespace ns] [--tls-cert f --tls-key f] [--tls-ca f] [--api-key k]
 
   --queue control     workflows + light activities (data checks, store, cost model, reports)
   --queue gpu         trainer activities: at most one training per device it owns
+  --queue latency     latency measurements of campaigns with "latency": {"device": {"kind", "model"}}
+                      (docs/campaign.md "Latency"): polls smnas-latency-<kind>[-<model>] only and
+                      refuses to start (exit 2) unless each of its devices is of that kind and model
+  --latency-device d  the requirement served: cuda:V100 (model matched as part of the device
+                      name the trainer reports), cuda, cpu, cpu:EPYC
   --gpus 0,1          devices of a gpu worker (SMNAS_GPUS; default: CUDA_VISIBLE_DEVICES, then
                       nvidia-smi; none found = a CPU-only host, one slot 'cpu')
   --task-queue name   serve another task queue than smnas-control / smnas-gpu (campaign "queues")
@@ -52,20 +59,27 @@ first (the run folder's trainer.pid).`,
         'trainer-threads': { type: 'string' },
         liveness: { type: 'string' },
         node: { type: 'string' },
+        'latency-device': { type: 'string' },
         ...CONNECTION_FLAGS,
       },
       false,
     );
     const queue = str(flags, 'queue');
-    if (queue !== 'control' && queue !== 'gpu') throw new UserError(`${NAME}: --queue must be 'control' or 'gpu' (see '${NAME} --help')`);
-    if (queue === 'control' && str(flags, 'gpus') !== undefined) throw new UserError(`${NAME}: --gpus only applies to --queue gpu`);
+    if (queue !== 'control' && queue !== 'gpu' && queue !== 'latency')
+      throw new UserError(`${NAME}: --queue must be 'control', 'gpu' or 'latency' (see '${NAME} --help')`);
+    if (queue === 'control' && str(flags, 'gpus') !== undefined) throw new UserError(`${NAME}: --gpus only applies to --queue gpu or latency`);
+    const latencySpec = str(flags, 'latency-device');
+    if ((queue === 'latency') !== (latencySpec !== undefined))
+      throw new UserError(`${NAME}: --latency-device goes with --queue latency, and --queue latency needs it`);
+    const latencyDevice = latencySpec !== undefined ? parseLatencyDevice(latencySpec) : undefined;
+    if (latencyDevice === null) throw new UserError(`${NAME}: --latency-device: expected cuda[:MODEL] or cpu[:MODEL], got '${latencySpec}'`);
     const nodeFlag = str(flags, 'node');
     if (nodeFlag !== undefined && (queue !== 'gpu' || !/^\d+$/.test(nodeFlag) || Number(nodeFlag) > 63))
       throw new UserError(`${NAME}: --node takes a node index 0..63 and applies to --queue gpu, got '${nodeFlag}'`);
     const grace = str(flags, 'shutdown-grace');
     if (grace !== undefined && !/^\d+(\.\d+)?$/.test(grace)) throw new UserError(`${NAME}: --shutdown-grace must be seconds, got '${grace}'`);
     const connection = resolveConnectionSettings(flags, process.env);
-    const devices = queue === 'gpu' ? resolveDevices(str(flags, 'gpus'), process.env) : [];
+    const devices = queue === 'gpu' || latencyDevice?.kind === 'cuda' ? resolveDevices(str(flags, 'gpus'), process.env) : latencyDevice ? ['cpu'] : [];
     const livenessSpec = str(flags, 'liveness') ?? process.env.SMNAS_LIVENESS;
     let liveness;
     try {
@@ -73,7 +87,7 @@ first (the run folder's trainer.pid).`,
     } catch (e) {
       throw new UserError(`${NAME}: ${(e as Error).message}`);
     }
-    const threads = queue === 'gpu' ? resolveTrainerThreads(str(flags, 'trainer-threads'), process.env, devices.length) : undefined;
+    const threads = queue !== 'control' ? resolveTrainerThreads(str(flags, 'trainer-threads'), process.env, devices.length) : undefined;
 
     const { createWorker } = await import('../../worker/create-worker');
     let created;
@@ -82,6 +96,7 @@ first (the run folder's trainer.pid).`,
         queue,
         connection,
         devices,
+        ...(latencyDevice ? { latencyDevice } : {}),
         taskQueue: str(flags, 'task-queue'),
         artifactRoot: str(flags, 'artifacts'),
         shutdownGraceMs: grace !== undefined ? Number(grace) * 1000 : undefined,

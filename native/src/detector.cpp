@@ -4,10 +4,12 @@
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <random>
 
 #include "autocast.hpp"
 #include "commands.hpp"
 #include "data.hpp"
+#include "environment.hpp"
 #include "model.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
@@ -326,6 +328,99 @@ double percentile(std::vector<double> v, double q) {
   return v[lo] + (v[hi] - v[lo]) * (pos - lo);
 }
 
+// The indices of a seeded sample of `k` of `n` images (a partial Fisher-Yates shuffle driven by
+// std::mt19937_64, whose output the standard fixes: the same sample on every platform).
+std::vector<size_t> seededSample(size_t n, size_t k, uint64_t seed) {
+  std::vector<size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  std::mt19937_64 gen(seed ^ 0x6c6174656e6379ULL);  // "latency"
+  k = std::min(k, n);
+  for (size_t i = 0; i < k; ++i) {
+    size_t j = i + static_cast<size_t>(gen() % (n - i));
+    std::swap(idx[i], idx[j]);
+  }
+  idx.resize(k);
+  return idx;
+}
+
+// The latency protocol (job.bench.images > 0, docs/campaign.md "Latency"): the model with its
+// weights, a seeded sample of validation images prepared exactly as evaluation prepares them
+// (decoded and resized before timing), batch 1, the recipe's test post-processing (score
+// threshold, NMS, top-k: Detector::detect, the path of eval). Warm-up forwards, then `rounds`
+// rounds of `iterations` timed forwards cycling through the sample; every forward's time and
+// detection count is reported and the statistics are computed by the caller
+// (activities/latency-stats.ts), so another backend reports the same figures from its own timings.
+int benchSample(const Job& job, Detector& model, const torch::Device& dev, double t0) {
+  if (!job.hasData) throw JobError("bench.images", "a latency sample of validation images needs the job's data");
+  CocoDataset val = loadCoco(job.dataRoot, job.valSplit);
+  checkClasses(job, val);
+  if (val.images.empty()) throw BadData(val.annotationFile, val.annotationFile + " has no images to benchmark on");
+  const int W = job.layout.width, H = job.layout.height;
+  std::vector<size_t> pick = seededSample(val.images.size(), static_cast<size_t>(job.benchImages), static_cast<uint64_t>(job.seed));
+  std::vector<Batch> sample;
+  nlohmann::json files = nlohmann::json::array();
+  for (size_t i : pick) {
+    std::vector<PreparedImage> one;
+    one.push_back(prepareDetection(val, i, W, H, 1, 1, false, job.seed, 0, false));
+    sample.push_back(makeBatch(std::move(one), W, H, dev));
+    files.push_back(val.images[i].file);
+  }
+  logInfo("bench: " + std::to_string(sample.size()) + " validation images of split '" + job.valSplit + "' at " + std::to_string(W) + "x" +
+          std::to_string(H) + ", " + std::to_string(job.benchWarmup) + " warm-up forwards, " + std::to_string(job.benchRounds) +
+          " rounds of " + std::to_string(job.benchIterations));
+  const bool cuda = dev.is_cuda();
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize(dev.index());
+  };
+  size_t next = 0;
+  auto forward = [&](int64_t& detections) {
+    const Batch& b = sample[next % sample.size()];
+    ++next;
+    auto d = model->detect(b.images, b.sizes);
+    auto boxes = d[0].boxes.to(torch::kCPU);  // post-processing done and results on the host
+    sync();
+    detections = boxes.size(0);
+  };
+  int64_t dets = 0;
+  for (int i = 0; i < job.benchWarmup; ++i) forward(dets);
+  sync();
+  resetPeakMemory(dev);  // CUDA: the peak of the timed forwards alone
+  nlohmann::json rounds = nlohmann::json::array(), detections = nlohmann::json::array();
+  next = 0;  // every round starts at the sample's first image: rounds time the same images
+  for (int r = 0; r < job.benchRounds; ++r) {
+    if (gStopRequested) throw Interrupted("bench interrupted by a signal");
+    std::vector<double> ms;
+    std::vector<int64_t> counts;
+    for (int i = 0; i < job.benchIterations; ++i) {
+      auto s = std::chrono::steady_clock::now();
+      forward(dets);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+      counts.push_back(dets);
+    }
+    rounds.push_back(ms);
+    if (r == 0) detections = counts;
+    next = 0;
+  }
+  nlohmann::json timings = {{"device", job.device},
+                            {"warmup", job.benchWarmup},
+                            {"iterations", job.benchIterations},
+                            {"rounds", rounds},
+                            {"images", files},
+                            {"detections", detections},
+                            {"inputWidth", W},
+                            {"inputHeight", H},
+                            {"weights", job.initWeights.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.initWeights)},
+                            {"peakMemoryMB", peakMemoryMB(dev)},
+                            {"environment", runtimeEnvironment(dev)}};
+  emit({{"type", "result"},
+        {"kind", "ok"},
+        {"command", "bench"},
+        {"wallSeconds", wallSeconds() - t0},
+        {"timings", timings},
+        {"peakMemoryMB", peakMemoryMB(dev)}});
+  return kOk;
+}
+
 int bench(const Job& job, const torch::Device& dev) {
   Detector model(job.layout, job.recipe);
   if (!job.initWeights.empty()) {
@@ -336,6 +431,7 @@ int bench(const Job& job, const torch::Device& dev) {
   model->eval();
   emitStarted(job, nullptr, *model);
   const double t0 = wallSeconds();
+  if (job.benchImages > 0) return benchSample(job, model, dev, t0);
   torch::manual_seed(job.seed);
   const int W = job.layout.width, H = job.layout.height;
   torch::Tensor image;
@@ -384,7 +480,8 @@ int bench(const Job& job, const torch::Device& dev) {
                             {"p90Ms", percentile(ms, 0.9)},
                             {"stdMs", stdv},
                             {"peakMemoryMB", peakMemoryMB(dev)},
-                            {"input", input}};
+                            {"input", input},
+                            {"environment", runtimeEnvironment(dev)}};
   emit({{"type", "result"},
         {"kind", "ok"},
         {"command", "bench"},

@@ -369,6 +369,8 @@ Job parseJob(const std::string& text) {
       Field b = root.at("bench");
       if (b.has("warmup")) job.benchWarmup = b.at("warmup").integer(0);
       if (b.has("iterations")) job.benchIterations = b.at("iterations").integer(1);
+      if (b.has("images")) job.benchImages = b.at("images").integer(1, 100000);
+      if (b.has("rounds")) job.benchRounds = b.at("rounds").integer(1, 100000);
     }
   }
   // CPU autocast computes in bf16 only; fp16 training needs CUDA (and its loss scaling)

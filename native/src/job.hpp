@@ -153,6 +153,9 @@ struct Job {
   int topK = 5;
   std::vector<std::string> evaluator;
   int benchWarmup = 10, benchIterations = 50;
+  // latency protocol (bench.images > 0): a seeded sample of `images` validation images, cycled;
+  // `rounds` rounds of `iterations` timed forwards each, every forward's time reported
+  int benchImages = 0, benchRounds = 1;
   DistributedSettings distributed;
 };
 

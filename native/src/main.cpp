@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "dist.hpp"
+#include "environment.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
 
@@ -18,6 +19,7 @@ using namespace smnas;
 
 static const char* kUsage =
     "usage: smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>\n"
+    "       smnas-trainer env [--device cpu|cuda:<i>]   (where a measurement runs: device model, runtime, trainer build)\n"
     "  The job file is defined by protocol/job.ts (JSON Schema: native/schema/job.schema.json).\n"
     "  stdout carries JSON lines (started, progress, checkpoint, metrics, result, error); logs go to stderr.\n"
     "  exit codes: 0 ok, 1 internal, 2 invalid job, 3 bad data, 4 diverged, 5 interrupted (SIGTERM; checkpoint written),\n  6 peer lost "
@@ -78,7 +80,7 @@ int main(int argc, char** argv) {
   // hand the heap top back to the kernel each time and page-fault it in again. Keep up to 1 GiB.
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  std::string command, jobPath;
+  std::string command, jobPath, device;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -86,12 +88,26 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--job" && i + 1 < argc) {
       jobPath = argv[++i];
+    } else if (a == "--device" && i + 1 < argc && command == "env") {
+      device = argv[++i];
     } else if (command.empty() && a.rfind("--", 0) != 0) {
       command = a;
     } else {
       std::cerr << kUsage;
       emitError("invalid_job", "unexpected argument '" + a + "'");
       return kInvalidJob;
+    }
+  }
+  if (command == "env") {
+    try {
+      return envCommand(device);
+    } catch (const JobError& e) {
+      emitError("invalid_job", std::string(e.what()), e.field);
+      return kInvalidJob;
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      emitError("internal", msg.substr(0, msg.find('\n')));
+      return kInternal;
     }
   }
   if (command.empty() || jobPath.empty()) {

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { campaignCharts, withData } from '../../dashboard/charts';
 import { buildCampaignView, frontIndices } from '../../dashboard/model';
+import { reportMarkdown } from '../../dashboard/report-files';
 import { offInfo } from '../../dashboard/source';
 import { readCampaign } from '../../dashboard/store-reader';
 import { naiveNonDominatedSort } from '../../search/pareto';
@@ -94,4 +95,29 @@ test('chart specs read named datasets; filled with the view they carry every poi
   const scaleOf = (s: unknown) => JSON.stringify(s).match(/"domain":(\[[^\]]*\])/)![1];
   expect(JSON.parse(scaleOf(specs['stage-one']))).toEqual(['stage one']);
   expect(JSON.parse(scaleOf(specs['stage-two']))).toEqual(['C0', 'C1', 'final']);
+});
+
+test('report.md says where latency was measured and marks figures of the latency protocol recorded as unreliable', async () => {
+  const root = path.join(work, 'lat');
+  await buildCampaignStore(root, 'lat', { upTo: 'modular' });
+  const log = path.join(root, 'campaigns', 'lat', 'results.jsonl');
+  // what recordEvaluation logs for figures of the latency protocol: every stage-one figure from an EPYC, all too noisy
+  const lines = fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .map((l) => (l.stage === 'structural' ? { ...l, latencyReliable: false, latencyReason: 'noisy host: ...', latencyDevice: 'AMD EPYC 7B13' } : l));
+  fs.writeFileSync(log, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const v = buildCampaignView(readCampaign(root, 'lat')!, { ...offInfo(null), state: 'ok', status: 'RUNNING' }, opts);
+  expect(v.points.filter((p) => p.stage === 'structural').every((p) => p.latencyReliable === false && p.latencyDevice === 'AMD EPYC 7B13')).toBe(true);
+  const md = reportMarkdown(v);
+  const n = v.points.filter((p) => p.stage === 'structural').length;
+  expect(md).toContain(`measured on AMD EPYC 7B13; ${n} figure(s) unreliable (every measurement too noisy), marked.`);
+  const frontRows = md.split('\n').filter((l) => v.points.some((p) => p.stage === 'structural' && p.front && l.startsWith(`| ${p.arch} |`)));
+  expect(frontRows.length).toBeGreaterThan(0);
+  for (const r of frontRows) expect(r).toMatch(/\(unreliable: noisy host\) \|$/);
+  // a campaign without such figures: no note, no marks (the older benchmark's figures)
+  const plain = buildCampaignView(readCampaign(path.join(work, 'a'), 'live')!, { ...offInfo(null), state: 'ok', status: 'RUNNING' }, opts);
+  expect(reportMarkdown(plain)).not.toMatch(/unreliable|measured on/);
 });

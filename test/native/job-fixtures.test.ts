@@ -26,6 +26,8 @@ const fixtures: Record<string, unknown> = {
     initKind: 'backbone',
     checkpoint: { everyIterations: 5 },
     threads: 2,
+    // the latency protocol's fields, so the native fuzz test mutates them too
+    bench: { warmup: 2, iterations: 3, images: 3, rounds: 4 },
   }),
   'job-classify-train.json': buildClassificationJob({
     command: 'classify-train',

@@ -99,6 +99,13 @@ maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
     expect(killed).toBeDefined();
     expect(killed.attempts).toBeGreaterThanOrEqual(2);
     expect(killed.resumedFrom).toMatch(/checkpoint/);
+    // stage one and the final table: latency of the trained weights, measured by the real trainer (measureLatency), where it ran said
+    for (const l of lines.filter((x) => x.stage === 'structural' || x.stage === 'final')) {
+      expect(l.latencyMs).toBeGreaterThan(0);
+      expect(typeof l.latencyReliable).toBe('boolean');
+      expect(l.latencyDevice).toEqual(expect.any(String));
+    }
+    expect(result.finalTable[0].latencyMs).toBe(lines.find((l) => l.stage === 'final').latencyMs);
     // the orphaned trainer of the killed worker did not survive the retry
     expect(fs.existsSync(path.join(store, 'runs', killedKey!, 'trainer.pid'))).toBe(false);
   }, 420_000);

@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import type { BenchFigures } from '../../protocol/trainer-messages';
-import type { BenchRequest, PretrainOutcome, PretrainRequest, TrainOutcome, TrainRequest } from '../../activities/types';
+import type { BenchRequest, LatencyRequest, PretrainOutcome, PretrainRequest, TrainOutcome, TrainRequest } from '../../activities/types';
 
 function hash(s: string): number {
   let h = 2166136261;
@@ -16,11 +16,14 @@ function hash(s: string): number {
 }
 
 export interface MockCall {
-  activity: 'trainDetector' | 'benchmarkLatency' | 'pretrainBackbone';
+  activity: 'trainDetector' | 'benchmarkLatency' | 'measureLatency' | 'pretrainBackbone';
   arch: string;
   at: number;
   /** TrainRequest.key embeds nothing about the stage; tests look at the recipe */
   recipe: string;
+  /** measureLatency: the weights timed and the device requirement */
+  weights?: string | null;
+  latencyDevice?: LatencyRequest['settings']['device'];
   /** trainDetector: the initial weights asked for */
   initWeights?: string;
   initKind?: string;
@@ -92,6 +95,28 @@ export class MockGpu {
           p90Ms: ms,
           stdMs: 0,
           peakMemoryMB: 1,
+        }));
+      },
+      measureLatency: (r: LatencyRequest): Promise<BenchFigures> => {
+        this.calls.push({ activity: 'measureLatency', arch: r.arch, at: Date.now(), recipe: r.recipe, weights: r.weights, latencyDevice: r.settings.device });
+        const ms = 5 + (hash(r.arch) % 100) / 4;
+        return this.busy(() => ({
+          device: r.device,
+          warmup: r.settings.warmup,
+          iterations: r.settings.images,
+          medianMs: ms,
+          meanMs: ms,
+          p10Ms: ms,
+          p90Ms: ms,
+          stdMs: 0,
+          peakMemoryMB: 1,
+          backend: r.settings.backend,
+          weights: r.weights,
+          images: r.settings.images,
+          rounds: r.settings.rounds,
+          spread: 0,
+          reliable: true,
+          reason: null,
         }));
       },
       pretrainBackbone: (r: PretrainRequest): Promise<PretrainOutcome> => {

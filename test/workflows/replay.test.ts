@@ -9,7 +9,9 @@
  *     no stage history cap, full fronts in every stage report): old campaigns must still replay;
  *   - toy-campaign-v2: recorded after them (the patch markers are in its histories);
  *   - toy-campaign-v3: recorded with the campaign-count-evaluations-only patch (progress counts
- *     evaluations only).
+ *     evaluations only);
+ *   - toy-campaign-v4: recorded with the latency-trained-weights patch (a stage-one evaluation
+ *     that measures latency with measureLatency and the trained weights).
  * Never re-record a set to make a failing replay pass: version the change with `patched()`, and
  * record a new set for the new code path with
  *   SMNAS_RECORD_FIXTURES=<new set name> npx jest test/workflows/replay.test.ts
@@ -30,7 +32,7 @@ import { MockGpu } from './mock-gpu';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
 const NAMES = ['campaign', 'structural-stage', 'evaluation'] as const;
-const SETS = ['toy-campaign', 'toy-campaign-v2', 'toy-campaign-v3'];
+const SETS = ['toy-campaign', 'toy-campaign-v2', 'toy-campaign-v3', 'toy-campaign-v4'];
 const fixture = (set: string, n: string) => path.join(FIXTURES, `${set}-${n}.history.json`);
 
 async function record(set: string): Promise<void> {
@@ -60,7 +62,10 @@ async function record(set: string): Promise<void> {
     const h = await client.workflow.start('smnasSearch', { taskQueue: tq, workflowId: id, args: [c] });
     await h.result();
     let evaluationId = '';
-    for await (const w of client.workflow.list({ query: `WorkflowType = 'evaluateArchitecture' AND SmnasCampaign = '${c.id}'` })) evaluationId ||= w.workflowId;
+    // a stage-one evaluation (it measures latency) where there is one, else any
+    for await (const w of client.workflow.list({ query: `WorkflowType = 'evaluateArchitecture' AND SmnasCampaign = '${c.id}'` })) {
+      if (!evaluationId || (w.workflowId.includes('/eval/structural/') && !evaluationId.includes('/eval/structural/'))) evaluationId = w.workflowId;
+    }
     const ids: Record<(typeof NAMES)[number], string> = { campaign: id, 'structural-stage': stageWorkflowId(c.id, 'structural'), evaluation: evaluationId };
     fs.mkdirSync(FIXTURES, { recursive: true });
     for (const n of NAMES) {
