@@ -72,6 +72,12 @@ GaRpnImpl::GaRpnImpl(const GaRpnOptions& o) : options(o) {
   loc->bias.fill_(-std::log((1 - 0.01) / 0.01));  // mmdet: bias_init_with_prob(0.01)
 }
 
+OnnxValue GaRpnImpl::exportOnnx(OnnxGraph&, const std::vector<OnnxLevel>&, const OnnxImageSize&) {
+  throw JobError("arch",
+                 "ga-rpn cannot be exported to ONNX: its feature adaption is a deformable convolution (ONNX DeformConv, opset 19), "
+                 "for which onnxruntime 1.23 has no kernel");
+}
+
 double GaRpnImpl::flopsPerLevel(int64_t h, int64_t w) const {
   const double C = options.channels(), D = options.deformGroups() * 2.0 * kKernel * kKernel;
   // shared conv, location, shape, offsets, the deformable conv (as a dense 3x3), objectness, deltas

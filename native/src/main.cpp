@@ -1,4 +1,4 @@
-// smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>
+// smnas-trainer <train|eval|bench|describe|export|classify-train|classify-eval|classify> --job <job.json>
 // stdout: JSON lines only (protocol/trainer-messages.ts); logs on stderr; exit codes as TrainerExit.
 #include <malloc.h>
 #include <unistd.h>
@@ -17,7 +17,7 @@
 using namespace smnas;
 
 static const char* kUsage =
-    "usage: smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>\n"
+    "usage: smnas-trainer <train|eval|bench|describe|export|classify-train|classify-eval|classify> --job <job.json>\n"
     "  The job file is defined by protocol/job.ts (JSON Schema: native/schema/job.schema.json).\n"
     "  stdout carries JSON lines (started, progress, checkpoint, metrics, result, error); logs go to stderr.\n"
     "  exit codes: 0 ok, 1 internal, 2 invalid job, 3 bad data, 4 diverged, 5 interrupted (SIGTERM; checkpoint written),\n  6 peer lost "

@@ -1,0 +1,195 @@
+/**
+ * ONNX export (docs/deploy.md): tiny detectors trained for a few iterations on generated shapes are
+ * exported by the trainer's `export` command (activities/onnx.ts exportModel); the file must pass
+ * onnx.checker (full_check) and onnxruntime-node must give the libtorch model's detections on the
+ * same prepared inputs: same count, same labels, scores within 1e-4, box coordinates within 1e-3
+ * relative (of max(|coordinate|, 1) px). The detections are checked to be non-trivial (the test
+ * would otherwise compare empty lists). runOnnxDetector on the image files (its own decoding and
+ * resizing) reproduces the trainer's evaluation detections. GA-RPN is refused with its reason.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OnnxDetector, exportModel, runOnnxDetector } from '../../activities/onnx';
+import { VENV_PYTHON } from '../../common/paths';
+import { buildDetectionJob } from '../../protocol/job-builder';
+import { getDetectionRecipe } from '../../protocol/recipes';
+import type { DetectionRecipe } from '../../protocol/recipe';
+import { requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
+
+interface ParityRecord {
+  file: string;
+  image: string;
+  dims: number[];
+  size: [number, number];
+  boxes: number[];
+  scores: number[];
+  labels: number[];
+}
+
+function recipeFor(norm: DetectionRecipe['norm'], scoreThreshold?: number): DetectionRecipe {
+  const recipe = getDetectionRecipe('toy-stage-two');
+  recipe.maxIterations = 6;
+  recipe.batchSize = 4;
+  recipe.workers = 0;
+  recipe.norm = norm;
+  if (scoreThreshold !== undefined) recipe.test.scoreThreshold = scoreThreshold;
+  return recipe;
+}
+
+async function trainTiny(arch: string, recipe: DetectionRecipe, data: string): Promise<string> {
+  const outDir = tmpDir('onnx-train');
+  const job = buildDetectionJob({ command: 'train', arch, recipe, numClasses: 4, dataRoot: data, outDir, seed: 3, threads: 1 });
+  fs.writeFileSync(path.join(outDir, 'job-train.json'), JSON.stringify(job));
+  const run = await runTrainer(job);
+  if (run.code !== 0) throw new Error(`training ${arch} failed (exit ${run.code}):\n${run.stderr.slice(-2000)}`);
+  return outDir;
+}
+
+function onnxChecker(model: string): void {
+  const r = spawnSync(VENV_PYTHON, ['-c', 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', model], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`onnx.checker rejected ${model}:\n${r.stderr}`);
+}
+
+/** compares onnxruntime's detections with the libtorch ones of every parity record; returns the detection count */
+async function expectParity(model: string, parityFile: string): Promise<number> {
+  const records = JSON.parse(fs.readFileSync(parityFile, 'utf8')) as ParityRecord[];
+  expect(records.length).toBeGreaterThan(0);
+  const det = await OnnxDetector.open(model, { threads: 1 });
+  let total = 0;
+  try {
+    for (const rec of records) {
+      const buf = fs.readFileSync(path.join(path.dirname(parityFile), rec.file));
+      const input = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+      const out = await det.run(input, rec.dims, rec.size[0], rec.size[1]);
+      const where = `${path.basename(model)} on ${rec.image}`;
+      expect({ where, count: out.scores.length }).toEqual({ where, count: rec.scores.length });
+      expect({ where, labels: Array.from(out.labels, Number) }).toEqual({ where, labels: rec.labels });
+      for (let k = 0; k < rec.scores.length; ++k) {
+        if (Math.abs(out.scores[k] - rec.scores[k]) > 1e-4) throw new Error(`${where}: score ${k} ${out.scores[k]} vs libtorch ${rec.scores[k]}`);
+        for (let c = 0; c < 4; ++c) {
+          const a = out.boxes[4 * k + c],
+            b = rec.boxes[4 * k + c];
+          if (Math.abs(a - b) > 1e-3 * Math.max(1, Math.abs(b)))
+            throw new Error(`${where}: box ${k} coordinate ${c} ${a} vs libtorch ${b}`);
+        }
+      }
+      total += rec.scores.length;
+    }
+  } finally {
+    await det.close();
+  }
+  return total;
+}
+
+describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
+  beforeAll(() => requireTrainer());
+  const data = () => shapesDataset(16, 6, 64, 5);
+
+  const cases: { name: string; arch: string; norm: DetectionRecipe['norm']; score?: number }[] = [
+    { name: 'ResNet + FPN + RPN + 2fc (BN)', arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc', norm: 'bn' },
+    { name: 'ResNeXt + FPN (P2-P5) + cascade (GN+WS)', arch: '64x64/Xbottleneck_8_11-21-21-21/fpn(P2-P5,c=16)/rpn/cascade(n=3)', norm: 'gn+ws' },
+    // RetinaNet's prior keeps every score near 0.01 after a few iterations: a low threshold lets candidates through
+    { name: 'RetinaNet (GN)', arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P5,c=16)/none/retina', norm: 'gn', score: 0.005 },
+    { name: 'MobileNetV2 without FPN + RPN + 2fc (BN)', arch: '64x64/mobilenet_v2/none/rpn/2fc', norm: 'bn' },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: fixed input, checker, parity`, async () => {
+      const weightsDir = await trainTiny(c.arch, recipeFor(c.norm, c.score), data());
+      const work = tmpDir('onnx-export');
+      const model = path.join(work, 'model.onnx');
+      const r = await exportModel({ weightsDir, out: model, inputSize: [64, 64], parityImages: 4, workDir: work });
+      expect(r.input).toBe('64x64');
+      onnxChecker(model);
+      const n = await expectParity(model, r.parity!);
+      expect(n).toBeGreaterThan(0);
+    });
+  }
+
+  it('dynamic input size: parity, and runOnnxDetector on the image files reproduces the trainer evaluation', async () => {
+    const arch = '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc';
+    const weightsDir = await trainTiny(arch, recipeFor('bn'), data());
+    const work = tmpDir('onnx-dynamic');
+    const model = path.join(work, 'model.onnx');
+    const r = await exportModel({ weightsDir, out: model, inputSize: 'dynamic', parityImages: 3, workDir: work });
+    expect(r.input).toBe('dynamic');
+    onnxChecker(model);
+    expect(await expectParity(model, r.parity!)).toBeGreaterThan(0);
+
+    // end to end: decode, resize, normalise, pad in TypeScript; detections in the original frame
+    const gt = JSON.parse(fs.readFileSync(path.join(data(), 'annotations', 'instances_val.json'), 'utf8')) as {
+      images: { id: number; file_name: string }[];
+    };
+    const trainerDets = JSON.parse(fs.readFileSync(path.join(weightsDir, 'detections_val.json'), 'utf8')) as {
+      image_id: number;
+      category_id: number;
+      bbox: number[];
+      score: number;
+    }[];
+    const images = gt.images.slice(0, 3);
+    const run = await runOnnxDetector(
+      model,
+      images.map((im) => path.join(data(), 'val', im.file_name)),
+      { threads: 1 },
+    );
+    expect(run.failures).toEqual([]);
+    let compared = 0;
+    images.forEach((im, i) => {
+      const mine = run.images[i].detections;
+      const theirs = trainerDets.filter((d) => d.image_id === im.id);
+      expect({ image: im.file_name, count: mine.length }).toEqual({ image: im.file_name, count: theirs.length });
+      mine.forEach((d, k) => {
+        expect(d.category_id).toBe(theirs[k].category_id);
+        expect(Math.abs(d.score - theirs[k].score)).toBeLessThanOrEqual(1e-4 + 1e-5);
+        d.bbox.forEach((v, c) => expect(Math.abs(v - theirs[k].bbox[c])).toBeLessThanOrEqual(0.02 + 1e-3 * Math.abs(theirs[k].bbox[c])));
+        compared++;
+      });
+      expect(run.images[i].ms).toBeGreaterThan(0);
+    });
+    expect(compared).toBeGreaterThan(0);
+  });
+
+  it('GA-RPN is refused with the reason (no DeformConv kernel in onnxruntime)', async () => {
+    const outDir = tmpDir('onnx-garpn');
+    const job = buildDetectionJob({
+      command: 'export',
+      arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/ga-rpn/2fc',
+      recipe: recipeFor('bn'),
+      numClasses: 4,
+      outDir,
+      export: { out: path.join(outDir, 'model.onnx'), inputSize: [64, 64] },
+    });
+    const run = await runTrainer(job);
+    expect(run.code).toBe(2);
+    const err = run.messages.find((m) => m.type === 'error');
+    expect(err).toMatchObject({ kind: 'invalid_job', field: 'arch' });
+    expect(err && err.type === 'error' ? err.message : '').toMatch(/ga-rpn.*DeformConv.*onnxruntime/);
+    expect(fs.existsSync(path.join(outDir, 'model.onnx'))).toBe(false);
+  });
+
+  it('a fixed input size that is not a multiple of 32 is an invalid job naming the field', async () => {
+    const outDir = tmpDir('onnx-badsize');
+    const job = {
+      ...buildDetectionJob({
+        command: 'export',
+        arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc',
+        recipe: recipeFor('bn'),
+        numClasses: 4,
+        outDir,
+        export: { out: path.join(outDir, 'model.onnx'), inputSize: [64, 64] },
+      }),
+    };
+    (job.export as { inputSize: unknown }).inputSize = [64, 70];
+    const run = await runTrainer(job);
+    expect(run.code).toBe(2);
+    expect(resultOrError(run)).toMatchObject({ kind: 'invalid_job', field: 'export.inputSize' });
+  });
+});
+
+function resultOrError(run: Awaited<ReturnType<typeof runTrainer>>) {
+  const e = run.messages.find((m) => m.type === 'error');
+  return e ?? resultOf(run);
+}
