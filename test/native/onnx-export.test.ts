@@ -90,7 +90,7 @@ describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
 
   const cases: { name: string; arch: string; norm: DetectionRecipe['norm']; score?: number }[] = [
     { name: 'ResNet + FPN + RPN + 2fc (BN)', arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc', norm: 'bn' },
-    { name: 'ResNeXt + FPN (P2-P5) + cascade (GN+WS)', arch: '64x64/Xbottleneck_8_11-21-21-21/fpn(P2-P5,c=16)/rpn/cascade(n=3)', norm: 'gn+ws' },
+    { name: 'ResNeXt + FPN (P2-P5) + cascade (GN+WS)', arch: '64x64/Xbottleneck_16_11-21-21-21/fpn(P2-P5,c=16)/rpn/cascade(n=3)', norm: 'gn+ws' },
     // RetinaNet's prior keeps every score near 0.01 after a few iterations: a low threshold lets candidates through
     { name: 'RetinaNet (GN)', arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P5,c=16)/none/retina', norm: 'gn', score: 0.005 },
     { name: 'MobileNetV2 without FPN + RPN + 2fc (BN)', arch: '64x64/mobilenet_v2/none/rpn/2fc', norm: 'bn' },
