@@ -1,4 +1,7 @@
 /**
+ * @jest-environment ./test/support/onnx-environment.js
+ */
+/**
  * ONNX export (docs/deploy.md): tiny detectors trained for a few iterations on generated shapes are
  * exported by the trainer's `export` command (activities/onnx.ts exportModel); the file must pass
  * onnx.checker (full_check) and onnxruntime-node must give the libtorch model's detections on the
