@@ -46,11 +46,20 @@ export function sidecarPath(model: string): string {
   return `${model}.json`;
 }
 
-/** The training job of a weights directory (`smnas train --out DIR` or a campaign's run folder). */
-export function trainedJobOf(weightsDir: string): { job: DetectionJob; weights: string } {
+/** The training job of a weights directory (`smnas train --out DIR` or a campaign's run folder); a weights file names its folder. */
+export function trainedJobOf(weightsArg: string): { job: DetectionJob; weights: string } {
+  const weightsDir = fs.existsSync(weightsArg) && fs.statSync(weightsArg).isFile() ? path.dirname(weightsArg) : weightsArg;
+  if (!fs.existsSync(weightsDir)) throw new UserError(`${weightsArg}: no such folder`);
   const weights = path.join(weightsDir, 'weights');
   if (!fs.existsSync(weights)) throw new UserError(`${weightsDir}: no 'weights' file (the output folder of a detector training)`);
-  const jobFile = ['job-train.json', 'job-eval.json'].map((f) => path.join(weightsDir, f)).find((f) => fs.existsSync(f));
+  // `smnas train` writes job-train.json; a campaign's run folder job-train-attempt<N>.json per attempt (the last one wins)
+  const attempts = fs
+    .readdirSync(weightsDir)
+    .map((f) => /^job-train-attempt(\d+)\.json$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(b[1]) - Number(a[1]))
+    .map((m) => m[0]);
+  const jobFile = ['job-train.json', ...attempts].map((f) => path.join(weightsDir, f)).find((f) => fs.existsSync(f));
   if (!jobFile) throw new UserError(`${weightsDir}: no job-train.json beside the weights (the architecture and recipe of the model)`);
   let raw: unknown;
   try {

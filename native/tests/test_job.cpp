@@ -180,4 +180,5 @@ void fuzzFixture(const std::string& name) {
 }  // namespace
 
 TEST(JobFuzz, DetectionJobMutationsAreParsedOrNamed) { fuzzFixture("job-train.json"); }
+TEST(JobFuzz, ExportJobMutationsAreParsedOrNamed) { fuzzFixture("job-export.json"); }
 TEST(JobFuzz, ClassificationJobMutationsAreParsedOrNamed) { fuzzFixture("job-classify-train.json"); }

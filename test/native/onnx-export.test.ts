@@ -14,11 +14,18 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OnnxDetector, exportModel, runOnnxDetector } from '../../activities/onnx';
+import { command as detectCommand } from '../../cli/commands/detect';
 import { VENV_PYTHON } from '../../common/paths';
 import { buildDetectionJob } from '../../protocol/job-builder';
 import { getDetectionRecipe } from '../../protocol/recipes';
 import type { DetectionRecipe } from '../../protocol/recipe';
 import { requireTrainer, resultOf, runTrainer, shapesDataset, tmpDir } from './helpers/trainer';
+
+interface CocoLike {
+  image_id: number;
+  bbox: number[];
+  score: number;
+}
 
 interface ParityRecord {
   file: string;
@@ -138,6 +145,7 @@ describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
       images.map((im) => path.join(data(), 'val', im.file_name)),
       { threads: 1 },
     );
+    // the trainer's own threshold applies (toy-stage-two: 0.05); --score 0 below keeps the same set
     expect(run.failures).toEqual([]);
     let compared = 0;
     images.forEach((im, i) => {
@@ -153,6 +161,33 @@ describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
       expect(run.images[i].ms).toBeGreaterThan(0);
     });
     expect(compared).toBeGreaterThan(0);
+
+    // `smnas detect` on a folder with an unreadable image, the model given as the weights folder
+    // (exported on the fly): the readable image is processed and drawn, the other named, exit 1
+    const folder = tmpDir('onnx-detect-in');
+    fs.copyFileSync(path.join(data(), 'val', images[0].file_name), path.join(folder, 'a.png'));
+    fs.writeFileSync(path.join(folder, 'broken.png'), 'not an image');
+    const outDir = tmpDir('onnx-detect-out');
+    const stderr: string[] = [];
+    const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    let code: number;
+    try {
+      code = await detectCommand.main(['--model', weightsDir, folder, '--out', outDir, '--score', '0']);
+    } finally {
+      spy.mockRestore();
+      stdout.mockRestore();
+    }
+    expect(code).toBe(1);
+    expect(stderr.join('')).toMatch(/broken\.png: .*skipped/);
+    const written = JSON.parse(fs.readFileSync(path.join(outDir, 'detections.json'), 'utf8')) as { images: unknown[]; detections: CocoLike[] };
+    expect(written.images).toHaveLength(1);
+    expect(written.detections.length).toBe(trainerDets.filter((d) => d.image_id === images[0].id).length);
+    const png = fs.readFileSync(path.join(outDir, 'a.png'));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
   });
 
   it('GA-RPN is refused with the reason (no DeformConv kernel in onnxruntime)', async () => {
