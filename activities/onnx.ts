@@ -18,6 +18,7 @@ import { buildDetectionJob } from '../protocol/job-builder';
 import { DetectionJobSchema, type DetectionJob } from '../protocol/job';
 import { TRAINER_BIN } from '../common/paths';
 import type { ResultMessage, TrainerMessage } from '../protocol/trainer-messages';
+import type { ActivityDeps } from './index';
 import { runTrainerProcess } from './trainer-process';
 
 /** evaluation's normalisation (native/src/detector.cpp kMean / kStd), RGB */
@@ -100,6 +101,8 @@ export interface ExportOptions {
   workDir?: string;
   device?: string;
   signal?: AbortSignal;
+  /** the trainer binary (default: native/build/smnas-trainer) */
+  trainerBin?: string;
 }
 
 export interface ExportResult {
@@ -135,14 +138,15 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     initKind: 'detector',
     export: { out, inputSize, opset: o.opset ?? 17, parityImages: o.parityImages ?? 0 },
   });
-  if (!fs.existsSync(TRAINER_BIN)) throw new UserError(`the native trainer is not built (${TRAINER_BIN} missing): run scripts/setup.sh`);
+  const bin = o.trainerBin ?? TRAINER_BIN;
+  if (!fs.existsSync(bin)) throw new UserError(`the native trainer is not built (${bin} missing): run scripts/setup.sh`);
   fs.mkdirSync(workDir, { recursive: true });
   const jobFile = path.join(workDir, 'job-export.json');
   fs.writeFileSync(jobFile, JSON.stringify(job, null, 2) + '\n');
   let result: ResultMessage | undefined;
   let error: Extract<TrainerMessage, { type: 'error' }> | undefined;
   const exit = await runTrainerProcess({
-    bin: TRAINER_BIN,
+    bin,
     command: 'export',
     jobFile,
     signal: o.signal,
@@ -431,4 +435,52 @@ export function drawDetections(file: string, width: number, height: number, dete
   parts.push('</svg>');
   const r = new Resvg(parts.join(''), { fitTo: { mode: 'original' }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } });
   return r.render().asPng();
+}
+
+/** One final model's export by the campaign: the model file, or why there is none. */
+export interface FinalModelExport {
+  model: string | null;
+  error?: string;
+}
+
+/** file-name-safe form of an architecture notation */
+function archFileName(arch: string): string {
+  return arch.replace(/[^A-Za-z0-9_.=-]+/g, '_').replace(/^_+|_+$/g, '');
+}
+
+/**
+ * Control-queue activity of the campaign's last stage: each final model with weights is exported
+ * to <campaignDir>/models/E<i>_<arch>.onnx (dynamic input size, with its .json sidecar). A model
+ * that cannot be exported (GA-RPN: no DeformConv kernel in onnxruntime) or whose export fails is
+ * reported with its reason; the campaign goes on.
+ */
+export function makeOnnxActivities(deps: ActivityDeps) {
+  async function exportFinalModels(input: {
+    campaignDir: string;
+    models: { arch: string; weights: string | null }[];
+  }): Promise<Record<string, FinalModelExport>> {
+    const dir = path.join(input.campaignDir, 'models');
+    fs.mkdirSync(dir, { recursive: true });
+    const out: Record<string, FinalModelExport> = {};
+    for (const [i, m] of input.models.entries()) {
+      if (!m.weights) {
+        out[m.arch] = { model: null, error: 'no final weights' };
+        continue;
+      }
+      const file = path.join(dir, `E${i}_${archFileName(m.arch)}.onnx`);
+      const workDir = path.join(dir, `.export-E${i}`);
+      try {
+        const r = await exportModel({ weightsDir: m.weights, out: file, inputSize: 'dynamic', workDir, trainerBin: deps.trainerBin });
+        out[m.arch] = { model: r.model };
+        deps.logger.info({ arch: m.arch, model: r.model, nodes: r.nodes }, 'final model exported to ONNX');
+      } catch (e) {
+        out[m.arch] = { model: null, error: (e as Error).message };
+        deps.logger.warn({ arch: m.arch, error: (e as Error).message }, 'final model not exported to ONNX');
+      } finally {
+        fs.rmSync(workDir, { recursive: true, force: true });
+      }
+    }
+    return out;
+  }
+  return { exportFinalModels };
 }

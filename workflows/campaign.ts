@@ -94,6 +94,13 @@ export const CAMPAIGN_BACKBONE_WEIGHTS = 'campaign-backbone-weights';
  * candidates selected and the backbones pretrained (18 for a toy campaign of 15 evaluations).
  */
 export const COUNT_EVALUATIONS_ONLY = 'campaign-count-evaluations-only';
+
+/**
+ * patch id: after the final stage the campaign exports its final models to ONNX (control activity
+ * exportFinalModels, docs/deploy.md) and the final table and report list them. Campaigns started
+ * before run exactly as before (no marker, no new command).
+ */
+export const CAMPAIGN_EXPORT_ONNX = 'campaign-export-onnx';
 const EVALUATION_STAGES: readonly StageName[] = ['structural', 'modular', 'final', 'transfer'];
 
 export async function smnasSearch(input: unknown): Promise<{ campaignId: string; artifactDir: string; finalTable: FinalRow[]; fronts: Fronts }> {
@@ -460,6 +467,14 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     const finalOk = Object.values(finals).filter((f) => f !== null && f.kind === 'ok');
     stages.final = { ...stages.final, evaluated: finalOk.length, failed: finalArchs.length - finalOk.length };
     finish('final');
+    // deployable models: the final models with weights as ONNX files in the campaign folder
+    const exported =
+      finalArchs.some((a) => finals[a]?.weights) && patched(CAMPAIGN_EXPORT_ONNX)
+        ? await control.exportFinalModels({
+            campaignDir: data.campaignDir,
+            models: finalArchs.map((arch) => ({ arch, weights: finals[arch]?.weights ?? null })),
+          })
+        : null;
 
     // ---- 6. transfer, one child per dataset
     const transferResults: Record<string, Record<string, EvaluationSummary | null>> = {};
@@ -515,6 +530,7 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
       ),
       transferCocoAP: Object.fromEntries(data.transfer.map((ds) => [ds.name, transferResults[ds.name]?.[arch]?.mAP ?? null])),
       weights: finals[arch]?.weights ?? null,
+      ...(exported ? { onnx: exported[arch]?.model ?? null, ...(exported[arch]?.error !== undefined ? { onnxError: exported[arch].error } : {}) } : {}),
     }));
     const strip = (p: EvalPoint) => ({ arch: p.arch, mAP: p.mAP, cost: p.cost, key: p.key });
     await control.writeReport({

@@ -13,7 +13,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OnnxDetector, exportModel, runOnnxDetector } from '../../activities/onnx';
+import pino from 'pino';
+import { OnnxDetector, exportModel, makeOnnxActivities, runOnnxDetector } from '../../activities/onnx';
 import { command as detectCommand } from '../../cli/commands/detect';
 import { VENV_PYTHON } from '../../common/paths';
 import { buildDetectionJob } from '../../protocol/job-builder';
@@ -188,6 +189,23 @@ describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
     expect(written.detections.length).toBe(trainerDets.filter((d) => d.image_id === images[0].id).length);
     const png = fs.readFileSync(path.join(outDir, 'a.png'));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
+
+    // the campaign's export of its final models (control activity): a model without weights is
+    // reported, not fatal; the exported one loads in onnxruntime
+    const campaignDir = tmpDir('onnx-campaign');
+    const { exportFinalModels } = makeOnnxActivities({ artifactRoot: campaignDir, trainerBin: requireTrainer(), devices: ['cpu'], logger: pino({ level: 'silent' }) });
+    const exported = await exportFinalModels({
+      campaignDir,
+      models: [
+        { arch, weights: path.join(weightsDir, 'weights') },
+        { arch: 'other', weights: null },
+      ],
+    });
+    expect(exported.other).toEqual({ model: null, error: 'no final weights' });
+    expect(exported[arch].model).toBe(path.join(campaignDir, 'models', 'E0_64x64_basicblock_8_1-21-21-21_fpn_P1-P4_c=16_rpn_2fc.onnx'));
+    const loaded = await OnnxDetector.open(exported[arch].model!);
+    expect(loaded.info.input).toBe('dynamic');
+    await loaded.close();
   });
 
   it('GA-RPN is refused with the reason (no DeformConv kernel in onnxruntime)', async () => {
