@@ -120,8 +120,10 @@ describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
     });
   }
 
-  it('dynamic input size: parity, and runOnnxDetector on the image files reproduces the trainer evaluation', async () => {
-    const arch = '64x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc';
+  it('dynamic input size: parity, runOnnxDetector on the image files reproduces the trainer evaluation, smnas detect, the campaign export', async () => {
+    // 96x64 (width x height) on 96px images: resized to 64x64 (TypeScript's resize is checked too), padded to 96x64
+    const arch = '96x64/basicblock_8_1-21-21-21/fpn(P1-P4,c=16)/rpn/2fc';
+    const data = () => shapesDataset(16, 6, 96, 5);
     const weightsDir = await trainTiny(arch, recipeFor('bn'), data());
     const work = tmpDir('onnx-dynamic');
     const model = path.join(work, 'model.onnx');
@@ -202,7 +204,7 @@ describe('ONNX export: onnxruntime-node gives the libtorch detections', () => {
       ],
     });
     expect(exported.other).toEqual({ model: null, error: 'no final weights' });
-    expect(exported[arch].model).toBe(path.join(campaignDir, 'models', 'E0_64x64_basicblock_8_1-21-21-21_fpn_P1-P4_c=16_rpn_2fc.onnx'));
+    expect(exported[arch].model).toBe(path.join(campaignDir, 'models', 'E0_96x64_basicblock_8_1-21-21-21_fpn_P1-P4_c=16_rpn_2fc.onnx'));
     const loaded = await OnnxDetector.open(exported[arch].model!);
     expect(loaded.info.input).toBe('dynamic');
     await loaded.close();
