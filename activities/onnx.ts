@@ -451,8 +451,7 @@ function archFileName(arch: string): string {
 /**
  * Control-queue activity of the campaign's last stage: each final model with weights is exported
  * to <campaignDir>/models/E<i>_<arch>.onnx (dynamic input size, with its .json sidecar). A model
- * that cannot be exported (GA-RPN: no DeformConv kernel in onnxruntime) or whose export fails is
- * reported with its reason; the campaign goes on.
+ * without weights or whose export fails is reported with its reason; the campaign goes on.
  */
 export function makeOnnxActivities(deps: ActivityDeps) {
   async function exportFinalModels(input: {

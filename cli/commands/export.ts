@@ -33,7 +33,7 @@ export const command: Command = {
 The model takes image [1,3,H,W] (RGB, (pixel - mean) / std, zero padded bottom/right) and
 image_size [width, height] of the content, and returns boxes [N,4] (x1,y1,x2,y2 in the input
 frame), scores [N] and labels [N] after the recipe's score threshold, per-class NMS and top-k.
-GA-RPN detectors cannot be exported (onnxruntime has no DeformConv kernel).
+Every architecture of the search space exports (GA-RPN's deformable conv as GridSample + Conv).
 
 example:
   smnas export --weights /tmp/r18 --out /tmp/r18.onnx --input-size dynamic
