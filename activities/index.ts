@@ -18,6 +18,7 @@ import { makeBackboneWeightsActivities } from './backbone-weights';
 import { makeDataActivities } from './data';
 import { makeStoreActivities } from './store-activities';
 import { makeCostActivities } from './cost';
+import { makeOnnxActivities } from './onnx';
 import { makeReportActivities } from './report';
 import { makeTrainerActivities } from './training';
 import { makeLatencyActivities } from './latency';
@@ -60,6 +61,7 @@ export function createControlActivities(deps: ActivityDeps) {
     ...makeStoreActivities(deps, store),
     ...makeCostActivities(deps),
     ...makeReportActivities(deps, store),
+    ...makeOnnxActivities(deps),
   };
 }
 

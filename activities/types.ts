@@ -262,6 +262,10 @@ export const ReportInputSchema = z.object({
       /** per transfer data set: COCO-style AP on the same test split (absent in older campaigns) */
       transferCocoAP: z.record(z.string(), z.number().nullable()).optional(),
       weights: z.string().nullable(),
+      /** the final model exported to ONNX (docs/deploy.md), null when it could not be (absent in older campaigns) */
+      onnx: z.string().nullable().optional(),
+      /** why it was not exported */
+      onnxError: z.string().optional(),
     }),
   ),
   /** per transfer data set: the metric of `transfer` (absent in older campaigns: COCO AP) */

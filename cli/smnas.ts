@@ -16,6 +16,8 @@ const COMMANDS: Record<string, string> = {
   train: './commands/train',
   classify: './commands/classify',
   bench: './commands/bench',
+  export: './commands/export',
+  detect: './commands/detect',
   search: './commands/search',
   dashboard: './commands/dashboard',
   dev: './commands/dev',

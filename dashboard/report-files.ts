@@ -88,6 +88,15 @@ export function reportMarkdown(v: CampaignView): string {
         `| E${i} | ${row.arch} | ${pct(row.pretrainTop1, 1)} | ${pct(row.finalMap)} | ${fmt(row.gflops)} | ${lat(finalPoint(row.arch), row.latencyMs)} |${v.transferColumns.map((c) => ` ${pct(row[c.field]?.[c.dataset] ?? null)} |`).join('')}`,
     ),
     '',
+    // campaigns that export their final models (patch campaign-export-onnx) list the ONNX files
+    ...((v.finalTable ?? []).some((r) => r.onnx !== undefined)
+      ? [
+          '## Deployable models (ONNX, docs/deploy.md)',
+          '',
+          ...(v.finalTable ?? []).map((row, i) => `- E${i}: ${row.onnx ? row.onnx : `not exported${row.onnxError ? `: ${row.onnxError}` : ''}`}`),
+          '',
+        ]
+      : []),
   ];
   return lines.join('\n');
 }

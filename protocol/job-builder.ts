@@ -17,6 +17,7 @@ import {
   DistributedSchema,
   JOB_SCHEMA_VERSION,
   ClassifyJobSchema,
+  ExportSettingsSchema,
   type ClassificationJob,
   type ClassifyJob,
   type DetectionJob,
@@ -60,6 +61,8 @@ export interface DetectionJobOptions extends CommonJobOptions {
   /** evaluator argv (e.g. [...SMNAS_CLI, 'eval']); the trainer appends --gt/--dets/--json */
   evaluator?: string[];
   bench?: { warmup?: number; iterations?: number; images?: number; rounds?: number };
+  /** `export`: the ONNX model's path, input size, opset, parity images */
+  export?: z.input<typeof ExportSettingsSchema>;
 }
 
 function validated<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
@@ -86,6 +89,7 @@ export function buildDetectionJob(o: DetectionJobOptions): DetectionJob {
   if ((o.command === 'train' || o.command === 'eval') && !o.dataRoot) {
     throw new UserError(`a '${o.command}' job needs a dataset directory (dataRoot)`);
   }
+  if (o.command === 'export' && !o.export) throw new UserError(`an 'export' job needs its export settings (out, inputSize)`);
   const layout = o.layout ?? resolve(o.arch, { numClasses: o.numClasses, fcWidth: o.recipe.fcWidth });
   return validated(
     DetectionJobSchema,
@@ -106,6 +110,7 @@ export function buildDetectionJob(o: DetectionJobOptions): DetectionJob {
         ...(o.bench?.images !== undefined ? { images: o.bench.images } : {}),
         ...(o.bench?.rounds !== undefined ? { rounds: o.bench.rounds } : {}),
       },
+      ...(o.export ? { export: o.export } : {}),
     },
     'detection job',
   );

@@ -75,9 +75,24 @@ export const EvaluatorSchema = z.array(z.string().min(1)).min(1);
 export const InitKindSchema = z.enum(['backbone', 'detector', 'torchvision']);
 export type InitKind = z.infer<typeof InitKindSchema>;
 
+/**
+ * `export`: the detector (built from the layout like train/eval, weights from initWeights) as an
+ * ONNX model with its post-processing. inputSize: a fixed [height, width] (multiples of 32, the
+ * padding evaluation applies) or 'dynamic'. With data and parityImages > 0 the first validation
+ * images, prepared as evaluation prepares them, and their libtorch detections are written under
+ * outDir/parity/ (the parity test's reference).
+ */
+export const ExportSettingsSchema = z.object({
+  out: z.string().min(1),
+  inputSize: z.union([z.literal('dynamic'), z.tuple([z.number().int().min(32).max(8192).multipleOf(32), z.number().int().min(32).max(8192).multipleOf(32)])]),
+  opset: z.number().int().min(16).max(18).default(17),
+  parityImages: z.number().int().min(0).max(1000).default(0),
+});
+export type ExportSettings = z.infer<typeof ExportSettingsSchema>;
+
 export const DetectionJobSchema = z.object({
   ...common,
-  command: z.enum(['train', 'eval', 'bench', 'describe']),
+  command: z.enum(['train', 'eval', 'bench', 'describe', 'export']),
   arch: z.string().min(1),
   layout: DetectorLayoutSchema,
   recipe: DetectionRecipeSchema,
@@ -109,6 +124,8 @@ export const DetectionJobSchema = z.object({
       rounds: z.number().int().positive().max(100000).optional(),
     })
     .default({ warmup: 10, iterations: 50 }),
+  /** required for `export`: the ONNX model to write (docs/deploy.md) */
+  export: ExportSettingsSchema.optional(),
 });
 export type DetectionJob = z.infer<typeof DetectionJobSchema>;
 

@@ -180,6 +180,19 @@ export const ResultMessageSchema = z.object({
   peakMemoryMB: z.number().optional(),
   /** diverged: where and why */
   message: z.string().optional(),
+  /** export: the ONNX model written (docs/deploy.md) */
+  export: z
+    .object({
+      model: z.string(),
+      /** 'HxW' fixed input or 'dynamic' */
+      input: z.string(),
+      opset: z.number().int(),
+      nodes: z.number().int(),
+      bytes: z.number().int(),
+      /** with export.parityImages: parity.json of the prepared validation inputs and their libtorch detections */
+      parity: z.string().optional(),
+    })
+    .optional(),
   /** classify: per image (sorted by file name), the top-k class indices and their logits */
   predictions: z.array(z.object({ file: z.string(), classes: z.array(z.number().int()), logits: z.array(z.number()) })).optional(),
 });

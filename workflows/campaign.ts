@@ -37,6 +37,13 @@ export const CAMPAIGN_BACKBONE_WEIGHTS = 'campaign-backbone-weights';
  */
 export const COUNT_EVALUATIONS_ONLY = 'campaign-count-evaluations-only';
 
+/**
+ * patch id: after the final stage the campaign exports its final models to ONNX (control activity
+ * exportFinalModels, docs/deploy.md) and the final table and report list them. Campaigns started
+ * before run exactly as before (no marker, no new command).
+ */
+export const CAMPAIGN_EXPORT_ONNX = 'campaign-export-onnx';
+
 type Control = ReturnType<typeof proxyActivities<ControlActivities>>;
 
 /** What a stage function needs besides the state: the control activities and the prepared data. */
@@ -266,6 +273,15 @@ async function finalStage(
   return finals;
 }
 
+/** Deployable models: the final models with weights as ONNX files in the campaign folder (null: none, or a campaign started before). */
+async function exportFinalModels({ control, data }: StageContext, finalArchs: string[], finals: Record<string, EvaluationSummary | null>) {
+  if (!(finalArchs.some((a) => finals[a]?.weights) && patched(CAMPAIGN_EXPORT_ONNX))) return null;
+  return control.exportFinalModels({
+    campaignDir: data.campaignDir,
+    models: finalArchs.map((arch) => ({ arch, weights: finals[arch]?.weights ?? null })),
+  });
+}
+
 /** 6. transfer, one child per data set; results by data set and architecture */
 async function transferStage(
   { st, data, template }: StageContext,
@@ -317,6 +333,7 @@ function finalTableOf(
   pretrained: Record<string, PretrainOutcome | null>,
   finals: Record<string, EvaluationSummary | null>,
   transferResults: Record<string, Record<string, EvaluationSummary | null>>,
+  exported: Awaited<ReturnType<typeof exportFinalModels>>,
 ): FinalRow[] {
   return finalArchs.map((arch) => ({
     arch,
@@ -333,6 +350,7 @@ function finalTableOf(
     ),
     transferCocoAP: Object.fromEntries(data.transfer.map((ds) => [ds.name, transferResults[ds.name]?.[arch]?.mAP ?? null])),
     weights: finals[arch]?.weights ?? null,
+    ...(exported ? { onnx: exported[arch]?.model ?? null, ...(exported[arch]?.error !== undefined ? { onnxError: exported[arch].error } : {}) } : {}),
   }));
 }
 
@@ -364,12 +382,13 @@ export async function smnasSearch(input: unknown): Promise<{ campaignId: string;
     const finalArchs = await modularStage(ctx);
     const pretrained = await pretrainFinalists(ctx, finalArchs, weights);
     const finals = await finalStage(ctx, finalArchs, pretrained, weights);
+    const exported = await exportFinalModels(ctx, finalArchs, finals);
     const transferResults = await transferStage(ctx, finalArchs, finals);
 
     // ---- report
     st.phase = 'report';
     st.show();
-    const finalTable = finalTableOf(data, finalArchs, pretrained, finals, transferResults);
+    const finalTable = finalTableOf(data, finalArchs, pretrained, finals, transferResults, exported);
     const strip = (p: EvalPoint) => ({ arch: p.arch, mAP: p.mAP, cost: p.cost, key: p.key });
     await control.writeReport({
       campaignId: c.id,

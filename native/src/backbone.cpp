@@ -59,6 +59,24 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   return torch::relu(y + shortcut);
 }
 
+OnnxValue BlockImpl::exportOnnx(OnnxGraph& g, const OnnxValue& x) {
+  if (kind == BlockKind::MBBlock) {
+    auto y = conv1 ? onnxRelu6(g, n1->exportOnnx(g, conv1->exportOnnx(g, x))) : x;
+    y = onnxRelu6(g, n2->exportOnnx(g, conv2->exportOnnx(g, y)));
+    y = n3->exportOnnx(g, conv3->exportOnnx(g, y));
+    return identity ? g.op("Add", {x, y}) : y;
+  }
+  auto y = onnxRelu(g, n1->exportOnnx(g, conv1->exportOnnx(g, x)));
+  if (kind == BlockKind::BasicBlock) {
+    y = n2->exportOnnx(g, conv2->exportOnnx(g, y));
+  } else {
+    y = onnxRelu(g, n2->exportOnnx(g, conv2->exportOnnx(g, y)));
+    y = n3->exportOnnx(g, conv3->exportOnnx(g, y));
+  }
+  auto shortcut = down ? dn->exportOnnx(g, down->exportOnnx(g, x)) : x;
+  return onnxRelu(g, g.op("Add", {y, shortcut}));
+}
+
 BackboneImpl::BackboneImpl(const BackboneLayout& L, NormKind norm, int numStages) : inverted(L.block == BlockKind::MBBlock) {
   const bool ws = norm == NormKind::GNWS;
   if (inverted) {
@@ -98,6 +116,25 @@ std::vector<torch::Tensor> BackboneImpl::forward(const torch::Tensor& x) {
   return out;
 }
 
+std::vector<OnnxValue> BackboneImpl::exportOnnx(OnnxGraph& g, const OnnxValue& x) {
+  OnnxValue y;
+  if (inverted) {
+    y = stemBlock->exportOnnx(g, onnxRelu6(g, stemNorm->exportOnnx(g, stem->exportOnnx(g, x))));
+  } else {
+    y = onnxRelu(g, stemNorm->exportOnnx(g, stem->exportOnnx(g, x)));
+    y = g.op("MaxPool", {y},
+             {{"kernel_shape", std::vector<int64_t>{3, 3}},
+              {"strides", std::vector<int64_t>{2, 2}},
+              {"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  }
+  std::vector<OnnxValue> out;
+  for (auto& s : stages) {
+    for (size_t i = 0; i < s->size(); ++i) y = s->ptr(i)->as<BlockImpl>()->exportOnnx(g, y);
+    out.push_back(y);
+  }
+  return out;
+}
+
 FpnImpl::FpnImpl(const std::array<int, 4>& sc, int from_, int to_, int C) : from(from_), to(to_) {
   lateral = register_module("lateral", torch::nn::ModuleList());
   output = register_module("output", torch::nn::ModuleList());
@@ -123,6 +160,35 @@ std::vector<torch::Tensor> FpnImpl::forward(const std::vector<torch::Tensor>& c)
   for (int p = 5; p <= to; ++p) {
     auto in = p == 5 ? out.back() : torch::relu(out.back());  // P5 on P4's output, P6 on ReLU(P5)
     out.push_back(extra[p - 5]->as<ConvImpl>()->forward(in));
+  }
+  return out;
+}
+
+}  // namespace smnas
+
+namespace smnas {
+
+std::vector<OnnxValue> FpnImpl::exportOnnx(OnnxGraph& g, const std::vector<OnnxValue>& c) {
+  const int top = std::min(to, 4);
+  std::vector<OnnxValue> lat;
+  for (int p = from; p <= top; ++p) lat.push_back(lateral[p - from]->as<ConvImpl>()->exportOnnx(g, c[p - 1]));
+  for (int i = static_cast<int>(lat.size()) - 1; i > 0; --i) {
+    // F::interpolate(nearest) to the finer map's size: src = floor(dst * in / out)
+    auto sizes = g.op("Concat",
+                      {g.op("Slice", {g.op("Shape", {lat[i]}), g.constInts({0}, {1}), g.constInts({2}, {1})}),
+                       g.op("Slice", {g.op("Shape", {lat[i - 1]}), g.constInts({2}, {1}), g.constInts({4}, {1})})},
+                      {{"axis", int64_t{0}}});
+    auto up = g.op("Resize", {lat[i], "", "", sizes},
+                   {{"mode", std::string("nearest")},
+                    {"coordinate_transformation_mode", std::string("asymmetric")},
+                    {"nearest_mode", std::string("floor")}});
+    lat[i - 1] = g.op("Add", {lat[i - 1], up});
+  }
+  std::vector<OnnxValue> out;
+  for (size_t i = 0; i < lat.size(); ++i) out.push_back(output[i]->as<ConvImpl>()->exportOnnx(g, lat[i]));
+  for (int p = 5; p <= to; ++p) {
+    auto in = p == 5 ? out.back() : onnxRelu(g, out.back());
+    out.push_back(extra[p - 5]->as<ConvImpl>()->exportOnnx(g, in));
   }
   return out;
 }

@@ -14,6 +14,7 @@ namespace smnas {
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const BlockLayout& b, BlockKind kind, NormKind norm);
   torch::Tensor forward(const torch::Tensor& x);
+  OnnxValue exportOnnx(OnnxGraph& g, const OnnxValue& x);  // forward as ONNX nodes
   BlockKind kind;
   bool identity = false;  // mbblock: the shortcut exists
   Conv conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, down{nullptr};
@@ -25,6 +26,7 @@ struct BackboneImpl : torch::nn::Module {
   // numStages: 4, or fewer when the detector uses fewer (search/layout-resolve.ts builtStages)
   BackboneImpl(const BackboneLayout& L, NormKind norm, int numStages);
   std::vector<torch::Tensor> forward(const torch::Tensor& x);
+  std::vector<OnnxValue> exportOnnx(OnnxGraph& g, const OnnxValue& x);
   bool inverted;  // MobileNetV2 stem (3x3/2 conv, norm, ReLU6, then stemBlock) instead of ResNet's
   Conv stem{nullptr};
   Norm stemNorm{nullptr};
@@ -39,6 +41,7 @@ TORCH_MODULE(Backbone);
 struct FpnImpl : torch::nn::Module {
   FpnImpl(const std::array<int, 4>& stageChannels, int from, int to, int channels);
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& c);
+  std::vector<OnnxValue> exportOnnx(OnnxGraph& g, const std::vector<OnnxValue>& c);
   int from, to;
   torch::nn::ModuleList lateral, output, extra;
 };

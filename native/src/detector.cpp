@@ -11,6 +11,7 @@
 #include "data.hpp"
 #include "environment.hpp"
 #include "model.hpp"
+#include "onnx_graph.hpp"
 #include "protocol.hpp"
 #include "runtime.hpp"
 #include "train_loop.hpp"
@@ -491,6 +492,83 @@ int bench(const Job& job, const torch::Device& dev) {
   return kOk;
 }
 
+// `export`: the detector built from the job's layout and recipe exactly as train/eval build it,
+// with the trained weights, written as an ONNX model by its modules' exportOnnx methods. With
+// data and export.parityImages, the first images of the validation split are prepared as
+// evaluation prepares them and written under outDir/parity/ with the libtorch detections of the
+// same tensors (test/native/onnx-export.test.ts compares onnxruntime's detections with them).
+int exportCmd(const Job& job, const torch::Device& dev) {
+  const ExportSettings& x = job.exportSettings;
+  Detector model(job.layout, job.recipe);
+  if (job.initWeights.empty()) {
+    logWarn("no initWeights: exporting the freshly initialised detector (seed " + std::to_string(job.seed) + ")");
+  } else {
+    Job j = job;
+    j.initKind = "detector";
+    loadInitWeights(j, model);
+  }
+  model->to(torch::kCPU);
+  model->eval();
+  emitStarted(job, nullptr, *model);
+  const double t0 = wallSeconds();
+  OnnxGraph g(x.opset);
+  std::vector<int64_t> dims = {1, 3, x.dynamic ? -1 : x.height, x.dynamic ? -1 : x.width};
+  auto image = g.input("image", OnnxType::Float, dims, {"", "", "height", "width"});
+  auto sizeIn = g.input("image_size", OnnxType::Float, {2});
+  auto gatherScalar = [&](int i) { return g.op("Gather", {sizeIn, g.scalarInt(i)}, {{"axis", int64_t{0}}}); };
+  auto dets = model->exportOnnx(g, image, OnnxImageSize{gatherScalar(0), gatherScalar(1)});
+  g.output(dets.boxes, "boxes", OnnxType::Float, {-1, 4}, {"detections"});
+  g.output(dets.scores, "scores", OnnxType::Float, {-1}, {"detections"});
+  g.output(dets.labels, "labels", OnnxType::Int64, {-1}, {"detections"});
+  const std::string input = x.dynamic ? "dynamic" : std::to_string(x.height) + "x" + std::to_string(x.width);
+  const std::map<std::string, std::string> meta = {{"smnas.arch", job.arch},
+                                                   {"smnas.input", input},
+                                                   {"smnas.numClasses", std::to_string(job.numClasses)},
+                                                   {"smnas.mean", "123.675,116.28,103.53"},
+                                                   {"smnas.std", "58.395,57.12,57.375"}};
+  const std::string bytes = g.serialize("smnas_detector", meta);
+  fs::path out(x.out);
+  if (out.has_parent_path()) fs::create_directories(out.parent_path());
+  writeFileAtomic(x.out, bytes);
+  logInfo("wrote " + x.out + " (" + std::to_string(g.nodeCount()) + " nodes, " + std::to_string(bytes.size()) + " bytes, input " + input +
+          ")");
+  nlohmann::json figures = {{"model", x.out}, {"input", input}, {"opset", x.opset}, {"nodes", g.nodeCount()}, {"bytes", bytes.size()}};
+  if (x.parityImages > 0 && job.hasData) {
+    CocoDataset val = loadCoco(job.dataRoot, job.valSplit);
+    fs::path dir = fs::path(job.outDir) / "parity";
+    fs::create_directories(dir);
+    nlohmann::json records = nlohmann::json::array();
+    const size_t n = std::min(val.images.size(), static_cast<size_t>(x.parityImages));
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<PreparedImage> one;
+      one.push_back(prepareDetection(val, i, job.layout.width, job.layout.height, 1, 1, false, job.seed, 0, false));
+      // a fixed-size model takes exactly its input size; a dynamic one the batch evaluation makes
+      Batch b = makeBatch(std::move(one), x.dynamic ? job.layout.width : x.width, x.dynamic ? job.layout.height : x.height, dev);
+      if (!x.dynamic && (b.images.size(2) != x.height || b.images.size(3) != x.width))
+        throw JobError("export.inputSize", "validation image " + val.images[i].file + " needs " + std::to_string(b.images.size(2)) + "x" +
+                                               std::to_string(b.images.size(3)) +
+                                               " after resizing to the layout, more than the export size");
+      auto d = model->detect(b.images.to(torch::kCPU), b.sizes)[0];
+      auto img = b.images.to(torch::kCPU).contiguous();
+      const std::string file = "input-" + std::to_string(i) + ".bin";
+      writeFileAtomic((dir / file).string(), std::string(static_cast<const char*>(img.data_ptr()), static_cast<size_t>(img.nbytes())));
+      auto bx = d.boxes.to(torch::kCPU).contiguous(), sc = d.scores.to(torch::kCPU).contiguous(),
+           lb = d.labels.to(torch::kCPU).contiguous();
+      records.push_back({{"file", file},
+                         {"image", val.images[i].file},
+                         {"dims", img.sizes().vec()},
+                         {"size", {b.sizes[0].first, b.sizes[0].second}},
+                         {"boxes", std::vector<float>(bx.data_ptr<float>(), bx.data_ptr<float>() + bx.numel())},
+                         {"scores", std::vector<float>(sc.data_ptr<float>(), sc.data_ptr<float>() + sc.numel())},
+                         {"labels", std::vector<int64_t>(lb.data_ptr<int64_t>(), lb.data_ptr<int64_t>() + lb.numel())}});
+    }
+    writeFileAtomic((dir / "parity.json").string(), records.dump());
+    figures["parity"] = (dir / "parity.json").string();
+  }
+  emit({{"type", "result"}, {"kind", "ok"}, {"command", "export"}, {"wallSeconds", wallSeconds() - t0}, {"export", figures}});
+  return kOk;
+}
+
 int describe(const Job& job) {
   Detector model(job.layout, job.recipe);
   emitStarted(job, nullptr, *model);
@@ -518,6 +596,7 @@ int runDetection(const Job& jobIn) {
   Dist dist(distOptions, dev);
   if (job.command == "train") return train(job, dev, dist);
   if (job.command == "eval") return evalCmd(job, dev, dist);
+  if (job.command == "export") return exportCmd(job, dev);
   return bench(job, dev);
 }
 

@@ -72,6 +72,89 @@ GaRpnImpl::GaRpnImpl(const GaRpnOptions& o) : options(o) {
   loc->bias.fill_(-std::log((1 - 0.01) / 0.01));  // mmdet: bias_init_with_prob(0.01)
 }
 
+namespace {
+// deformConv2d (stride 1, padding 1, no bias) as ONNX ops: onnxruntime has no DeformConv kernel, so
+// every tap of every deform group is sampled with GridSample (bilinear, zeros outside: the kernel's
+// rule that corners outside read 0) at (ho - 1 + i + offset_y, wo - 1 + j + offset_x), and a 1x1
+// Conv with the weight laid out [Cout, Cin * 9] sums them. The deform groups ride in the batch axis.
+OnnxValue onnxDeformConv3x3(OnnxGraph& g, const OnnxValue& x, const OnnxValue& offset, const torch::Tensor& weight, int64_t groups) {
+  const int64_t C = weight.size(1), Cout = weight.size(0), K2 = kKernel * kKernel;
+  auto toFloat = [&](const OnnxValue& v) { return g.op("Cast", {v}, {{"to", int64_t{static_cast<int>(OnnxType::Float)}}}); };
+  auto h = onnxDim(g, x, 2), w = onnxDim(g, x, 3);
+  auto axis0 = g.constInts({0}, {1});
+  auto range = [&](const OnnxValue& n) { return toFloat(g.op("Range", {g.scalarInt(0), g.op("Squeeze", {n, axis0}), g.scalarInt(1)})); };
+  auto ho = g.op("Reshape", {range(h), g.constInts({1, 1, -1, 1}, {4})});  // [1,1,H,1]
+  auto wo = g.op("Reshape", {range(w), g.constInts({1, 1, 1, -1}, {4})});  // [1,1,1,W]
+  std::vector<float> dy, dx;                                               // tap k = i * 3 + j: (i - 1, j - 1)
+  for (int i = 0; i < kKernel; ++i)
+    for (int j = 0; j < kKernel; ++j) {
+      dy.push_back(static_cast<float>(i - kKernel / 2));
+      dx.push_back(static_cast<float>(j - kKernel / 2));
+    }
+  // offset [1, G*9*2, H, W] -> [G, 9, 2, H, W] (channel 2*(g*9 + k) is y, + 1 is x)
+  auto off = g.op("Reshape", {offset, g.op("Concat", {g.constInts({groups, K2, 2}, {3}), h, w}, {{"axis", int64_t{0}}})});
+  auto offY = g.op("Gather", {off, g.scalarInt(0)}, {{"axis", int64_t{2}}}),
+       offX = g.op("Gather", {off, g.scalarInt(1)}, {{"axis", int64_t{2}}});
+  auto Y = g.op("Add", {g.op("Add", {ho, g.constFloats(dy, {1, K2, 1, 1})}), offY});  // [G,9,H,W]
+  auto X = g.op("Add", {g.op("Add", {wo, g.constFloats(dx, {1, K2, 1, 1})}), offX});
+  // GridSample with align_corners=0 reads pixel p at the normalised (2p + 1) / size - 1
+  auto norm = [&](const OnnxValue& v, const OnnxValue& size) {
+    auto s = toFloat(g.op("Squeeze", {size, axis0}));
+    return g.op("Sub", {g.op("Div", {g.op("Add", {g.op("Mul", {v, g.scalarFloat(2.f)}), g.scalarFloat(1.f)}), s}), g.scalarFloat(1.f)});
+  };
+  auto last = g.constInts({4}, {1});
+  auto grid = g.op("Concat", {g.op("Unsqueeze", {norm(X, w), last}), g.op("Unsqueeze", {norm(Y, h), last})}, {{"axis", int64_t{4}}});
+  grid = g.op("Reshape",
+              {grid, g.op("Concat", {g.constInts({groups, -1}, {2}), w, g.constInts({2}, {1})}, {{"axis", int64_t{0}}})});  // [G,9H,W,2]
+  auto grouped =
+      g.op("Reshape", {x, g.op("Concat", {g.constInts({groups, C / groups}, {2}), h, w}, {{"axis", int64_t{0}}})});  // [G,Cg,H,W]
+  auto sampled =
+      g.op("GridSample", {grouped, grid},
+           {{"mode", std::string("bilinear")}, {"padding_mode", std::string("zeros")}, {"align_corners", int64_t{0}}});      // [G,Cg,9H,W]
+  auto columns = g.op("Reshape", {sampled, g.op("Concat", {g.constInts({1, C * K2}, {2}), h, w}, {{"axis", int64_t{0}}})});  // [1,C*9,H,W]
+  auto w1x1 = g.initializer("deform_w", weight.detach().to(torch::kFloat).reshape({Cout, C * K2, 1, 1}));
+  return g.op("Conv", {columns, w1x1}, {{"kernel_shape", std::vector<int64_t>{1, 1}}});
+}
+}  // namespace
+
+OnnxValue GaRpnImpl::exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size) {
+  const auto& o = options;
+  const float shapeClip = static_cast<float>(std::abs(std::log(1e-6)));
+  auto nhwc = [&](const OnnxValue& v) { return g.op("Transpose", {v}, {{"perm", std::vector<int64_t>{0, 2, 3, 1}}}); };
+  auto gather = [&](const OnnxValue& v, const OnnxValue& idx) { return g.op("Gather", {v, idx}, {{"axis", int64_t{0}}}); };
+  auto col = [&](const OnnxValue& v) { return g.op("Unsqueeze", {v, g.constInts({1}, {1})}); };
+  std::vector<OnnxLevelCandidates> cands;
+  for (const auto& l : levels) {
+    auto y = onnxRelu(g, conv->exportOnnx(g, l.x));
+    auto lo = loc->exportOnnx(g, y), sh = shape->exportOnnx(g, y);
+    auto feat = onnxRelu(g, onnxDeformConv3x3(g, y, offset->exportOnnx(g, sh), adaptWeight, o.deformGroups()));
+    auto scores = g.op("Sigmoid", {onnxFlat(g, nhwc(cls->exportOnnx(g, feat)))});
+    auto deltas = g.op("Reshape", {nhwc(reg->exportOnnx(g, feat)), g.constInts({-1, 4}, {2})});
+    // guidedAnchors: the squares (side octaveBaseScale x stride) reshaped by the shape branch
+    auto sq = onnxGridAnchors(g, l.x, l.stride, {o.octaveBaseScale()}, {1.0});
+    auto shp = g.op("Reshape", {nhwc(sh), g.constInts({-1, kShapeChannels}, {2})});
+    auto half = g.scalarFloat(0.5f);
+    auto s0 = onnxColumn(g, sq, 0), s1 = onnxColumn(g, sq, 1);
+    auto sw = g.op("Sub", {onnxColumn(g, sq, 2), s0}), shh = g.op("Sub", {onnxColumn(g, sq, 3), s1});
+    auto cx = g.op("Add", {s0, g.op("Mul", {half, sw})}), cy = g.op("Add", {s1, g.op("Mul", {half, shh})});
+    auto scale = [&](int c, double std) {
+      return g.op("Exp",
+                  {onnxClip(g, g.op("Mul", {onnxColumn(g, shp, c), g.scalarFloat(static_cast<float>(std))}), -shapeClip, shapeClip)});
+    };
+    auto w = g.op("Mul", {sw, scale(0, o.anchorStds()[2])}), h = g.op("Mul", {shh, scale(1, o.anchorStds()[3])});
+    auto hw = g.op("Mul", {half, w}), hh = g.op("Mul", {half, h});
+    auto anchors =
+        g.op("Concat", {col(g.op("Sub", {cx, hw})), col(g.op("Sub", {cy, hh})), col(g.op("Add", {cx, hw})), col(g.op("Add", {cy, hh}))},
+             {{"axis", int64_t{1}}});
+    // test time: only where the location branch expects an object (loc_filter_thr)
+    auto keep = onnxFlat(
+        g,
+        g.op("NonZero", {g.op("GreaterOrEqual", {g.op("Sigmoid", {onnxFlat(g, lo)}), g.scalarFloat(static_cast<float>(o.locFilter()))})}));
+    cands.push_back({gather(scores, keep), gather(deltas, keep), gather(anchors, keep)});
+  }
+  return onnxSelectProposals(g, cands, o.bboxStds(), size, o.proposals());
+}
+
 double GaRpnImpl::flopsPerLevel(int64_t h, int64_t w) const {
   const double C = options.channels(), D = options.deformGroups() * 2.0 * kKernel * kKernel;
   // shared conv, location, shape, offsets, the deformable conv (as a dense 3x3), objectness, deltas

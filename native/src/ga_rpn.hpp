@@ -46,6 +46,9 @@ struct GaRpnImpl : ProposalGeneratorImpl {
   std::vector<torch::Tensor> forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets,
                                      LossMap* losses) override;
   double flopsPerLevel(int64_t h, int64_t w) const override;
+  // the deformable feature adaption decomposed into GridSample + Conv (onnxruntime has no
+  // DeformConv kernel; docs/deploy.md)
+  OnnxValue exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size) override;
   GaRpnOptions options;
   Conv conv{nullptr}, loc{nullptr}, shape{nullptr}, offset{nullptr}, cls{nullptr}, reg{nullptr};
   torch::Tensor adaptWeight;  // the deformable 3x3 conv C -> C (no bias, as mmcv's DeformConv2d)

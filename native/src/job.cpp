@@ -321,7 +321,7 @@ Job parseJob(const std::string& text) {
   root.obj();
   Job job;
   if (root.at("schemaVersion").integer() != 1) root.at("schemaVersion").fail("must be 1");
-  job.command = root.at("command").oneOf({"train", "eval", "bench", "describe", "classify-train", "classify-eval", "classify"});
+  job.command = root.at("command").oneOf({"train", "eval", "bench", "describe", "export", "classify-train", "classify-eval", "classify"});
   job.classification = job.command.rfind("classify", 0) == 0;
   job.outDir = root.at("outDir").str();
   job.seed = root.at("seed").integer(0);
@@ -364,6 +364,25 @@ Job parseJob(const std::string& text) {
       Field ev = root.at("evaluator");
       if (ev.size() == 0) ev.fail("must not be empty");
       for (size_t i = 0; i < ev.size(); ++i) job.evaluator.push_back(ev.at(i).str());
+    }
+    if (job.command == "export") {
+      Field e = root.at("export");
+      e.obj();
+      ExportSettings& x = job.exportSettings;
+      x.out = e.at("out").str();
+      Field size = e.at("inputSize");
+      if (size.j->is_string()) {
+        if (size.oneOf({"dynamic"}) == "dynamic") x.dynamic = true;
+      } else {
+        if (size.size() != 2) size.fail("must be 'dynamic' or [height, width]");
+        x.height = static_cast<int>(size.at(size_t{0}).integer(32, 8192));
+        x.width = static_cast<int>(size.at(size_t{1}).integer(32, 8192));
+        if (x.height % 32 != 0 || x.width % 32 != 0)
+          size.fail("height and width must be multiples of 32 (evaluation pads images to them), got [" + std::to_string(x.height) + ", " +
+                    std::to_string(x.width) + "]");
+      }
+      if (e.has("opset")) x.opset = static_cast<int>(e.at("opset").integer(16, 18));
+      if (e.has("parityImages")) x.parityImages = static_cast<int>(e.at("parityImages").integer(0, 1000));
     }
     if (root.has("bench")) {
       Field b = root.at("bench");

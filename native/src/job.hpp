@@ -132,6 +132,15 @@ struct DistributedSettings {
   DistBackend backend = DistBackend::Auto;
 };
 
+// `export`: the trained detector as an ONNX model (native/src/onnx_graph.hpp, docs/deploy.md).
+struct ExportSettings {
+  std::string out;            // the .onnx file
+  bool dynamic = false;       // symbolic height/width; else the fixed [height, width] below
+  int height = 0, width = 0;  // multiples of 32 (evaluation pads to them)
+  int opset = 17;
+  int parityImages = 0;  // with data: the first n validation images' inputs and libtorch detections under outDir/parity/
+};
+
 struct Job {
   std::string command;
   bool classification = false;
@@ -157,6 +166,7 @@ struct Job {
   // `rounds` rounds of `iterations` timed forwards each, every forward's time reported
   int benchImages = 0, benchRounds = 1;
   DistributedSettings distributed;
+  ExportSettings exportSettings;
 };
 
 // Parse and validate; throws JobError (field path + message).

@@ -40,6 +40,49 @@ torch::Tensor ConvImpl::forward(const torch::Tensor& x) {
   return F::conv2d(x, w, F::Conv2dFuncOptions().bias(bias).stride(stride).padding(pad).groups(groups));
 }
 
+OnnxValue ConvImpl::exportOnnx(OnnxGraph& g, const OnnxValue& x) {
+  torch::NoGradGuard ng;
+  const bool wasTraining = is_training();
+  eval();  // standardized(): the eval-time weight
+  auto w = ws ? standardized() : weight;
+  train(wasTraining);
+  std::vector<OnnxValue> in{x, g.initializer("conv_w", w.to(torch::kFloat))};
+  if (bias.defined()) in.push_back(g.initializer("conv_b", bias.to(torch::kFloat)));
+  const int64_t k = weight.size(2);
+  return g.op("Conv", in,
+              {{"kernel_shape", std::vector<int64_t>{k, k}},
+               {"strides", std::vector<int64_t>{stride, stride}},
+               {"pads", std::vector<int64_t>{pad, pad, pad, pad}},
+               {"group", int64_t{groups}}});
+}
+
+OnnxValue onnxRelu(OnnxGraph& g, const OnnxValue& x) { return g.op("Relu", {x}); }
+OnnxValue onnxRelu6(OnnxGraph& g, const OnnxValue& x) { return onnxClip(g, x, 0.f, 6.f); }
+
+OnnxValue onnxGroupNorm(OnnxGraph& g, const OnnxValue& x, int channels, int groups, double eps, const torch::Tensor& weight,
+                        const torch::Tensor& bias) {
+  auto grouped = g.op("Reshape", {x, g.constInts({0, groups, -1}, {3})});
+  auto normed =
+      g.op("InstanceNormalization",
+           {grouped, g.constFloats(std::vector<float>(groups, 1.f), {groups}), g.constFloats(std::vector<float>(groups, 0.f), {groups})},
+           {{"epsilon", static_cast<float>(eps)}});
+  auto y = g.op("Reshape", {normed, g.op("Shape", {x})});
+  if (weight.defined()) y = g.op("Mul", {y, g.initializer("gn_w", weight.detach().to(torch::kFloat).view({channels, 1, 1}))});
+  if (bias.defined()) y = g.op("Add", {y, g.initializer("gn_b", bias.detach().to(torch::kFloat).view({channels, 1, 1}))});
+  return y;
+}
+
+OnnxValue NormImpl::exportOnnx(OnnxGraph& g, const OnnxValue& x) {
+  if (bn) {
+    return g.op("BatchNormalization",
+                {x, g.initializer("bn_w", bn->weight), g.initializer("bn_b", bn->bias), g.initializer("bn_mean", bn->running_mean),
+                 g.initializer("bn_var", bn->running_var)},
+                {{"epsilon", static_cast<float>(bn->options.eps())}});
+  }
+  const auto& o = gn->options;
+  return onnxGroupNorm(g, x, static_cast<int>(o.num_channels()), static_cast<int>(o.num_groups()), o.eps(), gn->weight, gn->bias);
+}
+
 int groupNormGroups(int channels) {
   for (int g = std::min(32, channels); g > 1; --g)
     if (channels % g == 0) return g;
@@ -74,6 +117,14 @@ Detections finishDetections(const torch::Tensor& boxes, const torch::Tensor& sco
                             int maxPerImage) {
   auto keep = batchedNms(boxes, scores, labels, nmsIou, maxPerImage);
   return {boxes.index_select(0, keep), scores.index_select(0, keep), labels.index_select(0, keep)};
+}
+
+OnnxDetections onnxFinishDetections(OnnxGraph& g, const OnnxValue& boxes, const OnnxValue& scores, const OnnxValue& labels, double nmsIou,
+                                    int maxPerImage) {
+  auto groups = g.op("Cast", {labels}, {{"to", int64_t{static_cast<int>(OnnxType::Float)}}});
+  auto keep = onnxBatchedNms(g, boxes, scores, groups, nmsIou, maxPerImage);
+  auto pick = [&](const OnnxValue& v) { return g.op("Gather", {v, keep}, {{"axis", int64_t{0}}}); };
+  return {pick(boxes), pick(scores), pick(labels)};
 }
 
 namespace {

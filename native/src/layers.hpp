@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "job.hpp"
+#include "onnx_ops.hpp"
 
 namespace smnas {
 
@@ -36,6 +37,8 @@ struct ConvOptions {
 struct ConvImpl : torch::nn::Module {
   explicit ConvImpl(const ConvOptions& o);
   torch::Tensor forward(const torch::Tensor& x);
+  // the same convolution as an ONNX Conv node (a WS weight exported standardized)
+  OnnxValue exportOnnx(OnnxGraph& g, const OnnxValue& x);
   torch::Tensor weight, bias;
   int stride, pad, groups;
   bool ws;
@@ -53,11 +56,20 @@ TORCH_MODULE(Conv);
 struct NormImpl : torch::nn::Module {
   NormImpl(NormKind kind, int channels);
   torch::Tensor forward(const torch::Tensor& x);
+  // inference form: BatchNormalization with the running statistics, or GroupNorm (onnxGroupNorm)
+  OnnxValue exportOnnx(OnnxGraph& g, const OnnxValue& x);
   torch::nn::BatchNorm2d bn{nullptr};
   torch::nn::GroupNorm gn{nullptr};
 };
 TORCH_MODULE(Norm);
 int groupNormGroups(int channels);
+// GroupNorm as ONNX ops (Reshape to [N,G,-1], InstanceNormalization, Reshape back, per-channel
+// affine when weight/bias are defined): GroupNormalization needs opset 21, which IR 8 lacks.
+OnnxValue onnxGroupNorm(OnnxGraph& g, const OnnxValue& x, int channels, int groups, double eps, const torch::Tensor& weight,
+                        const torch::Tensor& bias);
+// Relu / Clip(0, 6)
+OnnxValue onnxRelu(OnnxGraph& g, const OnnxValue& x);
+OnnxValue onnxRelu6(OnnxGraph& g, const OnnxValue& x);
 
 // One feature level fed to the RPN/RoI/retina heads.
 struct Level {
@@ -65,6 +77,13 @@ struct Level {
   int stride;  // 4 * 2^(p-1)
   torch::Tensor x;
 };
+
+// Test-time ending of the heads in the exported graph (finishDetections).
+struct OnnxDetections {
+  OnnxValue boxes, scores, labels;  // [N,4] float, [N] float, [N] int64
+};
+OnnxDetections onnxFinishDetections(OnnxGraph& g, const OnnxValue& boxes, const OnnxValue& scores, const OnnxValue& labels, double nmsIou,
+                                    int maxPerImage);
 
 // Ground truth of a padded batch, per image: boxes [G,4] (x1,y1,x2,y2 in the network input
 // frame) and labels [G] (0..K-1).

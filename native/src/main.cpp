@@ -1,4 +1,4 @@
-// smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>
+// smnas-trainer <train|eval|bench|describe|export|classify-train|classify-eval|classify> --job <job.json>
 // stdout: JSON lines only (protocol/trainer-messages.ts); logs on stderr; exit codes as TrainerExit.
 #include <malloc.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 using namespace smnas;
 
 static const char* kUsage =
-    "usage: smnas-trainer <train|eval|bench|describe|classify-train|classify-eval|classify> --job <job.json>\n"
+    "usage: smnas-trainer <train|eval|bench|describe|export|classify-train|classify-eval|classify> --job <job.json>\n"
     "       smnas-trainer env [--device cpu|cuda:<i>]   (where a measurement runs: device model, runtime, trainer build)\n"
     "  The job file is defined by protocol/job.ts (JSON Schema: native/schema/job.schema.json).\n"
     "  stdout carries JSON lines (started, progress, checkpoint, metrics, result, error); logs go to stderr.\n"

@@ -102,6 +102,20 @@ std::vector<Detections> DetectorImpl::detect(const torch::Tensor& images, const 
   return roiHeads->detect(levels, proposals, sizes);
 }
 
+OnnxDetections DetectorImpl::exportOnnx(OnnxGraph& g, const OnnxValue& image, const OnnxImageSize& size) {
+  torch::NoGradGuard ng;
+  auto c = backbone->exportOnnx(g, image);
+  std::vector<OnnxLevel> levels;
+  if (!neck) {
+    levels.push_back({3, 16, c[2]});
+  } else {
+    auto p = neck->exportOnnx(g, c);
+    for (int l = layout.neck.from; l <= layout.neck.to; ++l) levels.push_back({l, 4 << (l - 1), p[l - layout.neck.from]});
+  }
+  if (retina) return retina->exportOnnx(g, levels, size);
+  return roiHeads->exportOnnx(g, levels, rpn->exportOnnx(g, levels, size), size);
+}
+
 // ---------------------------------------------------------------------------------------------
 // describe
 

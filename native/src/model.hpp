@@ -40,6 +40,9 @@ struct DetectorImpl : torch::nn::Module {
   LossMap losses(const torch::Tensor& images, const std::vector<torch::Tensor>& gtBoxes, const std::vector<torch::Tensor>& gtLabels,
                  const ImageSizes& sizes);
   std::vector<Detections> detect(const torch::Tensor& images, const ImageSizes& sizes);
+  // detect() of one image as an ONNX graph built from these modules: image [1,3,H,W] normalised
+  // and padded as evaluation does, size = its content (width, height) in the network input frame
+  OnnxDetections exportOnnx(OnnxGraph& g, const OnnxValue& image, const OnnxImageSize& size);
 
   Layout layout;
   Backbone backbone{nullptr};

@@ -42,8 +42,43 @@ std::pair<torch::Tensor, torch::Tensor> RetinaImpl::forward(const torch::Tensor&
   return {cls(c).to(torch::kFloat), reg(r).to(torch::kFloat)};  // fp32 under autocast (focal loss, decoding)
 }
 
+std::pair<OnnxValue, OnnxValue> RetinaImpl::exportOnnx(OnnxGraph& g, const OnnxValue& x) {
+  auto towerNormOnnx = [&](const OnnxValue& t, int channels) {
+    return onnxGroupNorm(g, t, channels, groupNormGroups(channels), 1e-5, torch::Tensor(), torch::Tensor());  // torch::group_norm's eps
+  };
+  auto c = x, r = x;
+  for (auto& m : *clsConvs) c = onnxRelu(g, towerNormOnnx(m->as<ConvImpl>()->exportOnnx(g, c), options.convChannels()));
+  for (auto& m : *regConvs) r = onnxRelu(g, towerNormOnnx(m->as<ConvImpl>()->exportOnnx(g, r), options.convChannels()));
+  return {cls->exportOnnx(g, c), reg->exportOnnx(g, r)};
+}
+
+OnnxDetections RetinaImpl::exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size) {
+  const int64_t K = options.numClasses();
+  auto gather = [&](const OnnxValue& v, const OnnxValue& idx) { return g.op("Gather", {v, idx}, {{"axis", int64_t{0}}}); };
+  auto nhwc = [&](const OnnxValue& v) { return g.op("Transpose", {v}, {{"perm", std::vector<int64_t>{0, 2, 3, 1}}}); };
+  std::vector<OnnxValue> bx, sc, lb;
+  for (const auto& l : levels) {
+    auto [c, r] = exportOnnx(g, l.x);
+    auto s = g.op("Sigmoid", {onnxFlat(g, nhwc(c))});
+    auto deltas = g.op("Reshape", {nhwc(r), g.constInts({-1, 4}, {2})});
+    auto cand = onnxFlat(g, g.op("NonZero", {g.op("Greater", {s, g.scalarFloat(static_cast<float>(options.scoreThreshold()))})}));
+    // the preNms best candidates (detect() sorts only when there are more; NMS orders them anyway)
+    auto [cs, top] = onnxTopK(g, gather(s, cand), options.preNms());
+    cand = gather(cand, top);
+    auto ai = g.op("Div", {cand, g.scalarInt(K)});
+    auto anchors = onnxGridAnchors(g, l.x, l.stride, anchorScales(), options.ratios());
+    bx.push_back(onnxDecodeBoxes(g, gather(anchors, ai), gather(deltas, ai), kUnitStds, size));
+    sc.push_back(cs);
+    lb.push_back(g.op("Mod", {cand, g.scalarInt(K)}));
+  }
+  auto cat = [&](const std::vector<OnnxValue>& v) { return v.size() == 1 ? v[0] : g.op("Concat", v, {{"axis", int64_t{0}}}); };
+  return onnxFinishDetections(g, cat(bx), cat(sc), cat(lb), options.nmsIou(), options.maxPerImage());
+}
+
+std::vector<double> RetinaImpl::anchorScales() const { return octaveScales(options.octaveBaseScale(), options.scalesPerOctave()); }
+
 std::vector<torch::Tensor> RetinaImpl::anchors(const std::vector<Level>& levels) const {
-  const auto scales = octaveScales(options.octaveBaseScale(), options.scalesPerOctave());
+  const auto scales = anchorScales();
   std::vector<torch::Tensor> out;
   for (const auto& l : levels) out.push_back(gridAnchors(l.stride, l.x.size(2), l.x.size(3), scales, options.ratios(), l.x.device()));
   return out;

@@ -35,6 +35,9 @@ struct RetinaImpl : torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);   // cls [B,A*K,H,W], reg [B,4A,H,W] (fp32)
   LossMap losses(const std::vector<Level>& levels, const Targets& targets);  // focal, l1
   std::vector<Detections> detect(const std::vector<Level>& levels, const ImageSizes& sizes);
+  // forward and detect() for one image as ONNX nodes
+  std::pair<OnnxValue, OnnxValue> exportOnnx(OnnxGraph& g, const OnnxValue& x);
+  OnnxDetections exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size);
   int anchorsPerLocation() const { return static_cast<int>(options.ratios().size()) * options.scalesPerOctave(); }
   RetinaOptions options;
   torch::nn::ModuleList clsConvs, regConvs;
@@ -42,6 +45,7 @@ struct RetinaImpl : torch::nn::Module {
 
  private:
   std::vector<torch::Tensor> anchors(const std::vector<Level>& levels) const;
+  std::vector<double> anchorScales() const;
 };
 TORCH_MODULE(Retina);
 

@@ -28,6 +28,15 @@ std::pair<torch::Tensor, torch::Tensor> BoxHeadImpl::forward(const torch::Tensor
   return {cls(y).to(torch::kFloat), reg(y).to(torch::kFloat)};  // fp32 under autocast (losses, decoding)
 }
 
+std::pair<OnnxValue, OnnxValue> BoxHeadImpl::exportOnnx(OnnxGraph& g, const OnnxValue& rois) {
+  auto linear = [&](torch::nn::Linear& l, const OnnxValue& x) {
+    return g.op("Gemm", {x, g.initializer("fc_w", l->weight), g.initializer("fc_b", l->bias)}, {{"transB", int64_t{1}}});
+  };
+  auto y = onnxRelu(g, linear(fc1, g.op("Flatten", {rois}, {{"axis", int64_t{1}}})));
+  y = onnxRelu(g, linear(fc2, y));
+  return {linear(cls, y), linear(reg, y)};
+}
+
 RoiHeadsImpl::RoiHeadsImpl(const RoiHeadsOptions& o) : options(o) {
   for (size_t t = 0; t < o.stageIous().size(); ++t)
     stages.push_back(
@@ -58,6 +67,69 @@ torch::Tensor RoiHeadsImpl::extractRois(const std::vector<Level>& levels, const 
     out = out.index_copy(0, idx, roiAlign(l.x.to(torch::kFloat), rois.index_select(0, idx), S, 1.0 / l.stride));
   }
   return out;
+}
+
+OnnxValue RoiHeadsImpl::exportRois(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxValue& rois) const {
+  const int64_t S = options.roiSize();
+  auto batch = g.op("Expand", {g.scalarInt(0), onnxDim(g, rois, 0)});
+  auto align = [&](const OnnxLevel& l) {
+    // aligned=true is half_pixel; sampling_ratio 0 the adaptive ceil(roi / S) grid (mmdet's setting)
+    return g.op("RoiAlign", {l.x, rois, batch},
+                {{"mode", std::string("avg")},
+                 {"output_height", S},
+                 {"output_width", S},
+                 {"sampling_ratio", int64_t{0}},
+                 {"spatial_scale", static_cast<float>(1.0 / l.stride)},
+                 {"coordinate_transformation_mode", std::string("half_pixel")}});
+  };
+  if (levels.size() == 1) return align(levels[0]);
+  const int pmin = levels.front().p, pmax = std::min(4, levels.back().p);
+  auto w = g.op("Sub", {onnxColumn(g, rois, 2), onnxColumn(g, rois, 0)}), h = g.op("Sub", {onnxColumn(g, rois, 3), onnxColumn(g, rois, 1)});
+  auto scale = g.op("Div", {g.op("Sqrt", {g.op("Max", {g.op("Mul", {w, h}), g.scalarFloat(1e-6f)})}),
+                            g.scalarFloat(static_cast<float>(options.finestScale()))});
+  auto log2 = g.op("Div", {g.op("Log", {g.op("Add", {scale, g.scalarFloat(1e-6f)})}), g.scalarFloat(static_cast<float>(std::log(2.0)))});
+  auto target = onnxClip(g, g.op("Add", {g.op("Floor", {log2}), g.scalarFloat(1.f)}), static_cast<float>(pmin), static_cast<float>(pmax));
+  target = g.op("Reshape", {target, g.constInts({-1, 1, 1, 1}, {4})});
+  OnnxValue out;
+  for (const auto& l : levels) {
+    if (l.p > pmax) break;
+    auto pooled = align(l);
+    out = out.empty() ? pooled : g.op("Where", {g.op("Equal", {target, g.scalarFloat(static_cast<float>(l.p))}), pooled, out});
+  }
+  return out;
+}
+
+OnnxDetections RoiHeadsImpl::exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxValue& proposals,
+                                        const OnnxImageSize& size) {
+  const int64_t K = options.numClasses();
+  const bool cascade = options.cascade();
+  const int T = numStages();
+  auto repeatK = [&](const OnnxValue& boxes) {  // [N,4] -> [N,K,4]
+    return g.op("Tile", {g.op("Unsqueeze", {boxes, g.constInts({1}, {1})}), g.constInts({1, K, 1}, {3})});
+  };
+  OnnxValue rois = proposals, scoreSum, boxes;
+  for (int t = 0; t < T; ++t) {
+    auto [c, r] = stages[t]->exportOnnx(g, exportRois(g, levels, rois));
+    auto p = g.op("Softmax", {c}, {{"axis", int64_t{1}}});
+    scoreSum = t == 0 ? p : g.op("Add", {scoreSum, p});
+    if (cascade) {
+      boxes = onnxDecodeBoxes(g, rois, r, stageStds(t), size);
+      rois = boxes;
+    } else {
+      auto flat = [&](const OnnxValue& v) { return g.op("Reshape", {v, g.constInts({-1, 4}, {2})}); };
+      boxes = g.op("Reshape", {onnxDecodeBoxes(g, flat(repeatK(rois)), flat(r), kRoiStds, size), g.constInts({-1, K, 4}, {3})});
+    }
+  }
+  auto mean = T == 1 ? scoreSum : g.op("Div", {scoreSum, g.scalarFloat(static_cast<float>(T))});
+  auto scores = g.op("Slice", {mean, g.constInts({0}, {1}), g.constInts({K}, {1}), g.constInts({1}, {1})});  // drop background
+  if (cascade) boxes = repeatK(boxes);
+  auto cand = g.op("NonZero", {g.op("Greater", {scores, g.scalarFloat(static_cast<float>(options.scoreThreshold()))})});  // [2,M]
+  auto ri = g.op("Gather", {cand, g.scalarInt(0)}, {{"axis", int64_t{0}}}),
+       ki = g.op("Gather", {cand, g.scalarInt(1)}, {{"axis", int64_t{0}}});
+  auto flatIdx = g.op("Add", {g.op("Mul", {ri, g.scalarInt(K)}), ki});
+  auto pickedBoxes = g.op("Gather", {g.op("Reshape", {boxes, g.constInts({-1, 4}, {2})}), flatIdx}, {{"axis", int64_t{0}}});
+  auto pickedScores = g.op("Gather", {onnxFlat(g, scores), flatIdx}, {{"axis", int64_t{0}}});
+  return onnxFinishDetections(g, pickedBoxes, pickedScores, ki, options.nmsIou(), options.maxPerImage());
 }
 
 LossMap RoiHeadsImpl::losses(const std::vector<Level>& levels, std::vector<torch::Tensor> props, const ImageSizes& sizes,

@@ -10,6 +10,7 @@ namespace smnas {
 struct BoxHeadImpl : torch::nn::Module {
   BoxHeadImpl(int inChannels, int roiSize, int fcWidth, int numClasses, bool classAgnostic);
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& rois);  // cls [N,K+1], reg [N,4K or 4]
+  std::pair<OnnxValue, OnnxValue> exportOnnx(OnnxGraph& g, const OnnxValue& rois);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr}, cls{nullptr}, reg{nullptr};
 };
 TORCH_MODULE(BoxHead);
@@ -39,6 +40,10 @@ struct RoiHeadsImpl : torch::nn::Module {
   std::vector<Detections> detect(const std::vector<Level>& levels, const std::vector<torch::Tensor>& proposals, const ImageSizes& sizes);
   // RoIAlign of rois [K,5] (batch index, box) on the level each box maps to, in fp32
   torch::Tensor extractRois(const std::vector<Level>& levels, const torch::Tensor& rois) const;
+  // detect() for one image as ONNX nodes; proposals [N,4]
+  OnnxDetections exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxValue& proposals, const OnnxImageSize& size);
+  // extractRois with ONNX RoiAlign (single-level): every level's RoiAlign, each RoI taking its own
+  OnnxValue exportRois(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxValue& rois) const;
   int numStages() const { return static_cast<int>(stages.size()); }
   RoiHeadsOptions options;
   std::vector<BoxHead> stages;  // registered as "0", "1", ...

@@ -33,6 +33,27 @@ torch::Tensor selectProposals(const std::vector<LevelCandidates>& levels, const 
   return B.index_select(0, batchedNms(B, S, I, nmsIou, postNms));
 }
 
+OnnxValue onnxSelectProposals(OnnxGraph& g, const std::vector<OnnxLevelCandidates>& levels, const std::array<double, 4>& stds,
+                              const OnnxImageSize& size, const ProposalOptions& p) {
+  std::vector<OnnxValue> boxes, scores, ids;
+  auto gather = [&](const OnnxValue& v, const OnnxValue& idx) { return g.op("Gather", {v, idx}, {{"axis", int64_t{0}}}); };
+  for (size_t l = 0; l < levels.size(); ++l) {
+    const auto& c = levels[l];
+    auto [top, idx] = onnxTopK(g, c.scores, p.testPreNms());
+    auto bx = onnxDecodeBoxes(g, gather(c.anchors, idx), gather(c.deltas, idx), stds, size);
+    auto positive = [&](int hi, int lo) {
+      return g.op("Greater", {g.op("Sub", {onnxColumn(g, bx, hi), onnxColumn(g, bx, lo)}), g.scalarFloat(0.f)});
+    };
+    auto v = onnxFlat(g, g.op("NonZero", {g.op("And", {positive(2, 0), positive(3, 1)})}));
+    boxes.push_back(gather(bx, v));
+    scores.push_back(gather(top, v));
+    ids.push_back(g.op("Expand", {g.scalarFloat(static_cast<float>(l)), g.op("Shape", {v})}));
+  }
+  auto cat = [&](const std::vector<OnnxValue>& v) { return v.size() == 1 ? v[0] : g.op("Concat", v, {{"axis", int64_t{0}}}); };
+  auto B = cat(boxes), S = cat(scores), I = cat(ids);
+  return gather(B, onnxBatchedNms(g, B, S, I, p.nmsIou(), p.testPostNms()));
+}
+
 std::vector<torch::Tensor> selectBatchProposals(const std::function<std::vector<LevelCandidates>(int64_t)>& candidates,
                                                 const std::array<double, 4>& stds, const ImageSizes& sizes, const ProposalOptions& p,
                                                 bool train) {
@@ -55,6 +76,18 @@ RpnImpl::RpnImpl(const RpnOptions& o) : options(o) {
 double RpnImpl::flopsPerLevel(int64_t h, int64_t w) const {
   const double C = options.channels(), A = static_cast<double>(options.ratios().size());
   return h * w * (C * C * 9 + C * A + C * 4 * A);
+}
+
+OnnxValue RpnImpl::exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size) {
+  std::vector<OnnxLevelCandidates> c;
+  for (const auto& l : levels) {
+    auto y = onnxRelu(g, conv->exportOnnx(g, l.x));
+    auto nhwc = [&](const OnnxValue& v) { return g.op("Transpose", {v}, {{"perm", std::vector<int64_t>{0, 2, 3, 1}}}); };
+    auto scores = g.op("Sigmoid", {onnxFlat(g, nhwc(cls->exportOnnx(g, y)))});
+    auto deltas = g.op("Reshape", {nhwc(reg->exportOnnx(g, y)), g.constInts({-1, 4}, {2})});
+    c.push_back({scores, deltas, onnxGridAnchors(g, l.x, l.stride, {options.anchorScale()}, options.ratios())});
+  }
+  return onnxSelectProposals(g, c, kUnitStds, size, options.proposals());
 }
 
 std::vector<torch::Tensor> RpnImpl::forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets,

@@ -26,8 +26,14 @@ struct LevelCandidates {
   torch::Tensor deltas;   // [n,4]
   torch::Tensor anchors;  // [n,4]
 };
+struct OnnxLevelCandidates {
+  OnnxValue scores, deltas, anchors;  // [n], [n,4], [n,4]
+};
 torch::Tensor selectProposals(const std::vector<LevelCandidates>& levels, const std::array<double, 4>& stds, std::pair<int, int> size,
                               int preNms, int postNms, double nmsIou);
+// selectProposals (test-time settings) in the exported graph: proposals [N,4]
+OnnxValue onnxSelectProposals(OnnxGraph& g, const std::vector<OnnxLevelCandidates>& levels, const std::array<double, 4>& stds,
+                              const OnnxImageSize& size, const ProposalOptions& p);
 // selectProposals for each image of a batch with the train- or test-time settings; `candidates(b)`
 // gives image b's candidates per level
 std::vector<torch::Tensor> selectBatchProposals(const std::function<std::vector<LevelCandidates>(int64_t)>& candidates,
@@ -51,6 +57,8 @@ struct ProposalGeneratorImpl : torch::nn::Module {
                                              LossMap* losses) = 0;
   // multiply-accumulates of the per-level convolutions on a map of h x w
   virtual double flopsPerLevel(int64_t h, int64_t w) const = 0;
+  // test-time forward of one image as ONNX nodes: proposals [N,4]
+  virtual OnnxValue exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size) = 0;
 };
 
 struct RpnOptions {
@@ -69,6 +77,7 @@ struct RpnImpl : ProposalGeneratorImpl {
   std::vector<torch::Tensor> forward(const std::vector<Level>& levels, const ImageSizes& sizes, const Targets* targets,
                                      LossMap* losses) override;
   double flopsPerLevel(int64_t h, int64_t w) const override;
+  OnnxValue exportOnnx(OnnxGraph& g, const std::vector<OnnxLevel>& levels, const OnnxImageSize& size) override;
   RpnOptions options;
   Conv conv{nullptr}, cls{nullptr}, reg{nullptr};
 };

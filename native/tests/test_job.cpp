@@ -181,6 +181,7 @@ void fuzzFixture(const std::string& name) {
 }  // namespace
 
 TEST(JobFuzz, DetectionJobMutationsAreParsedOrNamed) { fuzzFixture("job-train.json"); }
+TEST(JobFuzz, ExportJobMutationsAreParsedOrNamed) { fuzzFixture("job-export.json"); }
 TEST(JobFuzz, ClassificationJobMutationsAreParsedOrNamed) { fuzzFixture("job-classify-train.json"); }
 
 // Each kind is named once (job.cpp's tables): the parser, the printer and the "one of" list of the

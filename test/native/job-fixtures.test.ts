@@ -29,6 +29,17 @@ const fixtures: Record<string, unknown> = {
     // the latency protocol's fields, so the native fuzz test mutates them too
     bench: { warmup: 2, iterations: 3, images: 3, rounds: 4 },
   }),
+  'job-export.json': buildDetectionJob({
+    command: 'export',
+    arch: '64x64/basicblock_8_1-21-21-21/fpn(P1-P5,c=16)/none/retina',
+    recipe: getDetectionRecipe('toy'),
+    numClasses: 4,
+    dataRoot: '/data/shapes',
+    outDir: '/runs/fixture-export',
+    initWeights: '/runs/fixture/weights',
+    initKind: 'detector',
+    export: { out: '/runs/model.onnx', inputSize: [64, 96], opset: 17, parityImages: 2 },
+  }),
   'job-classify-train.json': buildClassificationJob({
     command: 'classify-train',
     arch: '64x64/mbblock_8_1-21-21-21/none/none/retina',

@@ -117,6 +117,15 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
       // the report's counts are the results log's
       const logged = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').length;
       expect(fs.readFileSync(path.join(result.artifactDir, 'report.md'), 'utf8')).toContain(`Evaluations: ${logged} in results.jsonl`);
+      // the final models are exported to ONNX (patch campaign-export-onnx); the mocked weights do not
+      // exist, so each row says why it was not, and the report lists them
+      for (const row of result.finalTable) {
+        expect(row.onnx).toBeNull();
+        expect(row.onnxError).toMatch(/\/mock\/weights\/.*no such folder/);
+      }
+      expect(fs.readFileSync(path.join(result.artifactDir, 'report.md'), 'utf8')).toMatch(
+        /## Deployable models \(ONNX[^\n]*\n\n- E0: not exported: \/mock\/weights\//,
+      );
       const lines = fs
         .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
         .trim()
