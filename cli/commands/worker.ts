@@ -6,6 +6,7 @@ import { CONNECTION_FLAGS, CONNECTION_HELP, resolveConnectionSettings } from '..
 import { resolveDevices, resolveTrainerThreads } from '../../worker/devices';
 import { stopAllTrainers } from '../../activities/trainer-process';
 import { parseLiveness } from '../../activities/liveness';
+import { parseHealthListen, startHealthServer, workerHealth } from '../../worker/health';
 
 const NAME = 'smnas worker';
 
@@ -27,6 +28,8 @@ export const command: Command = {
                       (SMNAS_LIVENESS; default startup=900,floor=300,factor=20: seconds before
                       the first progress, and max(floor, factor x the longest progress gap) while
                       training; docs/runtime.md "Reliability")
+  --health-port [host:]port  serve GET /livez and /readyz (SMNAS_HEALTH_PORT; default: none): 200 while
+                      alive / running and polling, 503 otherwise (Kubernetes probes, infra/k8s)
 
 ${CONNECTION_HELP}
 
@@ -48,6 +51,7 @@ first (the run folder's trainer.pid).`,
         'shutdown-grace': { type: 'string' },
         'trainer-threads': { type: 'string' },
         liveness: { type: 'string' },
+        'health-port': { type: 'string' },
         ...CONNECTION_FLAGS,
       },
       false,
@@ -63,6 +67,14 @@ first (the run folder's trainer.pid).`,
     let liveness;
     try {
       liveness = livenessSpec !== undefined ? parseLiveness(livenessSpec, str(flags, 'liveness') !== undefined ? '--liveness' : 'SMNAS_LIVENESS') : undefined;
+    } catch (e) {
+      throw new UserError(`${NAME}: ${(e as Error).message}`);
+    }
+    const healthSpec = str(flags, 'health-port') ?? (process.env.SMNAS_HEALTH_PORT || undefined);
+    let healthListen;
+    try {
+      healthListen =
+        healthSpec !== undefined ? parseHealthListen(healthSpec, str(flags, 'health-port') !== undefined ? '--health-port' : 'SMNAS_HEALTH_PORT') : undefined;
     } catch (e) {
       throw new UserError(`${NAME}: ${(e as Error).message}`);
     }
@@ -103,9 +115,25 @@ first (the run folder's trainer.pid).`,
       },
       `${plan.kind} worker ready`,
     );
+    const health = healthListen
+      ? await startHealthServer(healthListen, () => {
+          const st = worker.getStatus();
+          return workerHealth(
+            {
+              runState: st.runState,
+              workflowPollerState: st.workflowPollerState,
+              activityPollerState: st.activityPollerState,
+              numRunningActivities: st.numInFlightActivities,
+            },
+            { pollsWorkflows: queue === 'control', identity: plan.identity },
+          );
+        })
+      : undefined;
+    if (health) log.info({ port: health.port }, 'health endpoint: GET /livez /readyz');
     try {
       await worker.run(); // resolves after SIGINT/SIGTERM and a graceful drain
     } finally {
+      await health?.close();
       // cancelled activities stop their trainers; anything still running (an activity that did not
       // get to react) is stopped here, SIGTERM then SIGKILL after the grace, before the worker exits
       const left = await stopAllTrainers();
