@@ -22,6 +22,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { readResultsText } from '../activities/artifact-store';
 import { PROJECT_ROOT } from '../common/paths';
 import { makeToyCampaign } from '../protocol/campaign';
 
@@ -213,14 +214,10 @@ async function main(): Promise<void> {
     const status = spawnSync(SMNAS, ['search', 'status', campaign.id, '--json'], { env: { ...process.env, ...admin }, encoding: 'utf8' });
     check('bin/smnas search status over mTLS', status.status === 0 && status.stdout.includes('COMPLETED'), status.stdout.slice(0, 120).replace(/\s+/g, ' '));
 
-    const log = path.join(store, 'campaigns', campaign.id, 'results.jsonl');
-    const lines = fs.existsSync(log)
-      ? fs
-          .readFileSync(log, 'utf8')
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as { key: string; candidate?: string | null; attempts: number })
-      : [];
+    const lines = readResultsText(path.join(store, 'campaigns', campaign.id))
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as { key: string; candidate?: string | null; attempts: number });
     const ids = lines.map((l) => `${l.key}\n${l.candidate ?? ''}`);
     const keys = new Set(lines.map((l) => l.key));
     const finished = fs.existsSync(runs) ? fs.readdirSync(runs).filter((k) => fs.existsSync(path.join(runs, k, 'metrics.json'))) : [];
