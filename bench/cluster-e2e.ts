@@ -13,7 +13,8 @@
  *  3. once a training has written a checkpoint, the Temporal server is SIGKILLed and restarted
  *     (`up.sh` restarts what is not running);
  *  4. the campaign must complete, every finished training must be in the results log exactly
- *     once, and both GPU workers must have run trainings.
+ *     once, and both GPU workers must have run trainings;
+ *  5. down.sh + up.sh (every process of the cluster restarted): the campaign is still there.
  *
  * Prints one JSON summary line and `cluster-e2e: N passed, M failed`; exit 0 only when all passed.
  * Environment (set by e2e.sh): SMNAS_INFRA_STATE, SMNAS_E2E_WORK, SMNAS_E2E_ROGUE_TLS.
@@ -233,9 +234,21 @@ async function main(): Promise<void> {
       trainedBy.every((w) => w.trainings > 0),
       JSON.stringify(trainedBy),
     );
+    // 5. state survives a restart of every process: down.sh (UI, server, PostgreSQL), up.sh
+    const tDown = Date.now();
+    const down = spawnSync('bash', [path.join(PROJECT_ROOT, 'infra', 'local', 'down.sh')], { env: process.env, encoding: 'utf8' });
+    const up2 = spawnSync('bash', [path.join(PROJECT_ROOT, 'infra', 'local', 'up.sh')], { env: process.env, encoding: 'utf8' });
+    const fullRestartSeconds = (Date.now() - tDown) / 1000;
+    const after = spawnSync(SMNAS, ['search', 'status', campaign.id, '--json'], { env: { ...process.env, ...admin }, encoding: 'utf8' });
+    check(
+      'campaign still there after down.sh + up.sh (every process restarted)',
+      down.status === 0 && up2.status === 0 && after.status === 0 && after.stdout.includes('COMPLETED'),
+      `${fullRestartSeconds.toFixed(1)} s; ${(after.stdout || after.stderr || up2.stderr).slice(0, 100).replace(/\s+/g, ' ')}`,
+    );
     console.log(
       JSON.stringify({
         outcome,
+        fullRestartSeconds,
         evaluations: lines.length,
         distinct: new Set(ids).size,
         finishedTrainings: finished.length,
