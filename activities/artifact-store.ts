@@ -214,6 +214,9 @@ export class ArtifactStore {
   }
 }
 
+const RECORD_CACHE_MAX = 200_000;
+const recordCache = new Map<string, { file: string; text: string; at: number; id: string | null; stamp: string }>();
+
 /** The record file of one results-log line (ArtifactStore.appendResultLine). */
 export function resultRecordFile(campaignDir: string, l: { key: string; candidate?: string | null }): string {
   return path.join(campaignDir, 'results.d', `${sha256(resultLineId(l)).slice(0, 32)}.json`);
@@ -227,7 +230,7 @@ export function resultRecordFile(campaignDir: string, l: { key: string; candidat
  */
 export function resultsLogEntries(campaignDir: string): { file: string; line: number | null; text: string; torn: boolean }[] {
   const recordsDir = path.join(campaignDir, 'results.d');
-  const records: { file: string; text: string; at: number; id: string | null }[] = [];
+  const records: { file: string; text: string; at: number; id: string | null; stamp?: string }[] = [];
   let names: string[] = [];
   try {
     names = fs.readdirSync(recordsDir).filter((n) => n.endsWith('.json'));
@@ -236,11 +239,26 @@ export function resultsLogEntries(campaignDir: string): { file: string; line: nu
   }
   for (const n of names) {
     const file = path.join(recordsDir, n);
+    // a record file is written once, by rename: read each once per process while its size and
+    // mtime stay (the dashboard re-reads a running campaign every few seconds; a stat is cheaper
+    // than a read on NFS, and a damaged or replaced file is read again)
+    let stamp: string;
+    try {
+      const st = fs.statSync(file);
+      stamp = `${st.size}:${st.mtimeMs}`;
+    } catch {
+      continue; // removed since the listing
+    }
+    const known = recordCache.get(file);
+    if (known && known.stamp === stamp) {
+      records.push(known);
+      continue;
+    }
     let text: string;
     try {
       text = fs.readFileSync(file, 'utf8').trim();
     } catch {
-      continue; // removed since the listing
+      continue;
     }
     let at = Number.MAX_SAFE_INTEGER;
     let id: string | null = null;
@@ -249,9 +267,14 @@ export function resultsLogEntries(campaignDir: string): { file: string; line: nu
       if (typeof v.loggedAt === 'number') at = v.loggedAt;
       id = resultLineId(v);
     } catch {
-      // reported by the caller's parse
+      // reported by the caller's parse; not cached, so a repaired file is read again
     }
-    records.push({ file, text, at, id });
+    const r = { file, text, at, id, stamp };
+    if (id !== null) {
+      if (recordCache.size >= RECORD_CACHE_MAX) recordCache.clear();
+      recordCache.set(file, r);
+    }
+    records.push(r);
   }
   records.sort((a, b) => a.at - b.at || (a.file < b.file ? -1 : 1));
   const ids = new Set(records.map((r) => r.id).filter((x): x is string => x !== null));
