@@ -17,7 +17,7 @@ import { SMNAS_CLI } from '../common/paths';
 import { instancesPath } from '../datasets/coco-schema';
 import { evaluateVocFiles } from '../evaluation/coco-eval-io';
 import { UserError } from '../common/errors';
-import { buildClassificationJob, buildDetectionJob } from '../protocol/job-builder';
+import { buildClassificationJob, buildDetectionJob, type CommonJobOptions } from '../protocol/job-builder';
 import { withBackboneTraining } from '../protocol/recipe';
 import { resolveClassificationRecipe, resolveDetectionRecipe } from '../protocol/recipe-file';
 import { TrainerExit, type BenchFigures, type ResultMessage, type TrainerMessage } from '../protocol/trainer-messages';
@@ -291,51 +291,69 @@ function placement(devices: string[]): { device: string; distributed?: { worldSi
   return { device: devices[0] === 'cpu' ? 'cpu' : 'cuda:0', distributed: { worldSize: devices.length } };
 }
 
+/** One training to launch (launchTraining in makeTrainerActivities). */
+interface TrainingLaunch {
+  /** names the training in configuration errors */
+  what: string;
+  command: 'train' | 'classify-train';
+  outDir: string;
+  /** the attempt's job file is <outDir>/<jobPrefix><attempt>.json (also how an earlier attempt's global batch is found) */
+  jobPrefix: string;
+  /** recipe.devices and recipe.batchSize */
+  devices: number | undefined;
+  batchSize: number;
+  /** validation images (the liveness allowance of the evaluation after training) */
+  valImages?: number;
+  /** fields of the "started" log line */
+  log: Record<string, unknown>;
+  seed: number;
+  /** the request's checkpoint policy (over the worker's and the defaults) */
+  checkpoint?: CommonJobOptions['checkpoint'];
+  /** the job, from the options every training shares and the batch size per process */
+  buildJob(common: CommonJobOptions, batchSize: number): object;
+}
+
+interface LaunchedTraining {
+  run: TrainerRunResult;
+  devices: string[];
+  /** the leased devices, comma-joined */
+  device: string;
+  hb: TrainingHeartbeat;
+  attempt: number;
+}
+
 export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string) => ArtifactStore, pool: DevicePool) {
   const evaluator = deps.evaluator ?? [...SMNAS_CLI, 'eval'];
 
-  async function trainDetector(input: TrainRequest): Promise<TrainOutcome> {
-    const req = nonRetryableConfig('trainDetector', () => TrainRequestSchema.parse(input));
+  /**
+   * What trainDetector and pretrainBackbone share: resume or not (an earlier attempt's heartbeat
+   * or checkpoints in outDir), the process plan (recipe.devices, keeping the global batch of the
+   * checkpoints being resumed), the devices leased, the attempt's job file, the heartbeat carried
+   * from the earlier attempt, and the trainer group's run.
+   */
+  async function launchTraining<T>(l: TrainingLaunch, then: (r: LaunchedTraining) => T | Promise<T>): Promise<T> {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
-    const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => withBackboneTraining(resolveDetectionRecipe(req.recipe), req.recipeBackbone));
-    const outDir = store(req.artifactRoot).runDir(req.key);
     const prior = priorHeartbeat(ctx.info.heartbeatDetails);
-    // Resume when an earlier attempt reported a checkpoint, or left any in outDir: the folder is
-    // keyed by arch + recipe + data + purpose + init, so its checkpoints belong to this very
-    // training, also when a campaign was terminated and started again (attempt 1, no details).
-    const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
-    const plan: ProcessPlan = planProcesses(
-      recipe.devices ?? 1,
-      recipe.batchSize,
-      pool.devices.length,
-      resume ? previousGlobalBatch(outDir, 'job-train-attempt') : undefined,
-    );
+    // the run folder is keyed by what is trained (arch + recipe + data + purpose + init), so its
+    // checkpoints belong to this very training, also when a campaign was terminated and started
+    // again (attempt 1, no heartbeat details)
+    const resume = prior?.checkpoint != null || hasCheckpoints(l.outDir);
+    const plan: ProcessPlan = planProcesses(l.devices ?? 1, l.batchSize, pool.devices.length, resume ? previousGlobalBatch(l.outDir, l.jobPrefix) : undefined);
     return withDevices(pool, plan.nproc, async (devices) => {
       const { device: jobDevice, distributed } = placement(devices);
       const device = devices.join(',');
-      const job = nonRetryableConfig(`trainDetector ${req.arch}`, () =>
-        buildDetectionJob({
-          command: 'train',
-          outDir,
-          seed: req.seed,
-          device: jobDevice,
-          distributed,
-          threads: deps.threads ?? 0,
-          resume,
-          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
-          arch: req.arch,
-          recipe: plan.batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize: plan.batchSize },
-          numClasses: req.data.numClasses,
-          dataRoot: req.data.root,
-          trainSplit: req.data.trainSplit,
-          valSplit: req.data.valSplit,
-          initWeights: req.initWeights,
-          initKind: req.initKind,
-          evaluator,
-        }),
-      );
-      const jobFile = path.join(outDir, `job-train-attempt${attempt}.json`);
+      const common: CommonJobOptions = {
+        outDir: l.outDir,
+        seed: l.seed,
+        device: jobDevice,
+        distributed,
+        threads: deps.threads ?? 0,
+        resume,
+        checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...l.checkpoint },
+      };
+      const job = nonRetryableConfig(l.what, () => l.buildJob(common, plan.batchSize));
+      const jobFile = path.join(l.outDir, `${l.jobPrefix}${attempt}.json`);
       writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
       const hb: TrainingHeartbeat = {
         phase: 'starting',
@@ -349,10 +367,45 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
         incidents: prior?.incidents,
       };
       deps.logger.info(
-        { arch: req.arch, device, processes: devices.length, attempt, resume, outDir, initKind: req.initKind, initWeights: req.initWeights },
-        'training started',
+        { ...l.log, device, processes: devices.length, attempt, resume, outDir: l.outDir },
+        `${l.command === 'train' ? 'training' : 'pretraining'} started`,
       );
-      const run = await runWithHeartbeats(deps, 'train', jobFile, hb, devices, req.data.valImages);
+      const run = await runWithHeartbeats(deps, l.command, jobFile, hb, devices, l.valImages);
+      return then({ run, devices, device, hb, attempt });
+    });
+  }
+
+  async function trainDetector(input: TrainRequest): Promise<TrainOutcome> {
+    const req = nonRetryableConfig('trainDetector', () => TrainRequestSchema.parse(input));
+    const recipe = nonRetryableConfig(`trainDetector ${req.arch}`, () => withBackboneTraining(resolveDetectionRecipe(req.recipe), req.recipeBackbone));
+    const outDir = store(req.artifactRoot).runDir(req.key);
+    const launch: TrainingLaunch = {
+      what: `trainDetector ${req.arch}`,
+      command: 'train',
+      outDir,
+      jobPrefix: 'job-train-attempt',
+      devices: recipe.devices,
+      batchSize: recipe.batchSize,
+      valImages: req.data.valImages,
+      log: { arch: req.arch, initKind: req.initKind, initWeights: req.initWeights },
+      seed: req.seed,
+      checkpoint: req.checkpoint,
+      buildJob: (common, batchSize) =>
+        buildDetectionJob({
+          ...common,
+          command: 'train',
+          arch: req.arch,
+          recipe: batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize },
+          numClasses: req.data.numClasses,
+          dataRoot: req.data.root,
+          trainSplit: req.data.trainSplit,
+          valSplit: req.data.valSplit,
+          initWeights: req.initWeights,
+          initKind: req.initKind,
+          evaluator,
+        }),
+    };
+    return launchTraining(launch, async ({ run, devices, device, hb, attempt }) => {
       const incidents = hb.incidents ?? [];
       const r = run.result;
       if (!r || run.exit.code !== (r.kind === 'diverged' ? TrainerExit.diverged : TrainerExit.ok)) {
@@ -447,7 +500,6 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
 
   async function pretrainBackbone(input: PretrainRequest): Promise<PretrainOutcome> {
     const req = nonRetryableConfig('pretrainBackbone', () => PretrainRequestSchema.parse(input));
-    const ctx = Context.current();
     const recipe = nonRetryableConfig(`pretrain ${req.arch}`, () => resolveClassificationRecipe(req.recipe));
     const st = store(req.artifactRoot);
     const key = sha256(['pretrain', req.arch, recipeHash(recipe), req.fingerprint].join('\n'));
@@ -455,49 +507,26 @@ export function makeTrainerActivities(deps: ActivityDeps, store: (root?: string)
     const outcomeFile = path.join(outDir, 'outcome.json');
     const cached = st.readJson<PretrainOutcome>(outcomeFile);
     if (cached) return { ...cached, reused: true };
-    const prior = priorHeartbeat(ctx.info.heartbeatDetails);
-    // as trainDetector: the folder is keyed by arch + recipe + data, so checkpoints an earlier
-    // campaign left there belong to this very pretraining (a restarted campaign resumes them)
-    const resume = prior?.checkpoint != null || hasCheckpoints(outDir);
-    const plan = planProcesses(
-      recipe.devices ?? 1,
-      recipe.batchSize,
-      pool.devices.length,
-      resume ? previousGlobalBatch(outDir, 'job-pretrain-attempt') : undefined,
-    );
-    return withDevices(pool, plan.nproc, async (devices) => {
-      const { device: jobDevice, distributed } = placement(devices);
-      const device = devices.join(',');
-      const job = nonRetryableConfig(`pretrain ${req.arch}`, () =>
+    const launch: TrainingLaunch = {
+      what: `pretrain ${req.arch}`,
+      command: 'classify-train',
+      outDir,
+      jobPrefix: 'job-pretrain-attempt',
+      devices: recipe.devices,
+      batchSize: recipe.batchSize,
+      log: { arch: req.arch },
+      seed: req.seed,
+      checkpoint: req.checkpoint,
+      buildJob: (common, batchSize) =>
         buildClassificationJob({
+          ...common,
           command: 'classify-train',
-          outDir,
-          seed: req.seed,
-          device: jobDevice,
-          distributed,
-          threads: deps.threads ?? 0,
-          resume,
-          checkpoint: { everySeconds: 30, keep: 2, ...deps.checkpoint, ...req.checkpoint },
           arch: req.arch,
-          recipe: plan.batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize: plan.batchSize },
+          recipe: batchSize === recipe.batchSize ? recipe : { ...recipe, batchSize },
           dataRoot: req.dataRoot,
         }),
-      );
-      const jobFile = path.join(outDir, `job-pretrain-attempt${ctx.info.attempt}.json`);
-      writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
-      const hb: TrainingHeartbeat = {
-        phase: 'starting',
-        epoch: null,
-        iteration: null,
-        totalIterations: null,
-        loss: null,
-        checkpoint: prior?.checkpoint ?? null,
-        device,
-        attempt: ctx.info.attempt,
-        incidents: prior?.incidents,
-      };
-      deps.logger.info({ arch: req.arch, device, processes: devices.length, attempt: ctx.info.attempt, resume, outDir }, 'pretraining started');
-      const run = await runWithHeartbeats(deps, 'classify-train', jobFile, hb, devices);
+    };
+    return launchTraining(launch, async ({ run, hb }) => {
       const r = run.result;
       if (!r || run.exit.code !== TrainerExit.ok || r.kind !== 'ok' || !r.weights) {
         if (r?.kind === 'diverged') throw ApplicationFailure.nonRetryable(`pretrain ${req.arch}: diverged: ${r.message ?? ''}`, 'Diverged');

@@ -7,7 +7,7 @@
  *     without TLS are refused; the admin certificate is accepted;
  *  2. a control worker and two GPU workers (`bin/smnas worker`, each its own process with its own
  *     client certificate: control, gpu-0, gpu-1; the GPU workers serve the CPU as their device)
- *     run the reduced toy campaign of bench/fault-matrix.ts (2 structural + 1 modular + 1 final
+ *     run the reduced toy campaign of the fault tests (makeReducedToyCampaign: 2 structural + 1 modular + 1 final
  *     training, real native trainer, generated 64x64 data) with two trainings at once, started
  *     by `bin/smnas search start --campaign` with the admin certificate;
  *  3. once a training has written a checkpoint, the Temporal server is SIGKILLed and restarted
@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { readResultsText } from '../activities/artifact-store';
 import { PROJECT_ROOT } from '../common/paths';
-import { makeToyCampaign } from '../protocol/campaign';
+import { makeReducedToyCampaign } from '../protocol/campaign';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const need = (name: string): string => {
@@ -149,24 +149,12 @@ async function main(): Promise<void> {
     const ready = await allReady(180_000);
     check('workers ready (GET /readyz of each)', ready !== null, ready !== null ? `after ${ready.toFixed(1)} s` : 'not within 180 s');
 
-    const base = makeToyCampaign({ id: 'e2e', dataRoot: path.join(WORK, 'data'), artifactRoot: store });
+    // the fault tests' reduced toy campaign, with two trainings at once (one per GPU worker)
+    const reduced = makeReducedToyCampaign({ id: 'e2e', dataRoot: path.join(WORK, 'data'), artifactRoot: store, queues: tq, maxAttempts: 4 });
     const campaign = {
-      ...base,
-      data: {
-        detection: base.data.detection,
-        transfer: [],
-        synthesize: { root: path.join(WORK, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 },
-      },
-      queues: { control: tq.control, gpu: tq.gpu },
-      candidates: 1,
-      stages: {
-        ...base.stages,
-        structural: { maxEvaluations: 2, population: 2, recipe: 'toy-stage-one' },
-        modular: { maxEvaluationsPerCandidate: 1, population: 1, recipe: 'toy-stage-two', finalists: 1 },
-      },
-      budgets: { maxConcurrentTrainings: 2, continueAsNewEvery: 100 },
-      timeouts: { trainingHours: 1, heartbeatSeconds: 10, maxAttempts: 4 },
-      checkpoints: { everySeconds: 0, everyIterations: 2 },
+      ...reduced,
+      budgets: { ...reduced.budgets, maxConcurrentTrainings: 2 },
+      timeouts: { ...reduced.timeouts, heartbeatSeconds: 10 },
     };
     const file = path.join(WORK, 'campaign.json');
     fs.writeFileSync(file, JSON.stringify(campaign, null, 1));

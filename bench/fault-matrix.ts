@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { readResultsText } from '../activities/artifact-store';
 import { PROJECT_ROOT } from '../common/paths';
-import { makeToyCampaign } from '../protocol/campaign';
+import { makeReducedToyCampaign } from '../protocol/campaign';
 import { freePort, projectSearchAttributes, spawnDevServer, stopGroup, waitForTemporal } from '../worker/temporal-server';
 
 const ALL = [
@@ -36,6 +36,7 @@ const ALL = [
   'server-restart',
   'corrupt-checkpoint',
   'disk-full-checkpoint',
+  'nan-loss',
 ] as const;
 type Fault = (typeof ALL)[number];
 
@@ -103,12 +104,14 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
   const startWorker = (queue: 'control' | 'gpu') => {
     const out = fs.openSync(path.join(work, `${queue}-${procs.length}.log`), 'w');
     const extra = queue === 'gpu' ? ['--gpus', 'cpu', '--liveness', 'startup=120,floor=10,factor=10'] : [];
+    // nan-loss: the first training to reach iteration 3 gets a NaN loss (native/src/train_loop.cpp)
+    const faultEnv = queue === 'gpu' && fault === 'nan-loss' ? { SMNAS_FAULT_NAN_LOSS: `3:${path.join(work, 'nan-loss.marker')}` } : {};
     const p = spawn(
       path.join(PROJECT_ROOT, 'bin', 'smnas'),
       ['worker', '--queue', queue, '--task-queue', tq[queue], '--address', address, '--artifacts', store, ...extra],
       {
         stdio: ['ignore', out, out],
-        env: { ...process.env, SMNAS_LOG_LEVEL: 'info' },
+        env: { ...process.env, SMNAS_LOG_LEVEL: 'info', ...faultEnv },
       },
     );
     procs.push(p);
@@ -126,27 +129,15 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
     let gpu = startWorker('gpu');
     const connection = await Connection.connect({ address });
     const client = new Client({ connection });
-    const base = makeToyCampaign({ id: `fm-${fault}`, dataRoot: path.join(work, 'data'), artifactRoot: store });
-    const campaign = {
-      ...base,
-      data: {
-        detection: base.data.detection,
-        transfer: [],
-        synthesize: { root: path.join(work, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 },
-      },
+    const campaign = makeReducedToyCampaign({
+      id: `fm-${fault}`,
+      dataRoot: path.join(work, 'data'),
+      artifactRoot: store,
       queues: { control: tq.control, gpu: tq.gpu },
-      candidates: 1,
-      stages: {
-        ...base.stages,
-        structural: { maxEvaluations: 2, population: 2, recipe: 'toy-stage-one' },
-        modular: { maxEvaluationsPerCandidate: 1, population: 1, recipe: 'toy-stage-two', finalists: 1 },
-      },
-      budgets: { maxConcurrentTrainings: 1, continueAsNewEvery: 100 },
-      timeouts: { trainingHours: 1, heartbeatSeconds: 5, maxAttempts: 4 },
-      checkpoints: { everySeconds: 0, everyIterations: 2 },
-    };
+      maxAttempts: 4,
+    });
     const h = await client.workflow.start('smnasSearch', { taskQueue: tq.control, workflowId: `smnas-${campaign.id}`, args: [campaign] });
-    if (fault !== 'none') {
+    if (fault !== 'none' && fault !== 'nan-loss') {
       let t: ReturnType<typeof trainingWithCheckpoint> = null;
       const deadline = Date.now() + 300_000;
       while (!(t = trainingWithCheckpoint(store)) && Date.now() < deadline) await sleep(100);
@@ -204,7 +195,13 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
     const lines = readResultsText(path.join(store, 'campaigns', campaign.id))
       .split('\n')
       .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as { key: string; attempts: number; incidents?: string[] });
+      .map((l) => JSON.parse(l) as { key: string; attempts: number; incidents?: string[]; kind: string });
+    if (fault === 'nan-loss') {
+      const diverged = lines.filter((l) => l.kind === 'diverged').length;
+      note = fs.existsSync(path.join(work, 'nan-loss.marker'))
+        ? `NaN loss injected at iteration 3 of the first training; ${diverged} record(s) of kind diverged`
+        : 'the NaN loss was never injected';
+    }
     const keys = new Set(lines.map((l) => l.key));
     await connection.close();
     return {

@@ -357,6 +357,39 @@ export function makeToyCampaign(opts: { id?: string; dataRoot: string; seed?: nu
   return r.data;
 }
 
+/**
+ * The reduced toy campaign of the fault tests and bench/fault-matrix.ts (one definition for both):
+ * 2 structural + 1 modular + 1 final training, no transfer, 12 training / 4 validation images of
+ * 64x64, one training at a time, a checkpoint every 2 iterations, heartbeat timeout 5 s.
+ */
+export function makeReducedToyCampaign(opts: {
+  id: string;
+  dataRoot: string;
+  artifactRoot: string;
+  queues: { control: string; gpu: string };
+  maxAttempts: number;
+}): Campaign {
+  const base = makeToyCampaign({ id: opts.id, dataRoot: opts.dataRoot, artifactRoot: opts.artifactRoot });
+  return {
+    ...base,
+    data: {
+      detection: base.data.detection,
+      transfer: [],
+      synthesize: { root: opts.dataRoot, trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 },
+    },
+    queues: opts.queues,
+    candidates: 1,
+    stages: {
+      ...base.stages,
+      structural: { maxEvaluations: 2, population: 2, recipe: 'toy-stage-one' },
+      modular: { maxEvaluationsPerCandidate: 1, population: 1, recipe: 'toy-stage-two', finalists: 1 },
+    },
+    budgets: { maxConcurrentTrainings: 1, continueAsNewEvery: 100 },
+    timeouts: { trainingHours: 1, heartbeatSeconds: 5, maxAttempts: opts.maxAttempts },
+    checkpoints: { everySeconds: 0, everyIterations: 2 },
+  };
+}
+
 /** The paper campaign on COCO-scale data already on disk (transfer sets and ImageNet folders optional). */
 export function makePaperCampaign(opts: {
   id?: string;

@@ -166,9 +166,7 @@ std::vector<torch::Tensor> GaRpnImpl::forward(const std::vector<Level>& levels, 
     (*losses)["rpn_loc"] = locLoss / std::max(1.0, lt.avgFactor);
 
     // shape: squares assigned through their 9 approx anchors (the best IoU of the 9 per gt)
-    std::vector<double> approxScales;
-    for (int i = 0; i < o.scalesPerOctave(); ++i)
-      approxScales.push_back(o.octaveBaseScale() * std::pow(2.0, static_cast<double>(i) / o.scalesPerOctave()));
+    const auto approxScales = octaveScales(o.octaveBaseScale(), o.scalesPerOctave());
     const int64_t perLoc = static_cast<int64_t>(approxScales.size() * o.ratios().size());
     std::vector<torch::Tensor> approxList;
     for (const auto& l : levels)

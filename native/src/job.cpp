@@ -9,55 +9,50 @@
 
 namespace smnas {
 
-BlockKind blockKindNamed(const std::string& n) {
-  if (n == "basicblock") return BlockKind::BasicBlock;
-  if (n == "bottleneck") return BlockKind::Bottleneck;
-  if (n == "Xbottleneck") return BlockKind::XBottleneck;
-  if (n == "mbblock") return BlockKind::MBBlock;
-  throw std::invalid_argument("unknown block kind '" + n + "'");
+namespace {
+
+// Each kind's names, once: parsing, printing and the "one of" lists of job errors all read these.
+template <typename E>
+struct KindName {
+  const char* name;
+  E kind;
+};
+constexpr KindName<BlockKind> kBlockKinds[] = {{"basicblock", BlockKind::BasicBlock},
+                                               {"bottleneck", BlockKind::Bottleneck},
+                                               {"Xbottleneck", BlockKind::XBottleneck},
+                                               {"mbblock", BlockKind::MBBlock}};
+constexpr KindName<NormKind> kNormKinds[] = {{"bn", NormKind::BN}, {"gn", NormKind::GN}, {"gn+ws", NormKind::GNWS}};
+constexpr KindName<RpnKind> kRpnKinds[] = {{"none", RpnKind::None}, {"rpn", RpnKind::Rpn}, {"ga-rpn", RpnKind::GaRpn}};
+constexpr KindName<HeadKind> kHeadKinds[] = {{"2fc", HeadKind::TwoFc}, {"cascade", HeadKind::Cascade}, {"retina", HeadKind::Retina}};
+
+template <typename E, size_t N>
+E kindNamed(const KindName<E> (&table)[N], const std::string& n, const char* what) {
+  for (const auto& k : table)
+    if (n == k.name) return k.kind;
+  throw std::invalid_argument("unknown " + std::string(what) + " '" + n + "'");
 }
-NormKind normKindNamed(const std::string& n) {
-  if (n == "bn") return NormKind::BN;
-  if (n == "gn") return NormKind::GN;
-  if (n == "gn+ws") return NormKind::GNWS;
-  throw std::invalid_argument("unknown norm '" + n + "'");
-}
-RpnKind rpnKindNamed(const std::string& n) {
-  if (n == "none") return RpnKind::None;
-  if (n == "rpn") return RpnKind::Rpn;
-  if (n == "ga-rpn") return RpnKind::GaRpn;
-  throw std::invalid_argument("unknown rpn kind '" + n + "'");
-}
-const char* blockKindName(BlockKind k) {
-  switch (k) {
-    case BlockKind::BasicBlock:
-      return "basicblock";
-    case BlockKind::Bottleneck:
-      return "bottleneck";
-    case BlockKind::XBottleneck:
-      return "Xbottleneck";
-    case BlockKind::MBBlock:
-      return "mbblock";
-  }
+template <typename E, size_t N>
+const char* nameOfKind(const KindName<E> (&table)[N], E kind) {
+  for (const auto& k : table)
+    if (k.kind == kind) return k.name;
   return "?";
 }
-const char* normKindName(NormKind k) {
-  switch (k) {
-    case NormKind::BN:
-      return "bn";
-    case NormKind::GN:
-      return "gn";
-    case NormKind::GNWS:
-      return "gn+ws";
-  }
-  return "?";
+template <typename E, size_t N>
+std::set<std::string> kindNames(const KindName<E> (&table)[N]) {
+  std::set<std::string> out;
+  for (const auto& k : table) out.insert(k.name);
+  return out;
 }
-HeadKind headKindNamed(const std::string& n) {
-  if (n == "2fc") return HeadKind::TwoFc;
-  if (n == "cascade") return HeadKind::Cascade;
-  if (n == "retina") return HeadKind::Retina;
-  throw std::invalid_argument("unknown head kind '" + n + "'");
-}
+
+}  // namespace
+
+BlockKind blockKindNamed(const std::string& n) { return kindNamed(kBlockKinds, n, "block kind"); }
+NormKind normKindNamed(const std::string& n) { return kindNamed(kNormKinds, n, "norm"); }
+RpnKind rpnKindNamed(const std::string& n) { return kindNamed(kRpnKinds, n, "rpn kind"); }
+HeadKind headKindNamed(const std::string& n) { return kindNamed(kHeadKinds, n, "head kind"); }
+const char* blockKindName(BlockKind k) { return nameOfKind(kBlockKinds, k); }
+const char* normKindName(NormKind k) { return nameOfKind(kNormKinds, k); }
+
 using nlohmann::json;
 
 namespace {
@@ -155,7 +150,7 @@ Layout parseLayout(const Field& f) {
   if (L.width % 32 || L.height % 32) f.at("input").fail("width and height must be multiples of 32");
 
   Field bb = f.at("backbone");
-  L.backbone.block = blockKindNamed(bb.at("block").oneOf({"basicblock", "bottleneck", "Xbottleneck", "mbblock"}));
+  L.backbone.block = blockKindNamed(bb.at("block").oneOf(kindNames(kBlockKinds)));
   L.backbone.stemChannels = bb.at("stemChannels").integer(1);
   Field stages = bb.at("stages");
   if (stages.size() != 4) stages.fail("must have exactly 4 stages");
@@ -196,7 +191,7 @@ Layout parseLayout(const Field& f) {
   }
 
   Field rp = f.at("rpn");
-  L.rpn.kind = rpnKindNamed(rp.at("kind").oneOf({"none", "rpn", "ga-rpn"}));
+  L.rpn.kind = rpnKindNamed(rp.at("kind").oneOf(kindNames(kRpnKinds)));
   L.rpn.anchorsPerLocation = rp.at("anchorsPerLocation").integer(0);
   L.rpn.convChannels = rp.at("convChannels").integer(0);
   if (L.rpn.kind == RpnKind::Rpn && L.rpn.anchorsPerLocation != 3) rp.at("anchorsPerLocation").fail("must be 3 (3 ratios x 1 scale)");
@@ -209,7 +204,7 @@ Layout parseLayout(const Field& f) {
   if (L.rpn.kind != RpnKind::None && L.rpn.convChannels != L.neck.channels) rp.at("convChannels").fail("must equal the neck channels");
 
   Field hd = f.at("head");
-  L.head.kind = headKindNamed(hd.at("kind").oneOf({"2fc", "cascade", "retina"}));
+  L.head.kind = headKindNamed(hd.at("kind").oneOf(kindNames(kHeadKinds)));
   L.head.numClasses = hd.at("numClasses").integer(1);
   if (L.head.kind == HeadKind::Retina) {
     if (L.rpn.kind != RpnKind::None) f.at("rpn").at("kind").fail("must be 'none' with a retina head");
@@ -261,7 +256,7 @@ Schedule parseSchedule(const Field& f) {
 
 void parseRecipeCommon(const Field& f, Recipe& r) {
   r.name = f.at("name").str();
-  r.norm = normKindNamed(f.at("norm").oneOf({"bn", "gn", "gn+ws"}));
+  r.norm = normKindNamed(f.at("norm").oneOf(kindNames(kNormKinds)));
   r.epochs = f.at("epochs").integer(1);
   r.batchSize = f.at("batchSize").integer(1);
   r.optimizer = parseOptimizer(f.at("optimizer"));

@@ -45,6 +45,12 @@ torch::Tensor decodeBoxes(const torch::Tensor& a, const torch::Tensor& d, const 
   return torch::stack({x1, y1, x2, y2}, 1);
 }
 
+std::vector<double> octaveScales(double octaveBaseScale, int scalesPerOctave) {
+  std::vector<double> scales;
+  for (int i = 0; i < scalesPerOctave; ++i) scales.push_back(octaveBaseScale * std::pow(2.0, static_cast<double>(i) / scalesPerOctave));
+  return scales;
+}
+
 torch::Tensor gridAnchors(int stride, int height, int width, const std::vector<double>& scales, const std::vector<double>& ratios,
                           const torch::Device& device) {
   std::vector<float> base;  // mmdet order: ratios outer, scales inner

@@ -22,6 +22,10 @@ torch::Tensor decodeBoxes(const torch::Tensor& anchors, const torch::Tensor& del
 torch::Tensor gridAnchors(int stride, int height, int width, const std::vector<double>& scales, const std::vector<double>& ratios,
                           const torch::Device& device);
 
+// The anchor scales of one octave (RetinaNet, GA-RPN's approximate anchors):
+// base * 2^(i / perOctave), i = 0..perOctave-1 (mmdetection's octave_base_scale, scales_per_octave).
+std::vector<double> octaveScales(double octaveBaseScale, int scalesPerOctave);
+
 // Greedy NMS; returns kept indices ordered by decreasing score. Suppresses IoU > threshold.
 // maxKeep >= 0 stops after that many kept boxes (= full NMS truncated to maxKeep).
 torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iouThreshold, int64_t maxKeep = -1);

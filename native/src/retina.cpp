@@ -43,9 +43,7 @@ std::pair<torch::Tensor, torch::Tensor> RetinaImpl::forward(const torch::Tensor&
 }
 
 std::vector<torch::Tensor> RetinaImpl::anchors(const std::vector<Level>& levels) const {
-  std::vector<double> scales;
-  for (int i = 0; i < options.scalesPerOctave(); ++i)
-    scales.push_back(options.octaveBaseScale() * std::pow(2.0, static_cast<double>(i) / options.scalesPerOctave()));
+  const auto scales = octaveScales(options.octaveBaseScale(), options.scalesPerOctave());
   std::vector<torch::Tensor> out;
   for (const auto& l : levels) out.push_back(gridAnchors(l.stride, l.x.size(2), l.x.size(3), scales, options.ratios(), l.x.device()));
   return out;

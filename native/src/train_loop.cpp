@@ -1,8 +1,12 @@
 #include "train_loop.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "autocast.hpp"
 #include "data.hpp"
@@ -25,6 +29,43 @@ std::vector<std::vector<size_t>> shardEpoch(const std::vector<size_t>& order, in
   }
   return out;
 }
+
+namespace {
+
+// Fault injection for bench/fault-matrix.ts's `nan-loss` row, never set in production:
+// SMNAS_FAULT_NAN_LOSS=<iteration>:<marker file> makes the loss NaN at that iteration in the first
+// trainer that creates the marker file (O_EXCL), so exactly one training of a campaign diverges the
+// way a real one does (same check, same result line, same exit code).
+struct NanLossFault {
+  int64_t iteration = -1;
+  std::string marker;
+  static NanLossFault fromEnv() {
+    NanLossFault f;
+    const char* v = std::getenv("SMNAS_FAULT_NAN_LOSS");
+    if (!v || !*v) return f;
+    const std::string s(v);
+    const auto colon = s.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+      throw JobError("SMNAS_FAULT_NAN_LOSS", "expected <iteration>:<marker file>, got '" + s + "'");
+    try {
+      f.iteration = std::stoll(s.substr(0, colon));
+    } catch (const std::exception&) {
+      throw JobError("SMNAS_FAULT_NAN_LOSS", "iteration '" + s.substr(0, colon) + "' is not a number");
+    }
+    f.marker = s.substr(colon + 1);
+    return f;
+  }
+  // true once, in the one process that claims the marker
+  bool fires(int64_t iteration) const {
+    if (iteration != this->iteration) return false;
+    const int fd = ::open(marker.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+  }
+};
+
+}  // namespace
 
 nlohmann::json resumeAndSync(const Job& job, torch::nn::Module& model, torch::optim::SGD& opt, TrainPosition& pos, Dist& dist) {
   nlohmann::json resumed = nullptr;
@@ -93,6 +134,7 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
   dist.attachGradients(params);
   resetPeakMemory(dev);
 
+  const NanLossFault nanFault = NanLossFault::fromEnv();
   TrainOutcome out;
   const double t0 = wallSeconds();
   double lastCkpt = t0, lastEmit = 0, emitWindowStart = t0, backwardMs = 0;
@@ -145,6 +187,12 @@ TrainOutcome runTrainLoop(const Job& job, const TrainLoopOptions& options, torch
       } else {
         for (auto& [name, v] : losses) terms[name] = v.item<double>();
         totalLoss = loss.item<double>();
+      }
+      // one process only (the ranks of a data-parallel training must agree on divergence)
+      if (!dist.active() && nanFault.fires(pos.iteration + 1)) {
+        logWarn("SMNAS_FAULT_NAN_LOSS: injecting a NaN loss at iteration " + std::to_string(pos.iteration + 1));
+        terms["injected_fault"] = std::numeric_limits<double>::quiet_NaN();
+        totalLoss = std::numeric_limits<double>::quiet_NaN();
       }
       if (!std::isfinite(totalLoss)) {
         std::string which;

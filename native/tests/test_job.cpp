@@ -13,6 +13,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "job.hpp"
 
@@ -181,3 +182,32 @@ void fuzzFixture(const std::string& name) {
 
 TEST(JobFuzz, DetectionJobMutationsAreParsedOrNamed) { fuzzFixture("job-train.json"); }
 TEST(JobFuzz, ClassificationJobMutationsAreParsedOrNamed) { fuzzFixture("job-classify-train.json"); }
+
+// Each kind is named once (job.cpp's tables): the parser, the printer and the "one of" list of the
+// error agree, for every kind of every table.
+TEST(JobKinds, NamesRoundTripAndUnknownOnesListTheKnown) {
+  using namespace smnas;
+  for (const char* n : {"basicblock", "bottleneck", "Xbottleneck", "mbblock"}) EXPECT_STREQ(blockKindName(blockKindNamed(n)), n);
+  for (const char* n : {"bn", "gn", "gn+ws"}) EXPECT_STREQ(normKindName(normKindNamed(n)), n);
+  EXPECT_EQ(rpnKindNamed("ga-rpn"), RpnKind::GaRpn);
+  EXPECT_EQ(headKindNamed("retina"), HeadKind::Retina);
+  EXPECT_THROW(headKindNamed("3fc"), std::invalid_argument);
+  const json base = loadFixture("job-train.json");
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"/layout/backbone/block", "layout.backbone.block", "'Xbottleneck', 'basicblock', 'bottleneck', 'mbblock'"},
+      {"/layout/rpn/kind", "layout.rpn.kind", "'ga-rpn', 'none', 'rpn'"},
+      {"/layout/head/kind", "layout.head.kind", "'2fc', 'cascade', 'retina'"},
+      {"/recipe/norm", "recipe.norm", "'bn', 'gn', 'gn+ws'"},
+  };
+  for (const auto& [pointer, field, listed] : cases) {
+    json j = base;
+    j.at(json::json_pointer(pointer)) = "nope";
+    try {
+      parseJob(j.dump());
+      ADD_FAILURE() << field << ": 'nope' accepted";
+    } catch (const JobError& e) {
+      EXPECT_EQ(e.field, field);
+      EXPECT_EQ(std::string(e.what()), "must be one of " + listed + ", got 'nope'");
+    }
+  }
+}

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { closeTestClients, ensureTestServer, startTestWorker, uniqueId, type TestWorker } from '../support/temporal-server';
 import { createControlActivities } from '../../activities';
 import { PROJECT_ROOT, TRAINER_BIN } from '../../common/paths';
-import { makeToyCampaign } from '../../protocol/campaign';
+import { makeReducedToyCampaign } from '../../protocol/campaign';
 import { describeIf } from '../support/gate';
 import { readResultsText } from '../../activities/artifact-store';
 
@@ -66,25 +66,13 @@ maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
       taskQueue: tqControl,
       activities: createControlActivities({ artifactRoot: store, trainerBin: TRAINER_BIN, devices: ['cpu'], logger: pino({ level: 'silent' }) }),
     });
-    const base = makeToyCampaign({ id: uniqueId('fault'), dataRoot: path.join(work, 'data'), artifactRoot: store });
-    const campaign = {
-      ...base,
-      data: {
-        detection: base.data.detection,
-        transfer: [],
-        synthesize: { root: path.join(work, 'data'), trainImages: 12, valImages: 4, imageSize: 64, classes: 2, seed: 2 },
-      },
+    const campaign = makeReducedToyCampaign({
+      id: uniqueId('fault'),
+      dataRoot: path.join(work, 'data'),
+      artifactRoot: store,
       queues: { control: tqControl, gpu: tqGpu },
-      candidates: 1,
-      stages: {
-        ...base.stages,
-        structural: { maxEvaluations: 2, population: 2, recipe: 'toy-stage-one' },
-        modular: { maxEvaluationsPerCandidate: 1, population: 1, recipe: 'toy-stage-two', finalists: 1 },
-      },
-      budgets: { maxConcurrentTrainings: 1, continueAsNewEvery: 100 },
-      timeouts: { trainingHours: 1, heartbeatSeconds: 5, maxAttempts: 3 },
-      checkpoints: { everySeconds: 0, everyIterations: 2 },
-    };
+      maxAttempts: 3,
+    });
     const first = startGpuWorker(address, tqGpu);
     const h = await control.client.workflow.start('smnasSearch', { taskQueue: tqControl, workflowId: `smnas-${campaign.id}`, args: [campaign] });
 
