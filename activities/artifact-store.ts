@@ -8,7 +8,9 @@
  *   <root>/latency/<k[0..2]>/<k>.json            latency protocol measurements (activities/latency.ts)
  *   <root>/pretrain/<key>/                       backbone pretraining runs (weights)
  *   <root>/datasets/<name>-<fingerprint16>/      transfer sets converted to canonical COCO form
- *   <root>/campaigns/<campaignId>/               results.jsonl, fronts.json, candidates.json, final.json, report.md, *.svg
+ *   <root>/campaigns/<campaignId>/               results.d/<id>.json (one file per results-log line), fronts.json,
+ *                                                candidates.json, final.json, report.md, *.svg, results.jsonl (the
+ *                                                merged log, exported by the report step; older campaigns appended it)
  *
  * Every write is atomic (write a temp file in the same folder, then rename), so a killed worker
  * never leaves a half-written record that a later campaign would trust.
@@ -167,64 +169,47 @@ export class ArtifactStore {
   }
 
   /**
-   * Append one line to a campaign's results log (O_APPEND, one write per line, so concurrent
-   * workers never interleave and the cost stays constant however long the log grows). A marker
-   * per (campaign, key, candidate) keeps a retried record activity from logging an evaluation
-   * twice; if a worker dies between the append and the marker, the retry appends the line again,
-   * so readers take the last line per key and candidate (readResultsLog). A stage-two
-   * architecture that two candidates' searches both asked for has one key and two lines, one per
-   * candidate (the second a reuse), as both searches count it.
+   * Log one evaluation in a campaign's results log: one file per line, `results.d/<id>.json`
+   * (id: sha256 of the key and candidate), written atomically (temp file + fsync + rename). No
+   * append: on a shared filesystem (NFS) appends of two hosts may interleave or tear, renames do
+   * not. Idempotent: the file name is derived from what identifies the line, so a retried record
+   * activity (or a second control worker on another host) writes the same file again, and a
+   * line already there is kept as it is (first write wins; its content is the same evaluation).
+   * Readers merge the record files with a results.jsonl of older campaigns (readResultsLog,
+   * dashboard/store-reader.ts); exportResultsLog writes results.jsonl from them at the end.
    */
   appendResultLine(campaignId: string, key: string, line: Record<string, unknown> & { candidate?: string }): void {
+    const file = resultRecordFile(this.campaignDir(campaignId), { key, candidate: line.candidate });
+    if (fs.existsSync(file)) return;
+    // loggedAt orders the lines (ms since the epoch, with the sub-millisecond part of the process's
+    // monotonic clock so that lines logged within one millisecond keep their order)
+    writeFileAtomic(file, JSON.stringify({ key, ...line, loggedAt: performance.timeOrigin + performance.now() }) + '\n');
+  }
+
+  /**
+   * Writes the merged results log as `results.jsonl` (temp file + rename; one line per key and
+   * candidate), for readers of single files: the report folder, downloads, scripts. Run by the
+   * report step; readers of the store still merge, so a stale export is harmless.
+   */
+  exportResultsLog(campaignId: string): string {
     const dir = this.campaignDir(campaignId);
-    const marker = path.join(dir, 'logged', line.candidate ? `${key}-${sha256(line.candidate).slice(0, 16)}` : key);
-    if (fs.existsSync(marker)) return;
-    const log = path.join(dir, 'results.jsonl');
-    let fd: number | null = null;
-    let size = 0;
-    try {
-      fs.mkdirSync(path.dirname(marker), { recursive: true });
-      fd = fs.openSync(log, 'a');
-      size = fs.fstatSync(fd).size;
-      const bytes = Buffer.from(JSON.stringify({ key, ...line }) + '\n');
-      // one write in the normal case; a short write goes on, and the next write reports the error
-      for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
-      fs.fsyncSync(fd);
-    } catch (e) {
-      // a short write (full disk, size limit) would leave half a line: cut the log back to where it was
-      if (fd !== null) {
-        try {
-          fs.ftruncateSync(fd, size);
-        } catch {
-          /* the reader also skips a torn last line */
-        }
-      }
-      throw storageError(log, e);
-    } finally {
-      if (fd !== null) fs.closeSync(fd);
-    }
-    try {
-      fs.writeFileSync(marker, '');
-    } catch (e) {
-      throw storageError(marker, e); // the retry appends the line again; readers take the last per key
-    }
+    const file = path.join(dir, 'results.jsonl');
+    const entries = this.readResultsLog<{ key: string }>(campaignId);
+    writeFileAtomic(file, entries.map((e) => JSON.stringify(e) + '\n').join(''));
+    return file;
   }
 
   /** The results log of a campaign, one entry per key and candidate (the last line wins). */
   readResultsLog<T extends { key: string; candidate?: string | null }>(campaignId: string): T[] {
-    const file = path.join(this.campaignDir(campaignId), 'results.jsonl');
-    if (!fs.existsSync(file)) return [];
     const byKey = new Map<string, T>();
-    const lines = fs.readFileSync(file, 'utf8').split('\n');
-    for (const [i, l] of lines.entries()) {
-      if (!l.trim()) continue;
+    for (const e of resultsLogEntries(this.campaignDir(campaignId))) {
       let entry: T;
       try {
-        entry = JSON.parse(l) as T;
-      } catch (e) {
+        entry = JSON.parse(e.text) as T;
+      } catch (err) {
         // a last line without its newline is an append cut short (the worker died in the write): not a record
-        if (i === lines.length - 1) continue;
-        throw new Error(`${file}: line ${i + 1} is not JSON (${(e as Error).message})`);
+        if (e.torn) continue;
+        throw new Error(`${e.file}: ${e.line ? `line ${e.line} ` : ''}is not JSON (${(err as Error).message})`);
       }
       const id = resultLineId(entry);
       byKey.delete(id); // keep first-seen order of the last occurrence
@@ -232,4 +217,103 @@ export class ArtifactStore {
     }
     return [...byKey.values()];
   }
+}
+
+const RECORD_CACHE_MAX = 200_000;
+const recordCache = new Map<string, { file: string; text: string; at: number; id: string | null; stamp: string }>();
+
+/** The record file of one results-log line (ArtifactStore.appendResultLine). */
+export function resultRecordFile(campaignDir: string, l: { key: string; candidate?: string | null }): string {
+  return path.join(campaignDir, 'results.d', `${sha256(resultLineId(l)).slice(0, 32)}.json`);
+}
+
+/**
+ * The lines of a campaign's results log, in log order: first the lines of `results.jsonl` (the
+ * appended log of campaigns before one-file-per-line, or an export) that no record file has, then
+ * the record files of `results.d/` by the time they were logged. `torn`: the last line of
+ * results.jsonl without its newline (an append cut short). Callers parse and validate `text`.
+ */
+export function resultsLogEntries(campaignDir: string): { file: string; line: number | null; text: string; torn: boolean }[] {
+  const recordsDir = path.join(campaignDir, 'results.d');
+  const records: { file: string; text: string; at: number; id: string | null; stamp?: string }[] = [];
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(recordsDir).filter((n) => n.endsWith('.json'));
+  } catch {
+    // no record yet (or a campaign from before one-file-per-line)
+  }
+  for (const n of names) {
+    const file = path.join(recordsDir, n);
+    // a record file is written once, by rename: read each once per process while its size and
+    // mtime stay (the dashboard re-reads a running campaign every few seconds; a stat is cheaper
+    // than a read on NFS, and a damaged or replaced file is read again)
+    let stamp: string;
+    try {
+      const st = fs.statSync(file);
+      stamp = `${st.size}:${st.mtimeMs}`;
+    } catch {
+      continue; // removed since the listing
+    }
+    const known = recordCache.get(file);
+    if (known && known.stamp === stamp) {
+      records.push(known);
+      continue;
+    }
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    let at = Number.MAX_SAFE_INTEGER;
+    let id: string | null = null;
+    try {
+      const v = JSON.parse(text) as { key: string; candidate?: string | null; loggedAt?: number };
+      if (typeof v.loggedAt === 'number') at = v.loggedAt;
+      id = resultLineId(v);
+    } catch {
+      // reported by the caller's parse; not cached, so a repaired file is read again
+    }
+    const r = { file, text, at, id, stamp };
+    if (id !== null) {
+      if (recordCache.size >= RECORD_CACHE_MAX) recordCache.clear();
+      recordCache.set(file, r);
+    }
+    records.push(r);
+  }
+  records.sort((a, b) => a.at - b.at || (a.file < b.file ? -1 : 1));
+  const ids = new Set(records.map((r) => r.id).filter((x): x is string => x !== null));
+  const out: { file: string; line: number | null; text: string; torn: boolean }[] = [];
+  const log = path.join(campaignDir, 'results.jsonl');
+  let legacy: string | null = null;
+  try {
+    legacy = fs.readFileSync(log, 'utf8');
+  } catch {
+    // none
+  }
+  if (legacy !== null) {
+    const lines = legacy.split('\n');
+    lines.forEach((l, i) => {
+      if (!l.trim()) return;
+      const torn = i === lines.length - 1;
+      if (ids.size) {
+        try {
+          if (ids.has(resultLineId(JSON.parse(l) as { key: string; candidate?: string | null }))) return;
+        } catch {
+          // not JSON: the caller reports it
+        }
+      }
+      out.push({ file: log, line: i + 1, text: l, torn });
+    });
+  }
+  for (const r of records) out.push({ file: r.file, line: null, text: r.text, torn: false });
+  return out;
+}
+
+/** The merged results log of a campaign folder as JSONL text (what the exported results.jsonl holds, duplicates of older logs included). */
+export function readResultsText(campaignDir: string): string {
+  return resultsLogEntries(campaignDir)
+    .filter((e) => !e.torn)
+    .map((e) => e.text + '\n')
+    .join('');
 }

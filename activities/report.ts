@@ -39,6 +39,9 @@ export function makeReportActivities(deps: ActivityDeps, store: (root?: string) 
       throw e;
     }
     if (!snapshot) throw ApplicationFailure.nonRetryable(`no campaign folder for ${r.campaignId} under ${root}`, 'BadData');
+    // results.jsonl: the merged one-file-per-line log as one file, for the report folder and scripts
+    store(input.artifactRoot).exportResultsLog(r.campaignId);
+    files.push('results.jsonl');
     const written = await writeCampaignReport(snapshot, offInfo(null), { webUi: deps.webUi ?? DEFAULT_WEB_UI, namespace: deps.namespace ?? 'default' }, dir);
     files.push(...written.files);
     deps.logger.info({ dir, files: files.length }, 'campaign report written');

@@ -23,6 +23,7 @@ import {
   nonDominatedSort,
   type Arch,
 } from '../search';
+import { readResultsText } from '../activities/artifact-store';
 
 interface Line {
   stage: string;
@@ -119,8 +120,7 @@ function main(): void {
           .map((r) => [r.arch, r.medianMs] as const),
       )
     : undefined;
-  const lines = fs
-    .readFileSync(path.join(dir, 'results.jsonl'), 'utf8')
+  const lines = readResultsText(dir)
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as Line)

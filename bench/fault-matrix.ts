@@ -22,6 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { readResultsText } from '../activities/artifact-store';
 import { PROJECT_ROOT } from '../common/paths';
 import { makeReducedToyCampaign } from '../protocol/campaign';
 import { freePort, projectSearchAttributes, spawnDevServer, stopGroup, waitForTemporal } from '../worker/temporal-server';
@@ -191,14 +192,10 @@ async function runOne(fault: Fault, baseline: { keys: Set<string>; deviceSeconds
     } catch (e) {
       outcome = `failed: ${(e as Error).message.split('\n')[0].slice(0, 80)}`;
     }
-    const log = path.join(store, 'campaigns', campaign.id, 'results.jsonl');
-    const lines = fs.existsSync(log)
-      ? fs
-          .readFileSync(log, 'utf8')
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as { key: string; attempts: number; incidents?: string[]; kind: string })
-      : [];
+    const lines = readResultsText(path.join(store, 'campaigns', campaign.id))
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as { key: string; attempts: number; incidents?: string[]; kind: string });
     if (fault === 'nan-loss') {
       const diverged = lines.filter((l) => l.kind === 'diverged').length;
       note = fs.existsSync(path.join(work, 'nan-loss.marker'))

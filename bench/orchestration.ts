@@ -5,6 +5,8 @@
  * what is measured is Temporal + workflow + store overhead, not training.
  *
  *   node dist/bench/orchestration.js --structural 200 --concurrency 50 [--candidates 4 --per-candidate 2450]
+ *   node dist/bench/orchestration.js --cluster ...   # against the server of TEMPORAL_ADDRESS / TEMPORAL_TLS_*
+ *                                                    # (e.g. infra/local/up.sh's env/admin.env) instead of a dev server
  *
  * Reports: wall time of the campaign; evaluations/s over the structural stage (between its first
  * and last mocked training); the mean time from one evaluation's start to the next at concurrency 1
@@ -23,7 +25,9 @@ import { createControlActivities } from '../activities';
 import { makeToyCampaign } from '../protocol/campaign';
 import { getWorkflowBundle } from '../worker/bundle';
 import { freePort, projectSearchAttributes, spawnDevServer, stopGroup, waitForTemporal } from '../worker/temporal-server';
+import { connectOptions, resolveConnectionSettings } from '../worker/connection';
 import { MockGpu } from '../test/workflows/mock-gpu';
+import { readResultsText } from '../activities/artifact-store';
 
 interface Options {
   structural: number;
@@ -34,6 +38,7 @@ interface Options {
   space: 'toy' | 'paper';
   continueAsNewEvery: number;
   json: boolean;
+  cluster: boolean;
 }
 
 function options(): Options {
@@ -47,6 +52,7 @@ function options(): Options {
       space: { type: 'string', default: 'paper' },
       'continue-as-new-every': { type: 'string', default: '500' },
       json: { type: 'boolean', default: false },
+      cluster: { type: 'boolean', default: false },
     },
   });
   return {
@@ -58,6 +64,7 @@ function options(): Options {
     space: values.space === 'toy' ? 'toy' : 'paper',
     continueAsNewEvery: Number(values['continue-as-new-every']),
     json: Boolean(values.json),
+    cluster: Boolean(values.cluster),
   };
 }
 
@@ -65,27 +72,32 @@ async function main(): Promise<void> {
   const o = options();
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-bench-orch-'));
-  const port = await freePort();
-  const address = `127.0.0.1:${port}`;
   const logFile = path.join(work, 'temporal.log');
-  const server = spawnDevServer(
-    { port, uiPort: null, searchAttributes: projectSearchAttributes() },
-    { logFile, detached: true, stopWhenPidExits: process.pid },
-  );
-  const tq = 'bench-orchestration';
+  // --cluster: an existing cluster (TEMPORAL_* environment, mTLS included); else a fresh dev server
+  const settings = o.cluster ? resolveConnectionSettings(undefined, process.env) : null;
+  const port = settings ? 0 : await freePort();
+  const address = settings ? settings.address : `127.0.0.1:${port}`;
+  const server = settings
+    ? null
+    : spawnDevServer({ port, uiPort: null, searchAttributes: projectSearchAttributes() }, { logFile, detached: true, stopWhenPidExits: process.pid });
+  const conn = settings ? connectOptions(settings) : { address };
+  const namespace = settings?.namespace ?? 'default';
+  const tq = `bench-orchestration-${Date.now().toString(36)}`;
+  const campaignId = o.cluster ? `bench-${Date.now().toString(36)}` : 'bench';
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const conns: { close(): Promise<void> }[] = [];
   try {
-    await waitForTemporal(address, { logFile, timeoutMs: 60_000 });
-    const nc = await NativeConnection.connect({ address });
-    const cc = await Connection.connect({ address });
+    if (!settings) await waitForTemporal(address, { logFile, timeoutMs: 60_000 });
+    const nc = await NativeConnection.connect(conn);
+    const cc = await Connection.connect(conn);
     conns.push(nc, cc);
-    const client = new Client({ connection: cc });
+    const client = new Client({ connection: cc, namespace });
     const gpu = new MockGpu(0);
     const store = path.join(work, 'store');
     worker = await Worker.create({
       connection: nc,
+      namespace,
       taskQueue: tq,
       workflowBundle: await getWorkflowBundle(),
       maxConcurrentActivityTaskExecutions: Math.max(200, o.concurrency * 4),
@@ -96,7 +108,7 @@ async function main(): Promise<void> {
     });
     running = worker.run();
 
-    const base = makeToyCampaign({ id: 'bench', dataRoot: path.join(work, 'data'), artifactRoot: store });
+    const base = makeToyCampaign({ id: campaignId, dataRoot: path.join(work, 'data'), artifactRoot: store });
     const campaign = {
       ...base,
       space: o.space,
@@ -118,7 +130,7 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const result = (await client.workflow.execute('smnasSearch', {
       taskQueue: tq,
-      workflowId: 'smnas-bench',
+      workflowId: `smnas-${campaignId}`,
       args: [campaign],
       workflowExecutionTimeout: '3h',
     })) as { artifactDir: string };
@@ -128,20 +140,20 @@ async function main(): Promise<void> {
     const structural = trains.filter((c) => c.recipe === 'toy-stage-one');
     const span = (xs: { at: number }[]) => (xs.length > 1 ? (xs[xs.length - 1].at - xs[0].at) / 1000 : NaN);
     const structuralRate = (structural.length - 1) / span(structural);
-    const lines = fs
-      .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+    const lines = readResultsText(result.artifactDir)
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { key: string; stage: string });
     let maxHistory = 0;
     let runs = 0;
-    for await (const wf of client.workflow.list({ query: `SmnasCampaign = "bench"` })) {
+    for await (const wf of client.workflow.list({ query: `SmnasCampaign = "${campaignId}"` })) {
       runs++;
       maxHistory = Math.max(maxHistory, wf.historyLength);
     }
-    const parent = await client.workflow.getHandle('smnas-bench').describe();
+    const parent = await client.workflow.getHandle(`smnas-${campaignId}`).describe();
     maxHistory = Math.max(maxHistory, parent.historyLength);
     const report = {
+      server: settings ? `cluster ${address}${settings.tlsCertFile ? ' (mTLS)' : ''}` : 'dev server (in memory)',
       options: o,
       wallSeconds: Number(wallS.toFixed(1)),
       evaluations: lines.length,
@@ -162,7 +174,7 @@ async function main(): Promise<void> {
     worker?.shutdown();
     await running?.catch(() => undefined);
     for (const c of conns) await c.close().catch(() => undefined);
-    await stopGroup(server.pid!, 5000);
+    if (server) await stopGroup(server.pid!, 5000);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -17,6 +17,7 @@ import type { ViewOptions } from './model';
 import { livePage } from './page';
 import { vegaScriptPath } from './render';
 import { campaignDir, StoreReadError } from './store-reader';
+import { readResultsText } from '../activities/artifact-store';
 import { emptySnapshot, listStoreCampaigns, payloadOf, readCampaign, type TemporalSource } from './source';
 
 export interface DashboardOptions {
@@ -94,6 +95,14 @@ export function createDashboardServer(o: DashboardOptions): http.Server {
 
   function artifact(res: http.ServerResponse, rel: string) {
     const root = rootReal();
+    // a campaign's results log: the merged log (one file per line under results.d/, plus an older
+    // or exported results.jsonl), as the export will write it, also while the campaign runs
+    const log = /^campaigns\/([^/]+)\/results\.jsonl$/.exec(rel);
+    if (log && fs.existsSync(path.join(root, 'campaigns', log[1], 'results.d'))) {
+      const dir = fs.realpathSync(path.join(root, 'campaigns', log[1]));
+      if (!dir.startsWith(root + path.sep)) return send(res, 403, 'text/plain; charset=utf-8', 'outside the artifact store');
+      return send(res, 200, 'text/plain; charset=utf-8', readResultsText(dir));
+    }
     let file: string;
     try {
       file = fs.realpathSync(path.join(root, rel));

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { describeZodError, UserError } from '../common/errors';
-import { resultLineId } from '../activities/artifact-store';
+import { resultLineId, resultsLogEntries } from '../activities/artifact-store';
 import {
   ReportInputSchema,
   ResultLineSchema,
@@ -70,24 +70,28 @@ function readOptional<T>(file: string, schema: z.ZodType<T>): T | null {
 
 /** Parses a results log; errors name the file and the 1-based line. */
 export function parseResultsLog(file: string, text: string): { results: ResultLine[]; lines: number } {
+  const entries = text.split('\n').map((l, i) => ({ file, line: i + 1, text: l }));
+  return parseResultEntries(entries.filter((e) => e.text.trim()));
+}
+
+/** Parses results-log lines (resultsLogEntries: results.jsonl and the one-file-per-line records); errors name file and line. */
+export function parseResultEntries(entries: { file: string; line: number | null; text: string }[]): { results: ResultLine[]; lines: number } {
   const byKey = new Map<string, ResultLine>();
-  let lines = 0;
-  text.split('\n').forEach((l, i) => {
-    if (!l.trim()) return;
-    lines++;
+  for (const e of entries) {
+    const where = e.line !== null ? `${e.file}: line ${e.line}` : e.file;
     let raw: unknown;
     try {
-      raw = JSON.parse(l);
-    } catch (e) {
-      throw new StoreReadError(`${file}: line ${i + 1}: not JSON (${(e as Error).message})`);
+      raw = JSON.parse(e.text);
+    } catch (err) {
+      throw new StoreReadError(`${where}: not JSON (${(err as Error).message})`);
     }
     const r = ResultLineSchema.safeParse(raw);
-    if (!r.success) throw new StoreReadError(describeZodError(`${file}: line ${i + 1}`, r.error));
+    if (!r.success) throw new StoreReadError(describeZodError(where, r.error));
     const id = resultLineId(r.data);
     byKey.delete(id); // keep first-seen order of the last occurrence
     byKey.set(id, r.data);
-  });
-  return { results: [...byKey.values()], lines };
+  }
+  return { results: [...byKey.values()], lines: entries.length };
 }
 
 export function campaignDir(artifactRoot: string, campaignId: string): string {
@@ -111,7 +115,7 @@ export function listStoreCampaigns(artifactRoot: string): { campaignId: string; 
 
 function newestMtime(dir: string): number {
   let t = 0;
-  for (const f of ['results.jsonl', 'data.json', 'fronts.json', 'final.json', 'candidates.json', 'report.md']) {
+  for (const f of ['results.d', 'results.jsonl', 'data.json', 'fronts.json', 'final.json', 'candidates.json', 'report.md']) {
     try {
       t = Math.max(t, fs.statSync(path.join(dir, f)).mtimeMs);
     } catch {
@@ -125,10 +129,8 @@ function newestMtime(dir: string): number {
 export function readCampaign(artifactRoot: string, campaignId: string): CampaignSnapshot | null {
   const dir = campaignDir(artifactRoot, campaignId);
   if (!fs.existsSync(dir)) return null;
-  const logFile = path.join(dir, 'results.jsonl');
-  let results: ResultLine[] = [];
-  let logLines = 0;
-  if (fs.existsSync(logFile)) ({ results, lines: logLines } = parseResultsLog(logFile, fs.readFileSync(logFile, 'utf8')));
+  // results.jsonl (older campaigns, exports) merged with the one-file-per-line records of results.d/
+  const { results, lines: logLines } = parseResultEntries(resultsLogEntries(dir));
   const data = readOptional(path.join(dir, 'data.json'), DataSummarySchema);
   const transferDataset: Record<string, string> = {};
   if (data) {

@@ -7,6 +7,7 @@ import { resolveDevices, resolveTrainerThreads } from '../../worker/devices';
 import { stopAllTrainers } from '../../activities/trainer-process';
 import { parseLiveness } from '../../activities/liveness';
 import { parseLatencyDevice } from '../../protocol/latency';
+import { parseHealthListen, startHealthServer, workerHealth } from '../../worker/health';
 
 const NAME = 'smnas worker';
 
@@ -37,6 +38,8 @@ export const command: Command = {
                       (SMNAS_LIVENESS; default startup=900,floor=300,factor=20: seconds before
                       the first progress, and max(floor, factor x the longest progress gap) while
                       training; docs/runtime.md "Reliability")
+  --health-port [host:]port  serve GET /livez and /readyz (SMNAS_HEALTH_PORT; default: none): 200 while
+                      alive / running and polling, 503 otherwise (Kubernetes probes, infra/k8s)
 
 ${CONNECTION_HELP}
 
@@ -60,6 +63,7 @@ first (the run folder's trainer.pid).`,
         liveness: { type: 'string' },
         node: { type: 'string' },
         'latency-device': { type: 'string' },
+        'health-port': { type: 'string' },
         ...CONNECTION_FLAGS,
       },
       false,
@@ -84,6 +88,14 @@ first (the run folder's trainer.pid).`,
     let liveness;
     try {
       liveness = livenessSpec !== undefined ? parseLiveness(livenessSpec, str(flags, 'liveness') !== undefined ? '--liveness' : 'SMNAS_LIVENESS') : undefined;
+    } catch (e) {
+      throw new UserError(`${NAME}: ${(e as Error).message}`);
+    }
+    const healthSpec = str(flags, 'health-port') ?? (process.env.SMNAS_HEALTH_PORT || undefined);
+    let healthListen;
+    try {
+      healthListen =
+        healthSpec !== undefined ? parseHealthListen(healthSpec, str(flags, 'health-port') !== undefined ? '--health-port' : 'SMNAS_HEALTH_PORT') : undefined;
     } catch (e) {
       throw new UserError(`${NAME}: ${(e as Error).message}`);
     }
@@ -127,9 +139,26 @@ first (the run folder's trainer.pid).`,
       },
       `${plan.kind} worker ready`,
     );
+    const health = healthListen
+      ? await startHealthServer(healthListen, () => {
+          // the worker of its main queue speaks for it (a node worker's second queue shares its devices)
+          const st = workers[0].getStatus();
+          return workerHealth(
+            {
+              runState: st.runState,
+              workflowPollerState: st.workflowPollerState,
+              activityPollerState: st.activityPollerState,
+              numRunningActivities: workers.reduce((n, w) => n + w.getStatus().numInFlightActivities, 0),
+            },
+            { pollsWorkflows: queue === 'control', identity: plan.identity },
+          );
+        })
+      : undefined;
+    if (health) log.info({ port: health.port }, 'health endpoint: GET /livez /readyz');
     try {
       await Promise.all(workers.map((w) => w.run())); // resolve after SIGINT/SIGTERM and a graceful drain
     } finally {
+      await health?.close();
       // cancelled activities stop their trainers; anything still running (an activity that did not
       // get to react) is stopped here, SIGTERM then SIGKILL after the grace, before the worker exits
       const left = await stopAllTrainers();

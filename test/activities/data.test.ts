@@ -9,7 +9,7 @@ import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { createControlActivities } from '../../activities';
-import { canonicalJson, evaluationKey } from '../../activities/artifact-store';
+import { canonicalJson, evaluationKey, readResultsText } from '../../activities/artifact-store';
 import type { DataSummary, EvaluationRecord, LookupResult } from '../../activities/types';
 import { makeToyCampaign } from '../../protocol/campaign';
 import { tmpDir } from './mock-trainer';
@@ -171,8 +171,7 @@ describe('artifact store', () => {
     await run(acts.recordEvaluation, { record }); // a retried record activity
     const hit = await run<LookupResult>(acts.lookupEvaluation, req);
     expect(hit.record).toEqual(record);
-    const log = fs
-      .readFileSync(path.join(work, 'store', 'campaigns', 'store-test', 'results.jsonl'), 'utf8')
+    const log = readResultsText(path.join(work, 'store', 'campaigns', 'store-test'))
       .trim()
       .split('\n');
     expect(log).toHaveLength(1);

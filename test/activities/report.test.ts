@@ -10,7 +10,8 @@ import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createControlActivities } from '../../activities';
 import type { ReportOutput } from '../../activities/types';
-import { parseResultsLog } from '../../dashboard/store-reader';
+import { parseResultEntries, parseResultsLog } from '../../dashboard/store-reader';
+import { resultsLogEntries } from '../../activities/artifact-store';
 import { buildCampaignStore, C0, C1, MODULAR, STRUCTURAL } from '../support/campaign-store';
 import { tmpDir } from './mock-trainer';
 
@@ -36,11 +37,15 @@ describe('writeReport', () => {
   test('the counts agree with the results log, stage by stage, even with a line logged twice', async () => {
     const root = path.join(work, 'store');
     const c = await buildCampaignStore(root, 'counts', { duplicateLine: true });
-    const out = await run<ReportOutput>(acts.writeReport, c.reportInput);
-    const log = parseResultsLog('results.jsonl', fs.readFileSync(path.join(c.dir, 'results.jsonl'), 'utf8'));
-    // what the log holds: 15 evaluations (6 + 6 + 1 + 2) in 16 lines (one retried record)
+    // what the log holds: 15 evaluations (6 + 6 + 1 + 2) in 16 lines (one retried record), stage
+    // one in an appended results.jsonl of older campaigns, the rest one file per line
+    const log = parseResultEntries(resultsLogEntries(c.dir));
     expect(log.lines).toBe(16);
     expect(log.results).toHaveLength(15);
+    const out = await run<ReportOutput>(acts.writeReport, c.reportInput);
+    // the report step exports the merged log: one line per evaluation
+    expect(parseResultsLog('results.jsonl', fs.readFileSync(path.join(c.dir, 'results.jsonl'), 'utf8'))).toEqual({ results: log.results, lines: 15 });
+    expect(out.files).toContain('results.jsonl');
     const md = fs.readFileSync(path.join(c.dir, 'report.md'), 'utf8');
     const per = (stage: string) => log.results.filter((r) => r.stage === stage).length;
     expect(md).toContain(
@@ -90,7 +95,7 @@ describe('writeReport', () => {
     await run(acts.recordEvaluation, { record: rec, artifactRoot: root, reused: true, candidate: C0 === MODULAR[0][0] ? C1 : C0 });
     // a retried record activity logs nothing more
     await run(acts.recordEvaluation, { record: rec, artifactRoot: root, reused: true, candidate: C0 === MODULAR[0][0] ? C1 : C0 });
-    const log = parseResultsLog('results.jsonl', fs.readFileSync(path.join(c.dir, 'results.jsonl'), 'utf8'));
+    const log = parseResultEntries(resultsLogEntries(c.dir));
     expect(log.lines).toBe(STRUCTURAL.length + MODULAR.length + 1);
     expect(log.results.filter((r) => r.key === rec.key).map((r) => [r.candidate, r.reused])).toEqual([
       [MODULAR[0][0], false],
@@ -105,12 +110,15 @@ describe('writeReport', () => {
   test('a damaged results log fails the activity non-retryably, naming the file and the line', async () => {
     const root = path.join(work, 'store');
     const c = await buildCampaignStore(root, 'damaged', { upTo: 'structural' });
-    const file = path.join(c.dir, 'results.jsonl');
-    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-    lines[2] = lines[2].replace('"mAP":', '"mAP":"high","x":');
-    fs.writeFileSync(file, lines.join('\n') + '\n');
+    const file = resultsLogEntries(c.dir)[2].file;
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('"mAP":', '"mAP":"high","x":'));
     const err = await run(acts.writeReport, { ...c.reportInput, modularFronts: {}, finalTable: [] }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'BadData', nonRetryable: true });
-    expect((err as Error).message).toContain(`${file}: line 3: mAP`);
+    expect((err as Error).message).toContain(`${file}: mAP`);
+    // a damaged line of an older appended log is named by its line
+    const legacy = path.join(c.dir, 'results.jsonl');
+    fs.writeFileSync(legacy, '{"key":"k0","stage":"structural"}\n');
+    const err2 = await run(acts.writeReport, { ...c.reportInput, modularFronts: {}, finalTable: [] }).catch((e: unknown) => e);
+    expect((err2 as Error).message).toContain(`${legacy}: line 1:`);
   });
 });

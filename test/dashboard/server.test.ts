@@ -14,6 +14,7 @@ import { createDashboardServer } from '../../dashboard/server';
 import { TemporalSource } from '../../dashboard/source';
 import { tmpDir } from '../activities/mock-trainer';
 import { buildCampaignStore, STRUCTURAL } from '../support/campaign-store';
+import { ArtifactStore } from '../../activities/artifact-store';
 
 const work = tmpDir('smnas-dash-srv-');
 const root = path.join(work, 'store');
@@ -36,6 +37,8 @@ function listing(dir: string): string[] {
 beforeAll(async () => {
   await buildCampaignStore(root, 'ok', { upTo: 'structural' });
   const bad = await buildCampaignStore(root, 'bad', { upTo: 'structural' });
+  // the exported results.jsonl (6 lines), then a damaged 7th line appended to it
+  new ArtifactStore(root).exportResultsLog('bad');
   fs.appendFileSync(path.join(bad.dir, 'results.jsonl'), '{"key":"x","stage":"structural"}\n');
   fs.writeFileSync(path.join(work, 'secret.txt'), 'outside the store');
   const temporal = new TemporalSource(null, pino({ level: 'silent' }));

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pino from 'pino';
-import { ArtifactStore, writeFileAtomic } from '../../activities/artifact-store';
+import { ArtifactStore, readResultsText, writeFileAtomic } from '../../activities/artifact-store';
 import { makeStoreActivities } from '../../activities/store-activities';
 import { DataSummarySchema, EvaluationRecordSchema, type DataSummary, type EvaluationRecord, type ReportInput } from '../../activities/types';
 import type { ActivityDeps } from '../../activities/index';
@@ -165,8 +165,11 @@ export async function buildCampaignStore(
   const det = data.detection.fingerprint;
   for (const [arch, mAP, ms] of STRUCTURAL) await record('structural', arch, mAP, { latencyMs: ms }, det);
   if (o.duplicateLine) {
-    const first = fs.readFileSync(path.join(dir, 'results.jsonl'), 'utf8').split('\n')[0];
-    fs.appendFileSync(path.join(dir, 'results.jsonl'), first + '\n');
+    // stage one as a campaign from before one-file-per-line logged it: an appended results.jsonl in
+    // which a retried record activity logged its line twice; the later stages add record files
+    const text = readResultsText(dir);
+    fs.rmSync(path.join(dir, 'results.d'), { recursive: true, force: true });
+    fs.writeFileSync(path.join(dir, 'results.jsonl'), text + text.split('\n')[0] + '\n');
   }
   if (o.upTo !== 'structural') {
     for (const [cand, arch, mAP, g] of MODULAR) await record('modular', arch, mAP, { gflops: g }, det, cand);

@@ -19,6 +19,7 @@ import { PRETRAINED_BACKBONE } from '../../protocol/recipe';
 import { progressQuery } from '../../workflows/api';
 import { namedBackboneOf } from '../../workflows/search-ops';
 import { MockGpu } from './mock-gpu';
+import { readResultsText } from '../../activities/artifact-store';
 
 jest.setTimeout(300_000);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-wfbw-'));
@@ -86,8 +87,7 @@ describe('campaigns with ImageNet backbone weights (mocked GPU activities)', () 
       // stage two (GN+WS from scratch) is unchanged
       for (const x of gpu.calls.filter((y) => y.activity === 'trainDetector' && y.recipe === 'toy-stage-two')) expect(x.initKind).toBeUndefined();
       // the store keys and recipe hashes of pretrained evaluations differ from the from-scratch ones
-      const lines = fs
-        .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+      const lines = readResultsText(result.artifactDir)
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));

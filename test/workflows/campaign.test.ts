@@ -18,6 +18,7 @@ import { describeCocoDir } from '../../activities/data';
 import { candidatesQuery, frontsQuery, pauseSignal, progressQuery, resumeSignal, stopStageSignal, stageProgressQuery } from '../../workflows/api';
 import type { SearchStageInput } from '../../workflows/search-stage';
 import { MockGpu } from './mock-gpu';
+import { readResultsText } from '../../activities/artifact-store';
 
 jest.setTimeout(360_000);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-wf-'));
@@ -115,7 +116,7 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
         ]),
       );
       // the report's counts are the results log's
-      const logged = fs.readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8').trim().split('\n').length;
+      const logged = readResultsText(result.artifactDir).trim().split('\n').length;
       expect(fs.readFileSync(path.join(result.artifactDir, 'report.md'), 'utf8')).toContain(`Evaluations: ${logged} in results.jsonl`);
       // the final models are exported to ONNX (patch campaign-export-onnx); the mocked weights do not
       // exist, so each row says why it was not, and the report lists them
@@ -126,8 +127,7 @@ describe('smnasSearch on a real dev server (mocked GPU activities)', () => {
       expect(fs.readFileSync(path.join(result.artifactDir, 'report.md'), 'utf8')).toMatch(
         /## Deployable models \(ONNX[^\n]*\n\n- E0: not exported: \/mock\/weights\//,
       );
-      const lines = fs
-        .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+      const lines = readResultsText(result.artifactDir)
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));
@@ -291,8 +291,7 @@ describe('searchStage controls', () => {
       expect(trained.every((a) => /_[12]+-[12]+-[12]+-x\//.test(a))).toBe(true);
       expect(new Set(trained).size).toBe(trained.length);
       // the candidate's place in its front: on it, or dominated by a member of it
-      const log = fs
-        .readFileSync(path.join(input.template.artifactRoot!, 'campaigns', input.campaignId, 'results.jsonl'), 'utf8')
+      const log = readResultsText(path.join(input.template.artifactRoot!, 'campaigns', input.campaignId))
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));
@@ -314,8 +313,7 @@ describe('searchStage controls', () => {
       expect(r.evaluatedCount).toBe(7);
       expect(r.runs).toBe(3);
       const archsOf = (campaignId: string) =>
-        fs
-          .readFileSync(path.join(input.template.artifactRoot!, 'campaigns', campaignId, 'results.jsonl'), 'utf8')
+        readResultsText(path.join(input.template.artifactRoot!, 'campaigns', campaignId))
           .trim()
           .split('\n')
           .map((l) => JSON.parse(l).arch as string);

@@ -15,6 +15,7 @@ import { createControlActivities } from '../../activities';
 import { PROJECT_ROOT, TRAINER_BIN } from '../../common/paths';
 import { makeReducedToyCampaign } from '../../protocol/campaign';
 import { describeIf } from '../support/gate';
+import { readResultsText } from '../../activities/artifact-store';
 
 const maybe = describeIf(fs.existsSync(TRAINER_BIN), `fault tests with the real trainer: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
 
@@ -87,8 +88,7 @@ maybe('GPU worker SIGKILLed mid-training (real trainer)', () => {
 
     const result: any = await h.result();
     expect(result.finalTable).toHaveLength(1);
-    const lines = fs
-      .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+    const lines = readResultsText(result.artifactDir)
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));

@@ -16,6 +16,7 @@ import { makeToyCampaign } from '../../protocol/campaign';
 import { getWorkflowBundle } from '../../worker/bundle';
 import { freePort, projectSearchAttributes, spawnDevServer, stopGroup, waitForTemporal } from '../../worker/temporal-server';
 import { MockGpu } from './mock-gpu';
+import { readResultsText } from '../../activities/artifact-store';
 
 jest.setTimeout(240_000);
 
@@ -77,8 +78,7 @@ test('a campaign survives a dev-server restart on the same database file', async
     await new Promise((r) => setTimeout(r, 2000));
     server = await start(); // same port, same database file
     const result: any = await h.result();
-    const lines = fs
-      .readFileSync(path.join(result.artifactDir, 'results.jsonl'), 'utf8')
+    const lines = readResultsText(result.artifactDir)
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
