@@ -61,15 +61,15 @@ export function createControlActivities(deps: ActivityDeps) {
     ...makeStoreActivities(deps, store),
     ...makeCostActivities(deps),
     ...makeReportActivities(deps, store),
-    ...makeOnnxActivities(deps),
   };
 }
 
 export function createGpuActivities(deps: ActivityDeps) {
   const store = (root?: string) => new ArtifactStore(root ?? deps.artifactRoot);
   const pool = new DevicePool(deps.devices);
-  // measureLatency shares the device pool: a latency measurement never runs beside a training on its device
-  return { ...makeTrainerActivities(deps, store, pool), ...makeLatencyActivities(deps, store, pool) };
+  // measureLatency shares the device pool: a latency measurement never runs beside a training on its device;
+  // exportFinalModels runs the trainer (its export command, on the CPU), which control workers do not have
+  return { ...makeTrainerActivities(deps, store, pool), ...makeLatencyActivities(deps, store, pool), ...makeOnnxActivities(deps) };
 }
 
 /**

@@ -36,6 +36,8 @@ import { DevicePool } from './device-pool';
 import { judgeMeasurements, roundStats, type RoundStats } from './latency-stats';
 import { LatencyRequestSchema, type LatencyRequest } from './types';
 import { failureOf, nonRetryableConfig, runWithHeartbeats, withDevices, type TrainingHeartbeat } from './training';
+import { onnxEnvironment, onnxTimings } from './latency-onnx';
+import { UserError } from '../common/errors';
 
 /** Bumped when the protocol changes what a figure means: older cache entries are then never read. */
 export const LATENCY_PROTOCOL = 'trained-val-sample-v1';
@@ -184,7 +186,14 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
   async function measureLatency(input: LatencyRequest): Promise<BenchFigures> {
     const req = nonRetryableConfig('measureLatency', () => LatencyRequestSchema.parse(input));
     const s = req.settings;
-    if (s.backend !== 'native') throw ApplicationFailure.nonRetryable(`latency backend '${s.backend}' is not available on this worker`, 'InvalidJob');
+    const onnx = s.backend === 'onnxruntime';
+    if (onnx && (s.device?.kind === 'cuda' || (!s.device && req.device.startsWith('cuda'))))
+      throw ApplicationFailure.nonRetryable(
+        `latency ${req.arch}: the onnxruntime backend measures with onnxruntime-node's CPU execution provider only; ask for a cpu latency device or the native backend`,
+        'InvalidJob',
+      );
+    if (onnx && req.weights === null)
+      throw ApplicationFailure.nonRetryable(`latency ${req.arch}: the onnxruntime backend times the exported trained model; there are no weights`, 'InvalidJob');
     const recipe = nonRetryableConfig(`latency ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
     const st = store(req.artifactRoot);
     let weightsSha256: string | null = null;
@@ -206,7 +215,7 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
       }
       let env: RuntimeEnvironment;
       try {
-        env = await probeEnvironment(deps.trainerBin, device);
+        env = onnx ? onnxEnvironment(await probeEnvironment(deps.trainerBin, 'cpu'), deps.threads ?? 0) : await probeEnvironment(deps.trainerBin, device);
       } catch (e) {
         throw ApplicationFailure.retryable(`latency ${req.arch}: ${(e as Error).message}`, 'TrainerCrash');
       }
@@ -271,9 +280,36 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
           device,
           attempt: Context.current().info.attempt,
         };
-        const run = await runWithHeartbeats(deps, 'bench', jobFile, hb);
-        if (!run.result?.timings || run.exit.code !== TrainerExit.ok) throw failureOf(run, `latency ${req.arch}`);
-        const t = BenchTimingsSchema.parse(run.result.timings);
+        let t: BenchTimings;
+        if (onnx) {
+          const ctx = Context.current();
+          ctx.heartbeat(hb);
+          try {
+            t = await onnxTimings({
+              weights: req.weights!,
+              model: path.join(outDir, 'model.onnx'),
+              dataRoot: req.data.root,
+              valSplit: req.data.valSplit,
+              images: s.images,
+              rounds: s.rounds,
+              warmup: s.warmup,
+              seed: s.seed,
+              threads: deps.threads ?? 0,
+              environment: env,
+              trainerBin: deps.trainerBin,
+              signal: ctx.cancellationSignal,
+              onProgress: () => ctx.heartbeat(hb),
+            });
+          } catch (e) {
+            // the model does not export or the data cannot be read: the same inputs fail again
+            if (e instanceof UserError) throw ApplicationFailure.nonRetryable(`latency ${req.arch} (onnxruntime): ${e.message}`, 'InvalidJob');
+            throw e;
+          }
+        } else {
+          const run = await runWithHeartbeats(deps, 'bench', jobFile, hb);
+          if (!run.result?.timings || run.exit.code !== TrainerExit.ok) throw failureOf(run, `latency ${req.arch}`);
+          t = BenchTimingsSchema.parse(run.result.timings);
+        }
         if (t.environment.trainerVersion !== env.trainerVersion || t.environment.deviceModel !== env.deviceModel) {
           envCache.clear();
           throw ApplicationFailure.retryable(

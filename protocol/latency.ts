@@ -7,7 +7,7 @@
  */
 
 /** Backends that can time a trained model with the protocol (the statistics are shared). */
-export const LATENCY_BACKENDS = ['native'] as const;
+export const LATENCY_BACKENDS = ['native', 'onnxruntime'] as const;
 export type LatencyBackend = (typeof LATENCY_BACKENDS)[number];
 
 export const LATENCY_DEVICE_KINDS = ['cuda', 'cpu'] as const;

@@ -8,7 +8,7 @@
  * one function per stage, and smnasSearch runs them in order.
  */
 import { ApplicationFailure, executeChild, proxyActivities, condition, allHandlersFinished, upsertSearchAttributes, log, patched } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities';
+import type { ControlActivities, GpuActivities } from '../activities';
 import type { DataSummary, FinalRow, PretrainOutcome } from '../activities/types';
 import { describeZodError } from '../common/errors';
 import { parseCampaign, type Campaign } from '../protocol/campaign';
@@ -274,9 +274,15 @@ async function finalStage(
 }
 
 /** Deployable models: the final models with weights as ONNX files in the campaign folder (null: none, or a campaign started before). */
-async function exportFinalModels({ control, data }: StageContext, finalArchs: string[], finals: Record<string, EvaluationSummary | null>) {
+async function exportFinalModels({ st, data }: StageContext, finalArchs: string[], finals: Record<string, EvaluationSummary | null>) {
   if (!(finalArchs.some((a) => finals[a]?.weights) && patched(CAMPAIGN_EXPORT_ONNX))) return null;
-  return control.exportFinalModels({
+  // on a GPU worker: the export runs the trainer (on the CPU), which control workers do not carry
+  const gpu = proxyActivities<GpuActivities>({
+    taskQueue: st.c.queues.gpu,
+    startToCloseTimeout: '2 hours',
+    retry: { maximumAttempts: 3 },
+  });
+  return gpu.exportFinalModels({
     campaignDir: data.campaignDir,
     models: finalArchs.map((arch) => ({ arch, weights: finals[arch]?.weights ?? null })),
   });

@@ -5,6 +5,9 @@
  * order, budgets and reuse. The control activities in these tests are the real ones.
  */
 import { Context } from '@temporalio/activity';
+import pino from 'pino';
+import { makeOnnxActivities } from '../../activities/onnx';
+import { TRAINER_BIN } from '../../common/paths';
 import { CancelledFailure } from '@temporalio/common';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import type { BenchRequest, LatencyRequest, PretrainOutcome, PretrainRequest, TrainOutcome, TrainRequest } from '../../activities/types';
@@ -130,6 +133,10 @@ export class MockGpu {
           reused: false,
         }));
       },
+      // not a training: the REAL export activity (the mocked weights do not exist, so each model is
+      // reported as not exported, with the reason)
+      exportFinalModels: makeOnnxActivities({ artifactRoot: '/nonexistent', trainerBin: TRAINER_BIN, devices: ['cpu'], logger: pino({ level: 'silent' }) })
+        .exportFinalModels,
     };
   }
 }
