@@ -193,7 +193,10 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
         'InvalidJob',
       );
     if (onnx && req.weights === null)
-      throw ApplicationFailure.nonRetryable(`latency ${req.arch}: the onnxruntime backend times the exported trained model; there are no weights`, 'InvalidJob');
+      throw ApplicationFailure.nonRetryable(
+        `latency ${req.arch}: the onnxruntime backend times the exported trained model; there are no weights`,
+        'InvalidJob',
+      );
     const recipe = nonRetryableConfig(`latency ${req.arch}`, () => resolveDetectionRecipe(req.recipe));
     const st = store(req.artifactRoot);
     let weightsSha256: string | null = null;

@@ -48,12 +48,27 @@ const fullPaper = {
   budgets: { maxConcurrentTrainings: 8, wallClockHours: 100, gpuHours: 1000 },
   timeouts: { trainingHours: 48, heartbeatSeconds: 180, maxAttempts: 3 },
   checkpoints: { everySeconds: 600, everyIterations: 0 },
+  multiHost: { nodes: 2, masterAddr: 'gpu-a.internal', masterPort: 29600 },
 };
 
 const flagsFor = (file: string) => parseFlags('smnas search', ['start', '--campaign', file], { campaign: { type: 'string' } });
 
 test('the starting campaigns are valid', () => {
   for (const c of [minimalToy, fullPaper]) expect(parseCampaign(c).success).toBe(true);
+});
+
+test('multiHost: defaults (64 ports, the final stage); fewer than 2 nodes or a privileged port names the field', () => {
+  const r = parseCampaign(fullPaper);
+  expect(r.success && r.data.multiHost).toEqual({ nodes: 2, masterAddr: 'gpu-a.internal', masterPort: 29600, ports: 64, stages: ['final'] });
+  for (const [bad, field] of [
+    [{ nodes: 1 }, 'nodes'],
+    [{ masterPort: 80 }, 'masterPort'],
+    [{ stages: ['pretrain'] }, 'stages'],
+  ] as const) {
+    const b = parseCampaign({ ...fullPaper, multiHost: { ...fullPaper.multiHost, ...bad } });
+    expect(b.success).toBe(false);
+    if (!b.success) expect(b.error.issues[0].path.slice(0, 2)).toEqual(['multiHost', field]);
+  }
 });
 
 test('every mutation is accepted, or rejected by a UserError naming the file and the bad field', () => {
