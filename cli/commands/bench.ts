@@ -1,4 +1,5 @@
 /** `smnas bench`: batch-1 inference latency (SPEC 4) of an architecture with the native trainer. */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bool, int, parseFlags, printJson, requireStr, str, type Command } from '../../common/cli';
@@ -8,6 +9,7 @@ import { resolveDetectionRecipe } from '../../protocol/recipe-file';
 import { failureOf, runTrainerJob } from '../trainer-run';
 import { safeName } from './train';
 import { roundStats } from '../../activities/latency-stats';
+import { TRAINER_BIN } from '../../common/paths';
 
 export const command: Command = {
   summary: 'measure batch-1 inference latency (incl. NMS) and peak memory of an architecture',
@@ -30,6 +32,9 @@ export const command: Command = {
                   and where it ran (statistics of activities/latency-stats.ts)
   --rounds R      rounds of the protocol (default 5)
   --seed S        seeds the sample (default 0)
+  --backend B     native (default) | onnxruntime: with --sample, time the model exported to ONNX
+                  (needs --weights: a training's output folder) with onnxruntime-node's CPU
+                  execution provider, the same protocol (activities/latency-onnx.ts)
   --json          print the figures as JSON
 
 examples:
@@ -54,6 +59,7 @@ examples:
         sample: { type: 'string' },
         rounds: { type: 'string' },
         seed: { type: 'string' },
+        backend: { type: 'string' },
         json: { type: 'boolean' },
       },
       false,
@@ -66,6 +72,14 @@ examples:
     const rounds = int(cmd, flags, 'rounds', 5)!;
     if (sample < 0 || rounds < 1) throw new UserError(`${cmd}: --sample must be >= 0 and --rounds >= 1`);
     if (sample > 0 && !str(flags, 'data')) throw new UserError(`${cmd}: --sample times validation images: it needs --data`);
+    const backend = str(flags, 'backend') ?? 'native';
+    if (backend !== 'native' && backend !== 'onnxruntime') throw new UserError(`${cmd}: --backend must be native or onnxruntime, got '${backend}'`);
+    if (backend === 'onnxruntime') {
+      const weights = str(flags, 'weights');
+      if (sample === 0 || !weights) throw new UserError(`${cmd}: --backend onnxruntime needs --sample, --data and --weights (a training's output folder)`);
+      if ((str(flags, 'device') ?? 'cpu') !== 'cpu') throw new UserError(`${cmd}: --backend onnxruntime runs on the CPU execution provider only`);
+      return onnxBench(cmd, flags, { arch, weights: path.resolve(weights), data: path.resolve(str(flags, 'data')!), sample, rounds });
+    }
     const job = buildDetectionJob({
       command: 'bench',
       arch,
@@ -113,3 +127,44 @@ examples:
     return 0;
   },
 };
+
+/** `smnas bench --backend onnxruntime`: the latency protocol through onnxruntime-node (activities/latency-onnx.ts). */
+async function onnxBench(
+  cmd: string,
+  flags: ReturnType<typeof parseFlags>,
+  o: { arch: string; weights: string; data: string; sample: number; rounds: number },
+): Promise<number> {
+  const { probeEnvironment } = await import('../../activities/latency');
+  const { onnxEnvironment, onnxTimings } = await import('../../activities/latency-onnx');
+  const threads = int(cmd, flags, 'threads', 0)!;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smnas-bench-onnx-'));
+  try {
+    const environment = onnxEnvironment(await probeEnvironment(TRAINER_BIN, 'cpu'), threads);
+    const t = await onnxTimings({
+      weights: o.weights,
+      model: path.join(work, 'model.onnx'),
+      dataRoot: o.data,
+      valSplit: 'val',
+      images: o.sample,
+      rounds: o.rounds,
+      warmup: int(cmd, flags, 'warmup', 10)!,
+      seed: int(cmd, flags, 'seed', 0)!,
+      threads,
+      environment,
+      trainerBin: TRAINER_BIN,
+    });
+    const s = roundStats(t.rounds);
+    const dets = t.detections.reduce((a, x) => a + x, 0) / Math.max(1, t.detections.length);
+    if (bool(flags, 'json'))
+      printJson({ arch: o.arch, backend: 'onnxruntime', weights: o.weights, images: t.images, detectionsPerImage: dets, environment, ...s });
+    else
+      process.stdout.write(
+        `${o.arch} on ${environment.deviceModel} (${environment.runtime}, ${threads || 'default'} threads), weights ${o.weights}: ` +
+          `median ${s.medianMs.toFixed(2)} ms (p10 ${s.p10Ms.toFixed(2)}, p90 ${s.p90Ms.toFixed(2)}, spread ${s.spread.toFixed(3)}) over ${t.rounds.length} rounds of ` +
+          `${t.images.length} validation images at ${t.inputWidth}x${t.inputHeight}; ${dets.toFixed(1)} detections per image\n`,
+      );
+    return 0;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -111,11 +111,13 @@ describe('argument errors are one-line user errors', () => {
     ['dev', ['--port', '70000'], /--port must be a TCP port/],
     ['dev', ['restart'], /unknown sub-command 'restart'/],
     ['dev', ['--bogus'], /Unknown option '--bogus'/],
-    ['worker', [], /--queue must be 'control' or 'gpu'/],
+    ['worker', [], /--queue must be 'control', 'gpu' or 'latency'/],
     ['worker', ['--queue', 'gpu', '--gpus', '0,a'], /'a' is not a GPU index/],
     ['worker', ['--queue', 'control', '--gpus', '0'], /--gpus only applies to --queue gpu/],
     ['worker', ['--queue', 'gpu', '--address', 'nohostport'], /address: must be host:port/],
     ['worker', ['--queue', 'gpu', '--shutdown-grace', 'soon'], /--shutdown-grace must be seconds/],
+    ['worker', ['--queue', 'control', '--node', '1'], /--node takes a node index 0\.\.63 and applies to --queue gpu, got '1'/],
+    ['worker', ['--queue', 'gpu', '--node', 'x'], /--node takes a node index/],
   ] as const)('smnas %s %j', async (cmd, argv, message) => {
     await expect(commands[cmd].main([...argv])).rejects.toMatchObject({ name: 'UserError', message: expect.stringMatching(message) });
   });
