@@ -196,16 +196,12 @@ int classifyEval(const Job& job, const torch::Device& dev, Dist& dist) {
 }  // namespace
 
 int runClassification(const Job& jobIn) {
-  Job job = jobIn;
-  const DistOptions distOptions = distOptionsFor(job);
-  job.distributed.worldSize = distOptions.worldSize();
-  job.distributed.rank = distOptions.rank();
-  if (distOptions.worldSize() > 1 && job.command == "classify") throw JobError("distributed.worldSize", "'classify' runs in one process");
-  setProcessRank(distOptions.rank(), distOptions.worldSize());
-  torch::Device dev = setupDevice(job, distOptions.localRank());
+  auto p = setupTrainerProcess(jobIn, /*multiProcess=*/jobIn.command != "classify");
+  const Job& job = p.job;
+  const torch::Device dev = p.device;
   if (job.command == "classify") return classifyImages(job, dev);
   fs::create_directories(job.outDir);
-  Dist dist(distOptions, dev);
+  Dist dist(p.dist, dev);
   return job.command == "classify-train" ? classifyTrain(job, dev, dist) : classifyEval(job, dev, dist);
 }
 

@@ -583,17 +583,12 @@ int describe(const Job& job) {
 }  // namespace
 
 int runDetection(const Job& jobIn) {
-  Job job = jobIn;
-  const DistOptions distOptions = distOptionsFor(job);
-  job.distributed.worldSize = distOptions.worldSize();
-  job.distributed.rank = distOptions.rank();
-  if (distOptions.worldSize() > 1 && job.command != "train" && job.command != "eval")
-    throw JobError("distributed.worldSize", "'" + job.command + "' runs in one process");
-  setProcessRank(distOptions.rank(), distOptions.worldSize());
-  torch::Device dev = setupDevice(job, distOptions.localRank());
+  auto p = setupTrainerProcess(jobIn, /*multiProcess=*/jobIn.command == "train" || jobIn.command == "eval");
+  const Job& job = p.job;
+  const torch::Device dev = p.device;
   if (job.command == "describe") return describe(job);
   fs::create_directories(job.outDir);
-  Dist dist(distOptions, dev);
+  Dist dist(p.dist, dev);
   if (job.command == "train") return train(job, dev, dist);
   if (job.command == "eval") return evalCmd(job, dev, dist);
   if (job.command == "export") return exportCmd(job, dev);

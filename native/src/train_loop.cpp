@@ -67,6 +67,17 @@ struct NanLossFault {
 
 }  // namespace
 
+TrainerProcess setupTrainerProcess(const Job& jobIn, bool multiProcess) {
+  Job job = jobIn;
+  const DistOptions dist = distOptionsFor(job);
+  job.distributed.worldSize = dist.worldSize();
+  job.distributed.rank = dist.rank();
+  if (dist.worldSize() > 1 && !multiProcess) throw JobError("distributed.worldSize", "'" + job.command + "' runs in one process");
+  setProcessRank(dist.rank(), dist.worldSize());
+  torch::Device device = setupDevice(job, dist.localRank());
+  return {std::move(job), dist, device};
+}
+
 nlohmann::json resumeAndSync(const Job& job, torch::nn::Module& model, torch::optim::SGD& opt, TrainPosition& pos, Dist& dist) {
   nlohmann::json resumed = nullptr;
   if (job.resume) {

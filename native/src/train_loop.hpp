@@ -16,6 +16,16 @@
 
 namespace smnas {
 
+// One trainer process of a command: the job with its process placement (rank and world size from
+// the job or torchrun's environment), the process's rank named in its log lines, its device. A
+// command that runs in one process only refuses a world size above 1 (distributed.worldSize).
+struct TrainerProcess {
+  Job job;
+  DistOptions dist;
+  torch::Device device;
+};
+TrainerProcess setupTrainerProcess(const Job& jobIn, bool multiProcess);
+
 struct TrainLoopOptions {
   // Iterations of one epoch over the global batch (batchSize x processes): ceil(N / G) trains the
   // last partial batch (detection), N / G drops it (classification: BN statistics of a tiny batch).
