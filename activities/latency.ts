@@ -228,6 +228,8 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
         if (!meets.ok) throw ApplicationFailure.retryable(`latency ${req.arch}: this worker's ${device} is ${meets.reason}`, 'WrongLatencyDevice');
       }
       const { width, height } = inputSizeOf(req.arch);
+      // what the protocol measures with, for the key and for either backend
+      const sampling = { images: s.images, rounds: s.rounds, warmup: s.warmup, seed: s.seed, threads: deps.threads ?? 0 };
       const parts: LatencyKeyParts = {
         backend: s.backend,
         arch: req.arch,
@@ -238,11 +240,7 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
         weightsSha256,
         dataFingerprint: req.data.fingerprint,
         valSplit: req.data.valSplit,
-        images: s.images,
-        rounds: s.rounds,
-        warmup: s.warmup,
-        seed: s.seed,
-        threads: deps.threads ?? 0,
+        ...sampling,
         environment: env,
       };
       const cacheKey = latencyCacheKey(parts);
@@ -293,11 +291,7 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
               model: path.join(outDir, 'model.onnx'),
               dataRoot: req.data.root,
               valSplit: req.data.valSplit,
-              images: s.images,
-              rounds: s.rounds,
-              warmup: s.warmup,
-              seed: s.seed,
-              threads: deps.threads ?? 0,
+              ...sampling,
               environment: env,
               trainerBin: deps.trainerBin,
               signal: ctx.cancellationSignal,

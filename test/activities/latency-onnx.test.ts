@@ -10,20 +10,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createGpuActivities, type ActivityDeps } from '../../activities';
-import { describeCocoDir } from '../../activities/data';
 import { onnxSample } from '../../activities/latency-onnx';
-import type { LatencyRequest, TrainOutcome } from '../../activities/types';
+import type { LatencyRequest } from '../../activities/types';
 import { TRAINER_BIN } from '../../common/paths';
 import { writeSynthDetection } from '../../datasets/synth/detection';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import { tmpDir } from './mock-trainer';
+import { latencyFixture, LATENCY_ARCH } from './latency-fixture';
 import { describeIf } from '../support/gate';
 
 const maybe = describeIf(fs.existsSync(TRAINER_BIN), `onnxruntime latency with the real trainer: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
-const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
+const ARCH = LATENCY_ARCH;
 
 test('the onnxruntime sample is seeded: the same seed draws the same images, another seed others', () => {
   const root = tmpDir('smnas-latonnx-sample-');
@@ -42,31 +40,12 @@ test('the onnxruntime sample is seeded: the same seed draws the same images, ano
 });
 
 maybe('measureLatency, backend onnxruntime (real trainer, onnxruntime-node, CPU)', () => {
-  const work = tmpDir('smnas-latonnx-');
-  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
-  const deps: ActivityDeps = {
-    artifactRoot: path.join(work, 'store'),
-    trainerBin: TRAINER_BIN,
-    devices: ['cpu'],
-    logger: pino({ level: 'silent' }),
-    heartbeatEverySeconds: 1,
-    killGraceMs: 5000,
-    threads: 1,
-  };
-  const root = path.join(work, 'coco');
-  beforeAll(() => writeSynthDetection({ train: 8, val: 6, size: 64, classes: 2, seed: 1, out: root, format: 'coco' }));
+  const fx = latencyFixture('smnas-latonnx-');
+  const { deps, root } = fx;
 
   test('the exported trained model timed on the validation sample; where it ran; cached; refusals', async () => {
-    const data = describeCocoDir('detection', root, 'train', 'val');
-    const acts = createGpuActivities(deps);
-    const trained = (await new MockActivityEnvironment().run(acts.trainDetector, {
-      campaignId: 'latonnx',
-      key: 'latonnx-train',
-      arch: ARCH,
-      recipe: 'toy-stage-one',
-      data,
-      seed: 0,
-    })) as TrainOutcome;
+    const data = fx.data();
+    const { acts, trained } = await fx.train('latonnx-train');
     expect(trained.kind).toBe('ok');
     const req = (backend: 'native' | 'onnxruntime', weights: string | null, device = 'cpu'): LatencyRequest => ({
       key: 'latonnx-train',

@@ -10,21 +10,17 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createGpuActivities, type ActivityDeps } from '../../activities';
-import { describeCocoDir } from '../../activities/data';
 import { probeEnvironment } from '../../activities/latency';
-import type { LatencyRequest, TrainOutcome } from '../../activities/types';
+import type { LatencyRequest } from '../../activities/types';
 import { SMNAS_CLI, TRAINER_BIN } from '../../common/paths';
-import { writeSynthDetection } from '../../datasets/synth/detection';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import { checkLatencyDevices } from '../../worker/create-worker';
-import { tmpDir } from './mock-trainer';
+import { latencyFixture, LATENCY_ARCH } from './latency-fixture';
 import { describeIf } from '../support/gate';
 
 const maybe = describeIf(fs.existsSync(TRAINER_BIN), `latency with the real trainer: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
-const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
+const ARCH = LATENCY_ARCH;
 
 function cpuModel(): string {
   const line = fs
@@ -35,31 +31,12 @@ function cpuModel(): string {
 }
 
 maybe('measureLatency with the real trainer (CPU)', () => {
-  const work = tmpDir('smnas-latreal-');
-  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
-  const deps: ActivityDeps = {
-    artifactRoot: path.join(work, 'store'),
-    trainerBin: TRAINER_BIN,
-    devices: ['cpu'],
-    logger: pino({ level: 'silent' }),
-    heartbeatEverySeconds: 1,
-    killGraceMs: 5000,
-    threads: 1,
-  };
-  const root = path.join(work, 'coco');
-  beforeAll(() => writeSynthDetection({ train: 8, val: 6, size: 64, classes: 2, seed: 1, out: root, format: 'coco' }));
+  const fx = latencyFixture('smnas-latreal-');
+  const { deps, root } = fx;
 
   test('trained and untrained weights on the validation sample; where it ran; cached', async () => {
-    const data = describeCocoDir('detection', root, 'train', 'val');
-    const acts = createGpuActivities(deps);
-    const trained = (await new MockActivityEnvironment().run(acts.trainDetector, {
-      campaignId: 'lat',
-      key: 'lat-train',
-      arch: ARCH,
-      recipe: 'toy-stage-one',
-      data,
-      seed: 0,
-    })) as TrainOutcome;
+    const data = fx.data();
+    const { acts, trained } = await fx.train('lat-train');
     expect(trained.kind).toBe('ok');
     const req = (weights: string | null): LatencyRequest => ({
       key: 'lat-train',
