@@ -249,25 +249,28 @@ export function makeLatencyActivities(deps: ActivityDeps, store: (root?: string)
       if (cached && cached.protocol === LATENCY_PROTOCOL && cached.figures?.cacheKey === cacheKey) return { ...cached.figures, cached: true };
 
       const outDir = path.join(path.dirname(file), `${cacheKey}-run`);
-      const job = nonRetryableConfig(`latency ${req.arch}`, () =>
-        buildDetectionJob({
-          command: 'bench',
-          outDir,
-          device,
-          seed: s.seed,
-          threads: deps.threads ?? 0,
-          arch: req.arch,
-          recipe,
-          numClasses: req.data.numClasses,
-          dataRoot: req.data.root,
-          trainSplit: req.data.trainSplit,
-          valSplit: req.data.valSplit,
-          ...(req.weights !== null ? { initWeights: req.weights, initKind: 'detector' as const } : {}),
-          bench: { warmup: s.warmup, iterations: s.images, images: s.images, rounds: s.rounds },
-        }),
-      );
+      // the native backend's job for the trainer's `bench` (the onnxruntime one exports and times in this process)
+      const job = onnx
+        ? null
+        : nonRetryableConfig(`latency ${req.arch}`, () =>
+            buildDetectionJob({
+              command: 'bench',
+              outDir,
+              device,
+              seed: s.seed,
+              threads: deps.threads ?? 0,
+              arch: req.arch,
+              recipe,
+              numClasses: req.data.numClasses,
+              dataRoot: req.data.root,
+              trainSplit: req.data.trainSplit,
+              valSplit: req.data.valSplit,
+              ...(req.weights !== null ? { initWeights: req.weights, initKind: 'detector' as const } : {}),
+              bench: { warmup: s.warmup, iterations: s.images, images: s.images, rounds: s.rounds },
+            }),
+          );
       const jobFile = path.join(outDir, 'job-latency.json');
-      writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
+      if (job) writeFileAtomic(jobFile, JSON.stringify(job, null, 1));
       const measurements: BenchTimings[] = [];
       const stats: RoundStats[] = [];
       for (;;) {
