@@ -11,6 +11,9 @@
  * deeper variants absent: a resnet18 file named as resnet50 is caught; safetensors headers also
  * tell ResNeXt's grouped conv2 from ResNet's). Keys and shapes in full are checked by the trainer
  * when a training imports the file (an `invalid_job` naming initWeights, non-retryable).
+ * The signature table below is a second reader of torchvision's naming beside the trainer's name
+ * map (native/src/weights.cpp); test/activities/torchvision-names.test.ts holds both to
+ * torchvision's own names and shapes for every named backbone.
  * A bad file fails the campaign non-retryably (InvalidCampaign) naming `data.backboneWeights.<name>`
  * and the path.
  */

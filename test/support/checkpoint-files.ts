@@ -27,8 +27,13 @@ export function writePth(file: string, keys: string[]): string {
 }
 
 export function writeSafetensors(file: string, keys: string[], conv2 = [64, 64, 3, 3]): string {
+  return writeSafetensorsHeader(file, Object.fromEntries(keys.map((k) => [k, k === 'layer1.0.conv2.weight' ? conv2 : [1]])));
+}
+
+/** a safetensors file whose header names the given tensors and shapes; every tensor's data is the same 4 bytes */
+export function writeSafetensorsHeader(file: string, shapes: Record<string, number[]>): string {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  for (const k of keys) header[k] = { dtype: 'F32', shape: k === 'layer1.0.conv2.weight' ? conv2 : [1], data_offsets: [0, 4] };
+  for (const [k, shape] of Object.entries(shapes)) header[k] = { dtype: 'F32', shape, data_offsets: [0, 4] };
   const h = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(h.length));
