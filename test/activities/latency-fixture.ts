@@ -5,14 +5,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createGpuActivities, type ActivityDeps } from '../../activities';
 import { describeCocoDir } from '../../activities/data';
 import type { DatasetRef, TrainOutcome } from '../../activities/types';
-import { TRAINER_BIN } from '../../common/paths';
 import { writeSynthDetection } from '../../datasets/synth/detection';
 import { tmpDir } from './mock-trainer';
+import { realTrainerDeps } from './real-trainer-fixture';
 
 export const LATENCY_ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
 
@@ -30,15 +29,7 @@ export interface LatencyFixture {
 export function latencyFixture(prefix: string): LatencyFixture {
   const work = tmpDir(prefix);
   const root = path.join(work, 'coco');
-  const deps: ActivityDeps = {
-    artifactRoot: path.join(work, 'store'),
-    trainerBin: TRAINER_BIN,
-    devices: ['cpu'],
-    logger: pino({ level: 'silent' }),
-    heartbeatEverySeconds: 1,
-    killGraceMs: 5000,
-    threads: 1,
-  };
+  const deps = realTrainerDeps(work);
   beforeAll(() => writeSynthDetection({ train: 8, val: 6, size: 64, classes: 2, seed: 1, out: root, format: 'coco' }));
   afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
   const data = () => describeCocoDir('detection', root, 'train', 'val');

@@ -7,15 +7,14 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { CancelledFailure } from '@temporalio/common';
-import { createControlActivities, createGpuActivities, type ActivityDeps } from '../../activities';
+import { createGpuActivities } from '../../activities';
 import type { DataSummary, TrainOutcome, TrainRequest } from '../../activities/types';
 import type { BenchFigures } from '../../protocol/trainer-messages';
 import { TRAINER_BIN } from '../../common/paths';
-import { makeToyCampaign } from '../../protocol/campaign';
 import { tmpDir } from './mock-trainer';
+import { prepareToyData, realTrainerDeps } from './real-trainer-fixture';
 import { describeIf } from '../support/gate';
 
 const maybe = describeIf(fs.existsSync(TRAINER_BIN), `GPU activities with the real trainer: ${TRAINER_BIN} is not built (scripts/setup.sh builds it)`);
@@ -24,28 +23,10 @@ const ARCH = '64x64/basicblock_16_11-21-21-21/fpn(P1-P4,c=32)/rpn/2fc';
 maybe('GPU activities with the real trainer (toy data, CPU)', () => {
   const work = tmpDir('smnas-real-');
   afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
-  const deps: ActivityDeps = {
-    artifactRoot: path.join(work, 'store'),
-    trainerBin: TRAINER_BIN,
-    devices: ['cpu'],
-    logger: pino({ level: 'silent' }),
-    heartbeatEverySeconds: 1,
-    killGraceMs: 5000,
-    threads: 1,
-    checkpoint: { everyIterations: 2, everySeconds: 0 },
-  };
+  const deps = realTrainerDeps(work, { checkpoint: { everyIterations: 2, everySeconds: 0 } });
   let data: DataSummary;
   beforeAll(async () => {
-    const base = makeToyCampaign({ id: 'real', dataRoot: path.join(work, 'toy'), artifactRoot: deps.artifactRoot });
-    const c = {
-      ...base,
-      data: {
-        detection: base.data.detection,
-        transfer: [],
-        synthesize: { root: path.join(work, 'toy'), trainImages: 8, valImages: 4, imageSize: 64, classes: 2, seed: 1 },
-      },
-    };
-    data = (await new MockActivityEnvironment().run(createControlActivities(deps).prepareData as any, c)) as DataSummary;
+    data = await prepareToyData(deps, work, 'real', { train: 8, val: 4 });
   }, 60_000);
   const req = (key: string): TrainRequest => ({ campaignId: 'real', key, arch: ARCH, recipe: 'toy-stage-one', data: data.detection, seed: 0 });
 

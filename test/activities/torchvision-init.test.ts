@@ -10,16 +10,16 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
-import { createControlActivities, createGpuActivities, type ActivityDeps } from '../../activities';
+import { createControlActivities, createGpuActivities } from '../../activities';
 import type { BackboneWeightsPlan, DataSummary, TrainOutcome, TrainRequest } from '../../activities/types';
 import { PROJECT_ROOT, TRAINER_BIN } from '../../common/paths';
-import { makePaperCampaign, makeToyCampaign } from '../../protocol/campaign';
+import { makePaperCampaign } from '../../protocol/campaign';
 import { PRETRAINED_BACKBONE } from '../../protocol/recipe';
 import { getDetectionRecipe } from '../../protocol/recipes';
 import { tmpDir } from './mock-trainer';
+import { prepareToyData, realTrainerDeps } from './real-trainer-fixture';
 
 const PY = '/usr/bin/python3';
 const HELPER = path.join(PROJECT_ROOT, 'test', 'support', 'torchvision_weights.py');
@@ -27,16 +27,7 @@ const HELPER = path.join(PROJECT_ROOT, 'test', 'support', 'torchvision_weights.p
 describe('torchvision weights through the campaign activities (real trainer, CPU)', () => {
   const work = tmpDir('smnas-tvinit-');
   afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
-  const deps: ActivityDeps = {
-    artifactRoot: path.join(work, 'store'),
-    trainerBin: TRAINER_BIN,
-    devices: ['cpu'],
-    logger: pino({ level: 'silent' }),
-    heartbeatEverySeconds: 1,
-    killGraceMs: 5000,
-    threads: 2,
-    checkpoint: { everyIterations: 0, everySeconds: 0 },
-  };
+  const deps = realTrainerDeps(work, { threads: 2, checkpoint: { everyIterations: 0, everySeconds: 0 } });
   const weights = path.join(work, 'tv');
   const recipeFile = path.join(work, 'recipe.json');
   let data: DataSummary;
@@ -50,16 +41,7 @@ describe('torchvision weights through the campaign activities (real trainer, CPU
       recipeFile,
       JSON.stringify({ ...getDetectionRecipe('toy-stage-one'), name: 'tv-init-test', epochs: 1, batchSize: 2, maxIterations: 2, workers: 0 }),
     );
-    const base = makeToyCampaign({ id: 'tvinit', dataRoot: path.join(work, 'toy'), artifactRoot: deps.artifactRoot });
-    const c = {
-      ...base,
-      data: {
-        detection: base.data.detection,
-        transfer: [],
-        synthesize: { root: path.join(work, 'toy'), trainImages: 4, valImages: 2, imageSize: 64, classes: 2, seed: 1 },
-      },
-    };
-    data = (await new MockActivityEnvironment().run(createControlActivities(deps).prepareData as any, c)) as DataSummary;
+    data = await prepareToyData(deps, work, 'tvinit', { train: 4, val: 2 });
   }, 300_000);
 
   test.each(['pth', 'safetensors'])('checkBackboneWeights accepts torchvision resnet18 weights (.%s)', async (ext) => {
