@@ -102,29 +102,18 @@ function activities(input: EvaluationInput) {
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidRecipe', 'InvalidArch', 'MissingCostModel'] },
   });
-  const gpuOn = (taskQueue: string) =>
+  // device activities: trainings (and their evaluation) by default; failures retrying cannot fix
+  // are non-retryable
+  const gpuOn = (taskQueue: string, nonRetryableErrorTypes = ['InvalidJob', 'BadData', 'NoMetrics', 'Diverged']) =>
     proxyActivities<GpuActivities>({
       taskQueue,
       startToCloseTimeout: `${input.timeouts.trainingHours} hours`,
       heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
-      retry: {
-        maximumAttempts: input.timeouts.maxAttempts,
-        initialInterval: '5 seconds',
-        nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'NoMetrics', 'Diverged'],
-      },
+      retry: { maximumAttempts: input.timeouts.maxAttempts, initialInterval: '5 seconds', nonRetryableErrorTypes },
     });
   const latency = input.latency ?? legacyLatencySettings(input);
   // a required latency device: its own task queue, which only workers with such devices poll
-  const measure = proxyActivities<GpuActivities>({
-    taskQueue: latency.device ? latencyQueueName(latency.device) : input.queues.gpu,
-    startToCloseTimeout: `${input.timeouts.trainingHours} hours`,
-    heartbeatTimeout: `${input.timeouts.heartbeatSeconds} seconds`,
-    retry: {
-      maximumAttempts: input.timeouts.maxAttempts,
-      initialInterval: '5 seconds',
-      nonRetryableErrorTypes: ['InvalidJob', 'BadData', 'MissingWeights'],
-    },
-  });
+  const measure = gpuOn(latency.device ? latencyQueueName(latency.device) : input.queues.gpu, ['InvalidJob', 'BadData', 'MissingWeights']);
   return { control, gpu: gpuOn(input.queues.gpu), gpuOn, measure, latency };
 }
 
