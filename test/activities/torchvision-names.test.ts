@@ -4,7 +4,7 @@
  * control workers carry no trainer) and the trainer's import (native/src/weights.cpp: the full
  * name map). This contract test holds both to torchvision itself, for every named backbone of the
  * search library, as one suite: each backbone's real names and shapes come from Debian's
- * python3-torchvision (test/support/torchvision_weights.py `keys` and `skeleton`: a torch.save
+ * python3-torchvision (test/support/torchvision_weights.py `skeleton`: a torch.save
  * .pth whose tensors are zeros broadcast to their real shapes, a few hundred kB) and a safetensors
  * header with the real shapes.
  *  - Start check: each file passes under its own name and is refused under every other name, with
@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkBackboneWeightsFile } from '../../activities/backbone-weights';
 import { PROJECT_ROOT } from '../../common/paths';
+import { encodePngRgb } from '../../datasets/png';
 import { buildClassifyJob } from '../../protocol/job-builder';
 import { NAMED_BACKBONES, type NamedBackbone } from '../../search';
 import { writeSafetensorsHeader } from '../support/checkpoint-files';
@@ -44,16 +45,14 @@ const images = path.join(work, 'images');
 beforeAll(() => {
   requireTrainer();
   for (const arch of NAMED_BACKBONES) {
-    const shapes = JSON.parse(helper(['keys', '--arch', arch])) as Record<string, number[]>;
     const pth = path.join(work, `${arch}.pth`);
-    helper(['skeleton', '--arch', arch, '--out', pth]);
+    const shapes = JSON.parse(helper(['skeleton', '--arch', arch, '--out', pth])) as Record<string, number[]>;
     files[arch] = { pth, safetensors: writeSafetensorsHeader(path.join(work, `${arch}.safetensors`), shapes), tensors: Object.keys(shapes).length };
     conv2[arch] = shapes['layer1.0.conv2.weight'];
   }
   fs.mkdirSync(images);
   // one 8x8 grey PNG: the import is what is checked, not the prediction
-  const r = spawnSync(PY, ['-c', `from PIL import Image; Image.new('RGB', (8, 8), (128, 128, 128)).save('${path.join(images, 'grey.png')}')`]);
-  if (r.status !== 0) throw new Error(`writing a PNG with PIL failed (python3-pil installed?):\n${r.stderr}`);
+  fs.writeFileSync(path.join(images, 'grey.png'), encodePngRgb(8, 8, new Uint8Array(8 * 8 * 3).fill(128)));
 }, 120_000);
 
 /** key-identical pairs a .pth name check cannot tell apart */

@@ -17,7 +17,8 @@ Run with Debian's python3-torch / python3-torchvision (/usr/bin/python3); no dow
   skeleton --arch A --out F
       torch.save of the state_dict with every tensor a zero broadcast to its real shape (stride 0,
       one element stored): the distributed .pth format with torchvision's names and shapes in a
-      few hundred kB (resnet101: 184 kB instead of 170 MB), for checks of names and shapes.
+      few hundred kB (resnet101: 184 kB instead of 170 MB), for checks of names and shapes;
+      prints the keys and shapes as `keys` does.
   load --arch A --file F [--num-classes K]
       Load F (.pth with torch.load, or .safetensors) into torchvision's model with strict=True;
       print {"ok": true, "tensors": n}.
@@ -148,14 +149,12 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    if a.mode == 'keys':
+    if a.mode in ('keys', 'skeleton'):
         sd = build(a.arch).state_dict()
+        if a.mode == 'skeleton':
+            zero = lambda v: torch.zeros([1] * v.dim(), dtype=v.dtype).expand(v.shape)
+            torch.save(type(sd)((k, zero(v)) for k, v in sd.items()), a.out)
         print(json.dumps({k: list(v.shape) for k, v in sd.items()}))
-        return
-    if a.mode == 'skeleton':
-        sd = build(a.arch).state_dict()
-        zero = lambda v: torch.zeros([1] * v.dim(), dtype=v.dtype).expand(v.shape)
-        torch.save(type(sd)((k, zero(v)) for k, v in sd.items()), a.out)
         return
     if a.mode == 'load':
         m = build(a.arch, a.num_classes)
