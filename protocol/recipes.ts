@@ -211,7 +211,7 @@ for (const r of Object.values(CLASSIFICATION)) ClassificationRecipeSchema.parse(
 export const DETECTION_RECIPE_NAMES = Object.keys(DETECTION);
 export const CLASSIFICATION_RECIPE_NAMES = Object.keys(CLASSIFICATION);
 
-/** Short aliases for people: `--recipe toy|paper` = from-scratch training (stage two's recipe). */
+/** Short aliases for people, both from scratch: `--recipe toy` = toy-train (a standalone training), `paper` = paper-stage-two. */
 export const RECIPE_ALIASES: Record<string, string> = { toy: 'toy-train', paper: 'paper-stage-two' };
 
 /** A deep copy of a named detection recipe (callers may override fields). */
