@@ -22,9 +22,9 @@ SEED="${1:-1}"; THREADS="${2:-1}"; shift $(( $# < 2 ? $# : 2 ))
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(before gn gn-step gn-wide gn-nojit gnws-nojit gn-nojit-props gn-nojit-wide shipped)
 [ -x native/build/smnas-trainer ] && [ -f dist/cli/smnas.js ] || { echo "bench/default-recipe-tune.sh: build first (bash scripts/setup.sh)" >&2; exit 1; }
-OUT="$ROOT/bench/out/default-recipe"; mkdir -p "$OUT/tune"
-DATA="$OUT/shapes-$SEED"
-[ -f "$DATA/.complete" ] || { node dist/cli/smnas.js data synth --out "$DATA" --train 400 --val 100 --size 128 --seed "$SEED" >/dev/null 2>&1 && touch "$DATA/.complete"; }
+. bench/default-recipe-lib.sh
+OUT="$DEFAULT_RECIPE_OUT"; mkdir -p "$OUT/tune"
+DATA="$(default_recipe_data "$SEED")"
 ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"
 echo "| variant | data seed | AP50 / AP / AP75 / AR100 | wall s ($THREADS threads) |"
 echo "|---|---|---|---|"
@@ -58,8 +58,5 @@ require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify({ ...r, ...V['$v
   t0=$(date +%s)
   node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$OUT/tune/$v.json" --threads "$THREADS" --out "$OUT/tune/run-$v-s$SEED" --json 2>"$OUT/tune/$v-s$SEED.log" | tail -n 1 > "$OUT/tune/$v-s$SEED.json"
   t1=$(date +%s)
-  node -e "
-const s = JSON.parse(require('fs').readFileSync('$OUT/tune/$v-s$SEED.json', 'utf8')).metrics.stats;
-console.log('| $v | $SEED | ' + [s.AP50, s.AP, s.AP75, s.AR100].map((x) => x.toFixed(3)).join(' / ') + ' | $((t1 - t0)) |');
-"
+  echo "| $v | $SEED | $(stats_cell "$OUT/tune/$v-s$SEED.json") | $((t1 - t0)) |"
 done

@@ -15,31 +15,23 @@ cd "$ROOT"
 SEEDS="${1:-2 3}"; THREADS="${2:-2}"
 /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null || { echo "bench/default-recipe.sh: the reference needs Debian's python3-torchvision (bash scripts/setup.sh installs it)" >&2; exit 1; }
 [ -x native/build/smnas-trainer ] && [ -f dist/cli/smnas.js ] || { echo "bench/default-recipe.sh: build first (bash scripts/setup.sh)" >&2; exit 1; }
-OUT="$ROOT/bench/out/default-recipe"; mkdir -p "$OUT"
+. bench/default-recipe-lib.sh
+OUT="$DEFAULT_RECIPE_OUT"; mkdir -p "$OUT"
 ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"; RECIPE="${RECIPE:-toy}"
 echo "| data seed | native toy-train AP50 / AP / AP75 / AR100 | wall s | torchvision AP50 / AP / AP75 / AR100 | wall s |"
 echo "|---|---|---|---|---|"
 for seed in $SEEDS; do
-  DATA="$OUT/shapes-$seed"
-  [ -f "$DATA/.complete" ] || { node dist/cli/smnas.js data synth --out "$DATA" --train 400 --val 100 --size 128 --seed "$seed" >/dev/null 2>&1 && touch "$DATA/.complete"; }
+  DATA="$(default_recipe_data "$seed")"
   rm -rf "$OUT/native-$seed"
   t0=$(date +%s)
   node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$RECIPE" --threads "$THREADS" --out "$OUT/native-$seed" --json 2>"$OUT/native-$seed.log" | tail -n 1 > "$OUT/native-$seed.json"
   t1=$(date +%s)
   if [ "${FRESH:-0}" != 1 ] && [ -s "$OUT/torchvision-$seed-eval.json" ] && [ -s "$OUT/torchvision-$seed.wall" ]; then
     echo "seed $seed: torchvision reused from $OUT/torchvision-$seed-eval.json (FRESH=1 reruns it)" >&2
-    t2=$((t1 + $(cat "$OUT/torchvision-$seed.wall")))
   else
     /usr/bin/python3 bench/torchvision-quality.py "$DATA" 12 "$THREADS" 0 "$OUT/torchvision-$seed-dets.json" > "$OUT/torchvision-$seed.json" 2> "$OUT/torchvision-$seed.log"
     node dist/cli/smnas.js eval --gt "$DATA/annotations/instances_val.json" --dets "$OUT/torchvision-$seed-dets.json" --json > "$OUT/torchvision-$seed-eval.json"
-    t2=$(date +%s)
-    echo $((t2 - t1)) > "$OUT/torchvision-$seed.wall"
+    echo $(($(date +%s) - t1)) > "$OUT/torchvision-$seed.wall"
   fi
-  node -e "
-const n = JSON.parse(require('fs').readFileSync('$OUT/native-$seed.json', 'utf8')).metrics.stats;
-const e = JSON.parse(require('fs').readFileSync('$OUT/torchvision-$seed-eval.json', 'utf8'));
-const t = e.stats ?? e;
-const f = (s) => [s.AP50, s.AP, s.AP75, s.AR100].map((x) => x.toFixed(3)).join(' / ');
-console.log('| $seed | ' + f(n) + ' | $((t1 - t0)) | ' + f(t) + ' | $((t2 - t1)) |');
-"
+  echo "| $seed | $(stats_cell "$OUT/native-$seed.json") | $((t1 - t0)) | $(stats_cell "$OUT/torchvision-$seed-eval.json") | $(cat "$OUT/torchvision-$seed.wall") |"
 done
