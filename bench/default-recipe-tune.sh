@@ -4,14 +4,21 @@
 # and 3 are for checking, with bench/default-recipe.sh against torchvision), 12 epochs each,
 # 128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc, evaluated by the project's COCO evaluator.
 #   bash bench/default-recipe-tune.sh [seed=1] [threads=1] [variant ...]
-# Variants (everything not named is toy-train's: SGD lr 0.02, cosine, warm-up max(100, 10 %), batch
-# 4, flips), written as changes to the recipe before session 8 (`before`: GN+WS, scale jitter
-# 0.9-1.1, 256-wide FC, 128 RoIs, 600/300 training proposals):
-#   before | wide (torchvision's sampling and head width: 1024-wide FC, 512 RoIs, 256 RPN samples,
-#   2000 training / 1000 test proposals) | gn | gn-step (step x0.1 at 8, 11) | gn-wide |
-#   gn-nojit (no scale jitter) | gnws-nojit | gn-nojit-props (torchvision's RPN sampling and
-#   proposals only) | gn-nojit-wide | gn-nojit-lr01 (lr 0.01) | bn-nojit (BN) | shipped (toy-train
-#   as it is now)
+# (environment: ARCH, another architecture; TAG, a suffix for its output names, e.g. TAG=-c256)
+# Variants are changes to toy-train as session 8 shipped it (`gn-nojit`: GN, no scale jitter, SGD lr
+# 0.02, cosine, warm-up max(100, 10 %), batch 4, flips, 256-wide FC, 128 RoIs of which a quarter
+# positive, 600/300 training proposals), written out below so that they stay what was measured:
+#   session 8: before (GN+WS, scale jitter 0.9-1.1: toy-train until session 8) | wide (that with
+#   torchvision's sampling and head width: 1024-wide FC, 512 RoIs, 256 RPN samples, 2000 training /
+#   1000 test proposals) | gn, gn-step (step x0.1 at 8, 11), gn-wide (`before` with GN, ...) |
+#   gn-nojit | gnws-nojit | gn-nojit-props (torchvision's RPN sampling and proposals only) |
+#   gn-nojit-wide | gn-nojit-lr01 (lr 0.01) | bn-nojit (BN)
+#   session 9: b2 (batch 2, lr 0.01) | b2-lr02 | lr04 | roi-pos05 (half the RoIs positive) |
+#   fc1024 | tv-recipe (torchvision's recipe knobs: BN, step x0.1 at 8 and 11 after a 100-iteration
+#   warm-up, no clipping, weight decay on norms and biases) | wu300 (300-iteration warm-up) |
+#   wu300-lr04 | wu300-pos05 (toy-train since session 9) | wu500-pos05 | wu300-pos05-r256 (256 RoIs)
+#   | wu300-pos05-fc1024 | wu300-pos05-bn | wu300-pos05-lr04
+#   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
 # DRY=1 only writes the variants' recipe files (bench/out/default-recipe/tune/<variant>.json).
@@ -25,38 +32,65 @@ VARIANTS=("$@")
 . bench/default-recipe-lib.sh
 OUT="$DEFAULT_RECIPE_OUT"; mkdir -p "$OUT/tune"
 DATA="$(default_recipe_data "$SEED")"
-ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"
+ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"; TAG="${TAG:-}"
 echo "| variant | data seed | AP50 / AP / AP75 / AR100 | wall s ($THREADS threads) |"
 echo "|---|---|---|---|"
 for v in "${VARIANTS[@]}"; do
   node -e "
 const r = require('./dist/protocol/recipes.js').getDetectionRecipe('toy-train');
-const toyRpn = { samplesPerImage: 128, positiveFraction: 0.5, trainPreNms: 600, trainPostNms: 300, testPreNms: 300, testPostNms: 100, nmsIou: 0.7 };
+// toy-train as session 8 shipped it: the base of every variant but 'shipped' (toy-train as it is now),
+// so that the variants stay what was measured whatever toy-train becomes
+const s8 = { name: 'toy-train', norm: 'gn', epochs: 12, batchSize: 4,
+  optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 0.0001, noDecayOnNormAndBias: true, clipGradNorm: 35 },
+  schedule: { kind: 'cosine', minLr: 0.0001, warmupIterations: 100, warmupFraction: 0.1, warmupRatio: 0.001 },
+  augment: { flip: true, scaleJitter: [1, 1] }, fcWidth: 256,
+  rpn: { samplesPerImage: 128, positiveFraction: 0.5, trainPreNms: 600, trainPostNms: 300, testPreNms: 300, testPostNms: 100, nmsIou: 0.7 },
+  roi: { samplesPerImage: 128, positiveFraction: 0.25 }, test: { scoreThreshold: 0.05, nmsIou: 0.5, maxPerImage: 100 }, workers: 1 };
+const toyRpn = s8.rpn;
 const wideRpn = { ...toyRpn, samplesPerImage: 256, trainPreNms: 2000, trainPostNms: 2000, testPreNms: 1000, testPostNms: 1000 };
-const before = { norm: 'gn+ws', augment: { flip: true, scaleJitter: [0.9, 1.1] }, fcWidth: 256, rpn: toyRpn, roi: { samplesPerImage: 128, positiveFraction: 0.25 } };
+const before = { norm: 'gn+ws', augment: { flip: true, scaleJitter: [0.9, 1.1] } };
 const noJitter = { augment: { flip: true, scaleJitter: [1, 1] } };
 const wide = { fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.25 } };
 const step = { schedule: { kind: 'step', warmupIterations: 100, warmupRatio: 0.001, milestones: [8, 11], gamma: 0.1 } };
+const wu = (n) => ({ schedule: { ...s8.schedule, warmupIterations: n } });
+const lr = (x) => ({ optimizer: { ...s8.optimizer, lr: x } });
+const pos05 = { roi: { ...s8.roi, positiveFraction: 0.5 } };
 const V = {
+  // session 8, from 'before' (toy-train until session 8)
   before: before,
   wide: { ...before, ...wide },
   gn: { ...before, norm: 'gn' },
   'gn-step': { ...before, norm: 'gn', ...step },
   'gn-wide': { ...before, norm: 'gn', ...wide },
-  'gn-nojit': { ...before, norm: 'gn', ...noJitter },
-  'gnws-nojit': { ...before, ...noJitter },
-  'gn-nojit-props': { ...before, norm: 'gn', ...noJitter, rpn: wideRpn },
-  'gn-nojit-wide': { ...before, norm: 'gn', ...noJitter, ...wide },
-  'gn-nojit-lr01': { ...before, norm: 'gn', ...noJitter, optimizer: { ...r.optimizer, lr: 0.01 } },
-  'bn-nojit': { ...before, norm: 'bn', ...noJitter },
-  shipped: {},
+  'gn-nojit': {},
+  'gnws-nojit': { norm: 'gn+ws' },
+  'gn-nojit-props': { rpn: wideRpn },
+  'gn-nojit-wide': { ...wide },
+  'gn-nojit-lr01': { ...lr(0.01) },
+  'bn-nojit': { norm: 'bn' },
+  // session 9, from session 8's toy-train ('gn-nojit')
+  b2: { batchSize: 2, ...lr(0.01) },
+  'b2-lr02': { batchSize: 2 },
+  lr04: { ...lr(0.04) },
+  'roi-pos05': { ...pos05 },
+  fc1024: { fcWidth: 1024 },
+  'tv-recipe': { norm: 'bn', ...step, optimizer: { ...s8.optimizer, noDecayOnNormAndBias: false, clipGradNorm: 0 } },
+  wu300: { ...wu(300) },
+  'wu300-lr04': { ...wu(300), ...lr(0.04) },
+  'wu300-pos05': { ...wu(300), ...pos05 },
+  'wu500-pos05': { ...wu(500), ...pos05 },
+  'wu300-pos05-r256': { ...wu(300), roi: { samplesPerImage: 256, positiveFraction: 0.5 } },
+  'wu300-pos05-fc1024': { ...wu(300), ...pos05, fcWidth: 1024 },
+  'wu300-pos05-bn': { norm: 'bn', ...wu(300), ...pos05 },
+  'wu300-pos05-lr04': { ...wu(300), ...pos05, ...lr(0.04) },
 };
-if (!V['$v']) { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
-require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify({ ...r, ...V['$v'], name: 'toy-train-$v' }));
+if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
+require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));
 "
   [ "${DRY:-0}" = 1 ] && { echo "wrote $OUT/tune/$v.json"; continue; }
   t0=$(date +%s)
-  node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$OUT/tune/$v.json" --threads "$THREADS" --out "$OUT/tune/run-$v-s$SEED" --json 2>"$OUT/tune/$v-s$SEED.log" | tail -n 1 > "$OUT/tune/$v-s$SEED.json"
+  run="$v$TAG-s$SEED"
+  node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$OUT/tune/$v.json" --threads "$THREADS" --out "$OUT/tune/run-$run" --json 2>"$OUT/tune/$run.log" | tail -n 1 > "$OUT/tune/$run.json"
   t1=$(date +%s)
-  echo "| $v | $SEED | $(stats_cell "$OUT/tune/$v-s$SEED.json") | $((t1 - t0)) |"
+  echo "| $v$TAG | $SEED | $(stats_cell "$OUT/tune/$run.json") | $((t1 - t0)) |"
 done

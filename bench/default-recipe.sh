@@ -6,9 +6,14 @@
 # train / 100 val, 4 classes) of the given seeds; both evaluated by the project's COCO evaluator.
 # toy-train was tuned on seed 1 (bench/default-recipe-tune.sh); check on others.
 #   bash bench/default-recipe.sh [seeds="2 3"] [threads=2]     (environment: ARCH, RECIPE = toy, a name or a file)
+# A third column trains torchvision's recipe (BN, step schedule, no clipping; the script above) on the
+# native bench's model (bench/torchvision-quality.py ... native: FPN width 64, 256-wide head, the
+# native sampling counts), so that the recipes compare on one model; the second column's model is
+# 4x wider in the FPN and head with 4x the RoIs. Only meaningful for the default ARCH.
 # The torchvision side does not depend on the native recipe and takes about 67 minutes per seed on
-# a 2-core VM: a seed whose torchvision evaluation is already in bench/out/default-recipe is reused
-# (its file is named in the output); FRESH=1 runs it again.
+# a 2-core VM (its default model; about 10-20 for the native one): a seed whose torchvision
+# evaluation is already in bench/out/default-recipe is reused (its file is named in the output);
+# FRESH=1 runs it again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -18,20 +23,31 @@ SEEDS="${1:-2 3}"; THREADS="${2:-2}"
 . bench/default-recipe-lib.sh
 OUT="$DEFAULT_RECIPE_OUT"; mkdir -p "$OUT"
 ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"; RECIPE="${RECIPE:-toy}"
-echo "| data seed | native toy-train AP50 / AP / AP75 / AR100 | wall s | torchvision AP50 / AP / AP75 / AR100 | wall s |"
-echo "|---|---|---|---|---|"
+# torchvision_eval SEED MODEL: runs bench/torchvision-quality.py on the seed's data with MODEL (default
+# or native) unless its evaluation is there (FRESH=1 reruns it); prints the evaluation's file
+torchvision_eval() {
+  local seed="$1" model="$2" name
+  name="torchvision-$seed"; [ "$model" = default ] || name="torchvision-$model-$seed"
+  if [ "${FRESH:-0}" != 1 ] && [ -s "$OUT/$name-eval.json" ] && [ -s "$OUT/$name.wall" ]; then
+    echo "seed $seed: torchvision ($model model) reused from $OUT/$name-eval.json (FRESH=1 reruns it)" >&2
+  else
+    local t0; t0=$(date +%s)
+    /usr/bin/python3 bench/torchvision-quality.py "$DATA" 12 "$THREADS" 0 "$OUT/$name-dets.json" "$model" > "$OUT/$name.json" 2> "$OUT/$name.log"
+    node dist/cli/smnas.js eval --gt "$DATA/annotations/instances_val.json" --dets "$OUT/$name-dets.json" --json > "$OUT/$name-eval.json"
+    echo $(($(date +%s) - t0)) > "$OUT/$name.wall"
+  fi
+  echo "$OUT/$name"
+}
+
+echo "| data seed | native toy-train AP50 / AP / AP75 / AR100 | wall s | torchvision defaults AP50 / AP / AP75 / AR100 | wall s | torchvision's recipe on the native model AP50 / AP / AP75 / AR100 | wall s |"
+echo "|---|---|---|---|---|---|---|"
 for seed in $SEEDS; do
   DATA="$(default_recipe_data "$seed")"
   rm -rf "$OUT/native-$seed"
   t0=$(date +%s)
   node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$RECIPE" --threads "$THREADS" --out "$OUT/native-$seed" --json 2>"$OUT/native-$seed.log" | tail -n 1 > "$OUT/native-$seed.json"
   t1=$(date +%s)
-  if [ "${FRESH:-0}" != 1 ] && [ -s "$OUT/torchvision-$seed-eval.json" ] && [ -s "$OUT/torchvision-$seed.wall" ]; then
-    echo "seed $seed: torchvision reused from $OUT/torchvision-$seed-eval.json (FRESH=1 reruns it)" >&2
-  else
-    /usr/bin/python3 bench/torchvision-quality.py "$DATA" 12 "$THREADS" 0 "$OUT/torchvision-$seed-dets.json" > "$OUT/torchvision-$seed.json" 2> "$OUT/torchvision-$seed.log"
-    node dist/cli/smnas.js eval --gt "$DATA/annotations/instances_val.json" --dets "$OUT/torchvision-$seed-dets.json" --json > "$OUT/torchvision-$seed-eval.json"
-    echo $(($(date +%s) - t1)) > "$OUT/torchvision-$seed.wall"
-  fi
-  echo "| $seed | $(stats_cell "$OUT/native-$seed.json") | $((t1 - t0)) | $(stats_cell "$OUT/torchvision-$seed-eval.json") | $(cat "$OUT/torchvision-$seed.wall") |"
+  tv="$(torchvision_eval "$seed" default)"
+  tvn="$(torchvision_eval "$seed" native)"
+  echo "| $seed | $(stats_cell "$OUT/native-$seed.json") | $((t1 - t0)) | $(stats_cell "$tv-eval.json") | $(cat "$tv.wall") | $(stats_cell "$tvn-eval.json") | $(cat "$tvn.wall") |"
 done

@@ -6,15 +6,26 @@ momentum 0.9, weight decay 1e-4, 100-iteration linear warm-up, x0.1 at 2/3 and 1
 epochs, horizontal flip), batch 4, on the same generated COCO-form data as the native trainer.
 Writes the validation detections in COCO results form; the bench evaluates them with the
 project's evaluator (equal to pycocotools).
-  /usr/bin/python3 bench/torchvision-quality.py <data dir> <epochs> <threads> <seed> <detections.json>
+  /usr/bin/python3 bench/torchvision-quality.py <data dir> <epochs> <threads> <seed> <detections.json> [model]
+model: `default` (torchvision's Faster R-CNN as above) or `native`: the same training recipe on the
+native bench's model instead (bench/default-recipe.sh, NATIVE_MODEL=1): FPN width 64 on C2-C5 without
+the extra max-pool level (anchors 32..256), a 256-wide two-FC head, 128 RPN samples and 128 RoIs per
+image, 600 / 300 training and 300 / 100 test proposals, as `128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc`
+with toy-train; torchvision's pre-NMS counts are per level, the native trainer's are over all levels.
 Run with Debian's /usr/bin/python3 (python3-torchvision), not a venv python.
 """
 import json, os, random, sys, time
 import torch, torchvision
 from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
 data, epochs, threads, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+model_kind = sys.argv[6] if len(sys.argv) > 6 else "default"
+if model_kind not in ("default", "native"):
+    sys.exit(f"bench/torchvision-quality.py: model must be default or native, not {model_kind!r}")
 torch.set_num_threads(threads)
 torch.manual_seed(seed)
 random.seed(seed)
@@ -31,8 +42,24 @@ train, train_boxes = split("train")
 val, _ = split("val")
 cats = sorted(c["id"] for c in train["categories"])
 size = max(train["images"][0]["width"], train["images"][0]["height"])
-backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5, norm_layer=torch.nn.BatchNorm2d)
-model = FasterRCNN(backbone, num_classes=len(cats) + 1, min_size=size, max_size=size)
+if model_kind == "default":
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5, norm_layer=torch.nn.BatchNorm2d)
+    model = FasterRCNN(backbone, num_classes=len(cats) + 1, min_size=size, max_size=size)
+else:
+    width, fc = 64, 256
+
+    class NoExtraLevel(ExtraFPNBlock):  # BackboneWithFPN adds a max-pool level when given None
+        def forward(self, results, x, names):
+            return results, names
+
+    body = torchvision.models.resnet18(weights=None, norm_layer=torch.nn.BatchNorm2d)
+    backbone = BackboneWithFPN(body, {f"layer{k}": str(k - 1) for k in range(1, 5)}, [64, 128, 256, 512], width, extra_blocks=NoExtraLevel())
+    model = FasterRCNN(
+        backbone, num_classes=None, min_size=size, max_size=size,
+        rpn_anchor_generator=AnchorGenerator(((32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 4),
+        rpn_batch_size_per_image=128, rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100, box_batch_size_per_image=128,
+        box_head=TwoMLPHead(width * 7 * 7, fc), box_predictor=FastRCNNPredictor(fc, len(cats) + 1))
 
 imgs = [i for i in train["images"] if i["id"] in train_boxes]
 def load(i, flip):
