@@ -22,6 +22,9 @@
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
 # DRY=1 only writes the variants' recipe files (bench/out/default-recipe/tune/<variant>.json).
+# the body is one block, read whole before it runs: editing the file while it runs (hours here) cannot
+# make bash execute a shifted fragment of it
+{
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -94,3 +97,5 @@ require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shippe
   t1=$(date +%s)
   echo "| $v$TAG | $SEED | $(stats_cell "$OUT/tune/$run.json") | $((t1 - t0)) |"
 done
+exit
+}
