@@ -14,10 +14,10 @@
 #   gn-nojit | gnws-nojit | gn-nojit-props (torchvision's RPN sampling and proposals only) |
 #   gn-nojit-wide | gn-nojit-lr01 (lr 0.01) | bn-nojit (BN)
 #   session 9: b2 (batch 2, lr 0.01) | b2-lr02 | lr04 | roi-pos05 (half the RoIs positive) |
-#   fc1024 | tv-recipe (torchvision's recipe knobs: BN, step x0.1 at 8 and 11 after a 100-iteration
+#   tv-recipe (torchvision's recipe knobs: BN, step x0.1 at 8 and 11 after a 100-iteration
 #   warm-up, no clipping, weight decay on norms and biases) | wu300 (300-iteration warm-up) |
 #   wu300-lr04 | wu300-pos05 (toy-train since session 9) | wu500-pos05 | wu300-pos05-r256 (256 RoIs)
-#   | wu300-pos05-fc1024 | wu300-pos05-bn | wu300-pos05-lr04
+#   | wu300-pos05-bn
 #   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
@@ -76,16 +76,13 @@ const V = {
   'b2-lr02': { batchSize: 2 },
   lr04: { ...lr(0.04) },
   'roi-pos05': { ...pos05 },
-  fc1024: { fcWidth: 1024 },
   'tv-recipe': { norm: 'bn', ...step, optimizer: { ...s8.optimizer, noDecayOnNormAndBias: false, clipGradNorm: 0 } },
   wu300: { ...wu(300) },
   'wu300-lr04': { ...wu(300), ...lr(0.04) },
   'wu300-pos05': { ...wu(300), ...pos05 },
   'wu500-pos05': { ...wu(500), ...pos05 },
   'wu300-pos05-r256': { ...wu(300), roi: { samplesPerImage: 256, positiveFraction: 0.5 } },
-  'wu300-pos05-fc1024': { ...wu(300), ...pos05, fcWidth: 1024 },
   'wu300-pos05-bn': { norm: 'bn', ...wu(300), ...pos05 },
-  'wu300-pos05-lr04': { ...wu(300), ...pos05, ...lr(0.04) },
 };
 if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
 require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));

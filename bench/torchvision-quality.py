@@ -8,10 +8,11 @@ Writes the validation detections in COCO results form; the bench evaluates them 
 project's evaluator (equal to pycocotools).
   /usr/bin/python3 bench/torchvision-quality.py <data dir> <epochs> <threads> <seed> <detections.json> [model]
 model: `default` (torchvision's Faster R-CNN as above) or `native`: the same training recipe on the
-native bench's model instead (bench/default-recipe.sh, NATIVE_MODEL=1): FPN width 64 on C2-C5 without
-the extra max-pool level (anchors 32..256), a 256-wide two-FC head, 128 RPN samples and 128 RoIs per
-image, 600 / 300 training and 300 / 100 test proposals, as `128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc`
-with toy-train; torchvision's pre-NMS counts are per level, the native trainer's are over all levels.
+native bench's model instead (bench/default-recipe.sh's middle column): FPN width 64 on C2-C5
+without the extra max-pool level (anchors 32..256), a 256-wide two-FC head, 128 RPN samples and 128
+RoIs per image, 600 / 300 training and 300 / 100 test proposals (pre-NMS counts per level in both),
+as `128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc` with toy-train. The positive fractions stay
+torchvision's (half the RPN samples, a quarter of the RoIs): they are part of its recipe.
 Run with Debian's /usr/bin/python3 (python3-torchvision), not a venv python.
 """
 import json, os, random, sys, time
