@@ -17,7 +17,7 @@
 #   tv-recipe (torchvision's recipe knobs: BN, step x0.1 at 8 and 11 after a 100-iteration
 #   warm-up, no clipping, weight decay on norms and biases) | wu300 (300-iteration warm-up) |
 #   wu300-lr04 | wu300-pos05 (toy-train since session 9) | wu500-pos05 | wu300-pos05-r256 (256 RoIs)
-#   | wu300-pos05-bn
+#   | wu300-pos05-bn | wu300-pos05-lr04
 #   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
@@ -83,6 +83,7 @@ const V = {
   'wu500-pos05': { ...wu(500), ...pos05 },
   'wu300-pos05-r256': { ...wu(300), roi: { samplesPerImage: 256, positiveFraction: 0.5 } },
   'wu300-pos05-bn': { norm: 'bn', ...wu(300), ...pos05 },
+  'wu300-pos05-lr04': { ...wu(300), ...pos05, ...lr(0.04) },
 };
 if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
 require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));
