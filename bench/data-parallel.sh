@@ -11,9 +11,9 @@ trap 'rm -rf "$WORK"' EXIT
 SMNAS=(node "$ROOT/dist/cli/smnas.js")
 ARCH='128x128/basicblock_16_1-21-21-21/fpn(P1-P4,c=32)/rpn/2fc'
 "${SMNAS[@]}" data synth --kind detection --format coco --out "$WORK/data" --train 240 --val 16 --size 128 --seed 1 >/dev/null
-# toy-train as it was when BENCHMARKS.md's figures were measured (GN+WS, scale jitter 0.9-1.1, warm-up max(100, 10 %), a quarter of the RoIs positive)
+# toy-train as it was when BENCHMARKS.md's figures were measured (bench/toy-train-history.js: GN+WS, scale jitter 0.9-1.1)
 for B in 8 4; do
-  node -e "const {getDetectionRecipe}=require('$ROOT/dist/protocol/recipes');const r=getDetectionRecipe('toy');r.batchSize=$B;r.workers=1;r.norm='gn+ws';r.augment.scaleJitter=[0.9,1.1];r.schedule.warmupIterations=100;r.roi.positiveFraction=0.25;process.stdout.write(JSON.stringify(r))" > "$WORK/recipe-b$B.json"
+  node -e "const r={...require('$ROOT/bench/toy-train-history.js').beforeSession8,batchSize:$B,workers:1};process.stdout.write(JSON.stringify(r))" > "$WORK/recipe-b$B.json"
 done
 run() { # label nproc batch threads
   "${SMNAS[@]}" train --arch "$ARCH" --data "$WORK/data" --recipe "$WORK/recipe-b$3.json" --max-iterations "$IT" \

@@ -7,7 +7,8 @@
 # (environment: ARCH, another architecture; TAG, a suffix for its output names, e.g. TAG=-c256)
 # Variants are changes to toy-train as session 8 shipped it (`gn-nojit`: GN, no scale jitter, SGD lr
 # 0.02, cosine, warm-up max(100, 10 %), batch 4, flips, 256-wide FC, 128 RoIs of which a quarter
-# positive, 600/300 training proposals), written out below so that they stay what was measured:
+# positive, 600/300 training proposals; written out in bench/toy-train-history.js so that they stay
+# what was measured):
 #   session 8: before (GN+WS, scale jitter 0.9-1.1: toy-train until session 8) | wide (that with
 #   torchvision's sampling and head width: 1024-wide FC, 512 RoIs, 256 RPN samples, 2000 training /
 #   1000 test proposals) | gn, gn-step (step x0.1 at 8, 11), gn-wide (`before` with GN, ...) |
@@ -41,17 +42,12 @@ echo "|---|---|---|---|"
 for v in "${VARIANTS[@]}"; do
   node -e "
 const r = require('./dist/protocol/recipes.js').getDetectionRecipe('toy-train');
-// toy-train as session 8 shipped it: the base of every variant but 'shipped' (toy-train as it is now),
-// so that the variants stay what was measured whatever toy-train becomes
-const s8 = { name: 'toy-train', norm: 'gn', epochs: 12, batchSize: 4,
-  optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 0.0001, noDecayOnNormAndBias: true, clipGradNorm: 35 },
-  schedule: { kind: 'cosine', minLr: 0.0001, warmupIterations: 100, warmupFraction: 0.1, warmupRatio: 0.001 },
-  augment: { flip: true, scaleJitter: [1, 1] }, fcWidth: 256,
-  rpn: { samplesPerImage: 128, positiveFraction: 0.5, trainPreNms: 600, trainPostNms: 300, testPreNms: 300, testPostNms: 100, nmsIou: 0.7 },
-  roi: { samplesPerImage: 128, positiveFraction: 0.25 }, test: { scoreThreshold: 0.05, nmsIou: 0.5, maxPerImage: 100 }, workers: 1 };
+// toy-train as session 8 shipped it (bench/toy-train-history.js): the base of every variant but
+// 'shipped' (toy-train as it is now), so that the variants stay what was measured
+const { session8: s8, beforeSession8 } = require('./bench/toy-train-history.js');
 const toyRpn = s8.rpn;
 const wideRpn = { ...toyRpn, samplesPerImage: 256, trainPreNms: 2000, trainPostNms: 2000, testPreNms: 1000, testPostNms: 1000 };
-const before = { norm: 'gn+ws', augment: { flip: true, scaleJitter: [0.9, 1.1] } };
+const before = { norm: beforeSession8.norm, augment: beforeSession8.augment };
 const noJitter = { augment: { flip: true, scaleJitter: [1, 1] } };
 const wide = { fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.25 } };
 const step = { schedule: { kind: 'step', warmupIterations: 100, warmupRatio: 0.001, milestones: [8, 11], gamma: 0.1 } };

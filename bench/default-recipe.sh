@@ -30,14 +30,15 @@ ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"; RECIPE="${RECIPE:-toy}
 # torchvision_eval SEED MODEL: runs bench/torchvision-quality.py on the seed's data with MODEL (default
 # or native) unless its evaluation is there (FRESH=1 reruns it); prints the evaluation's file
 torchvision_eval() {
-  local seed="$1" model="$2" name
+  local seed="$1" model="$2" name data
   name="torchvision-$seed"; [ "$model" = default ] || name="torchvision-$model-$seed"
+  data="$(default_recipe_data "$seed")"
   if [ "${FRESH:-0}" != 1 ] && [ -s "$OUT/$name-eval.json" ] && [ -s "$OUT/$name.wall" ]; then
     echo "seed $seed: torchvision ($model model) reused from $OUT/$name-eval.json (FRESH=1 reruns it)" >&2
   else
     local t0; t0=$(date +%s)
-    /usr/bin/python3 bench/torchvision-quality.py "$DATA" 12 "$THREADS" 0 "$OUT/$name-dets.json" "$model" > "$OUT/$name.json" 2> "$OUT/$name.log"
-    node dist/cli/smnas.js eval --gt "$DATA/annotations/instances_val.json" --dets "$OUT/$name-dets.json" --json > "$OUT/$name-eval.json"
+    /usr/bin/python3 bench/torchvision-quality.py "$data" 12 "$THREADS" 0 "$OUT/$name-dets.json" "$model" > "$OUT/$name.json" 2> "$OUT/$name.log"
+    node dist/cli/smnas.js eval --gt "$data/annotations/instances_val.json" --dets "$OUT/$name-dets.json" --json > "$OUT/$name-eval.json"
     echo $(($(date +%s) - t0)) > "$OUT/$name.wall"
   fi
   echo "$OUT/$name"

@@ -27,16 +27,14 @@ mkdir -p "$OUT"
 DATA="$OUT/data"
 [ -f "$DATA/annotations/instances_val.json" ] || bin/smnas data synth --out "$DATA" --train "$TRAIN" --val "$VAL" --size "$SIZE" --classes 3 --seed 11 >/dev/null
 
-# one recipe file per norm: toy-train at batch 2, lr scaled linearly with the batch, with the scale
-# jitter 0.9-1.1, the warm-up of max(100, 10 %) and the quarter of positive RoIs toy-train had when
-# docs/experiments.md's figures were measured (session 5; session 8 dropped the jitter, session 9
-# lengthened the warm-up to 300 and made half the RoIs positive)
+# one recipe file per norm: toy-train as it was when docs/experiments.md's figures were measured
+# (session 5: bench/toy-train-history.js's beforeSession8, with its scale jitter 0.9-1.1) at batch
+# 2, lr scaled linearly with the batch
 for norm in bn gn gn+ws; do
   node -e '
-    const { getDetectionRecipe } = require("./dist/protocol/recipes");
-    const r = getDetectionRecipe("toy-train");
+    const r = require("./bench/toy-train-history.js").beforeSession8;
     const norm = process.argv[1];
-    const out = { ...r, name: `toy-train-b2-${norm}`, norm, batchSize: 2, augment: { flip: true, scaleJitter: [0.9, 1.1] }, schedule: { ...r.schedule, warmupIterations: 100 }, roi: { ...r.roi, positiveFraction: 0.25 }, optimizer: { ...r.optimizer, lr: r.optimizer.lr * 2 / r.batchSize } };
+    const out = { ...r, name: `toy-train-b2-${norm}`, norm, batchSize: 2, optimizer: { ...r.optimizer, lr: r.optimizer.lr * 2 / r.batchSize } };
     require("fs").writeFileSync(process.argv[2], JSON.stringify(out, null, 1));
   ' "$norm" "$OUT/recipe-$norm.json"
 done
@@ -65,7 +63,7 @@ done
 
 {
   echo "arch: \`$ARCH\`; data: generated, $TRAIN train / $VAL val images at ${SIZE}px, 3 classes (seed 11);"
-  echo "recipe: toy-train at batch 2, lr $(node -e 'const {getDetectionRecipe}=require("./dist/protocol/recipes");const r=getDetectionRecipe("toy-train");console.log(r.optimizer.lr*2/r.batchSize)'), 12 epochs, from scratch; trainer threads $THREADS."
+  echo "recipe: toy-train at batch 2, lr $(node -e 'const r=require("./bench/toy-train-history.js").beforeSession8;console.log(r.optimizer.lr*2/r.batchSize)'), 12 epochs, from scratch; trainer threads $THREADS."
   echo
   echo "| norm | seed | outcome | AP | AP50 | wall s |"
   echo "|---|---|---|---|---|---|"
