@@ -4,7 +4,8 @@
 # and 3 are for checking, with bench/default-recipe.sh against torchvision), 12 epochs each,
 # 128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc, evaluated by the project's COCO evaluator.
 #   bash bench/default-recipe-tune.sh [seed=1] [threads=1] [variant ...]
-# (environment: ARCH, another architecture; TAG, a suffix for its output names, e.g. TAG=-c256)
+# (environment: ARCH, another architecture; TAG, a suffix for its output names, e.g. TAG=-c256;
+# TRAIN_SEED, the trainer's --seed (default 0): the run's name gets -t<seed>)
 # Variants are changes to toy-train as session 8 shipped it (`gn-nojit`: GN, no scale jitter, SGD lr
 # 0.02, cosine, warm-up max(100, 10 %), batch 4, flips, 256-wide FC, 128 RoIs of which a quarter
 # positive, 600/300 training proposals; written out in bench/toy-train-history.js so that they stay
@@ -19,6 +20,8 @@
 #   warm-up, no clipping, weight decay on norms and biases) | wu300 (300-iteration warm-up) |
 #   wu300-lr04 | wu300-pos05 (toy-train since session 9) | wu500-pos05 | wu300-pos05-r256 (256 RoIs)
 #   | wu300-pos05-bn | wu300-pos05-lr04
+#   session 10: wu300-pos05-tvsizes (torchvision's head width and sampling sizes: with
+#   ARCH='128x128/resnet18/fpn(P1-P4,c=256)/rpn/2fc', torchvision's default model)
 #   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
@@ -80,16 +83,20 @@ const V = {
   'wu300-pos05-r256': { ...wu(300), roi: { samplesPerImage: 256, positiveFraction: 0.5 } },
   'wu300-pos05-bn': { norm: 'bn', ...wu(300), ...pos05 },
   'wu300-pos05-lr04': { ...wu(300), ...pos05, ...lr(0.04) },
+  // session 10: toy-train's recipe with the sizes torchvision's FasterRCNN sets in its constructor
+  // (1024-wide FC, 256 RPN samples, 2000 / 1000 proposals, 512 RoIs), the positive fractions
+  // toy-train's; with ARCH at FPN width 256 this is torchvision's default model
+  'wu300-pos05-tvsizes': { ...wu(300), fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.5 } },
 };
 if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
 require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));
 "
   [ "${DRY:-0}" = 1 ] && { echo "wrote $OUT/tune/$v.json"; continue; }
   t0=$(date +%s)
-  run="$v$TAG-s$SEED"
-  node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$OUT/tune/$v.json" --threads "$THREADS" --out "$OUT/tune/run-$run" --json 2>"$OUT/tune/$run.log" | tail -n 1 > "$OUT/tune/$run.json"
+  run="$v$TAG-s$SEED"; [ -z "${TRAIN_SEED:-}" ] || run="$run-t$TRAIN_SEED"
+  node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$OUT/tune/$v.json" --threads "$THREADS" --seed "${TRAIN_SEED:-0}" --out "$OUT/tune/run-$run" --json 2>"$OUT/tune/$run.log" | tail -n 1 > "$OUT/tune/$run.json"
   t1=$(date +%s)
-  echo "| $v$TAG | $SEED | $(stats_cell "$OUT/tune/$run.json") | $((t1 - t0)) |"
+  echo "| $v$TAG${TRAIN_SEED:+ (--seed $TRAIN_SEED)} | $SEED | $(stats_cell "$OUT/tune/$run.json") | $((t1 - t0)) |"
 done
 exit
 }
