@@ -51,7 +51,6 @@ const { session8: s8, beforeSession8 } = require('./bench/toy-train-history.js')
 const toyRpn = s8.rpn;
 const wideRpn = { ...toyRpn, samplesPerImage: 256, trainPreNms: 2000, trainPostNms: 2000, testPreNms: 1000, testPostNms: 1000 };
 const before = { norm: beforeSession8.norm, augment: beforeSession8.augment };
-const noJitter = { augment: { flip: true, scaleJitter: [1, 1] } };
 const wide = { fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.25 } };
 const step = { schedule: { kind: 'step', warmupIterations: 100, warmupRatio: 0.001, milestones: [8, 11], gamma: 0.1 } };
 const wu = (n) => ({ schedule: { ...s8.schedule, warmupIterations: n } });
@@ -86,7 +85,7 @@ const V = {
   // session 10: toy-train's recipe with the sizes torchvision's FasterRCNN sets in its constructor
   // (1024-wide FC, 256 RPN samples, 2000 / 1000 proposals, 512 RoIs), the positive fractions
   // toy-train's; with ARCH at FPN width 256 this is torchvision's default model
-  'wu300-pos05-tvsizes': { ...wu(300), fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.5 } },
+  'wu300-pos05-tvsizes': { ...wu(300), ...wide, roi: { ...wide.roi, positiveFraction: 0.5 } },
 };
 if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
 require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));
