@@ -22,6 +22,10 @@
 #   | wu300-pos05-bn | wu300-pos05-lr04
 #   session 10: wu300-pos05-tvsizes (torchvision's head width and sampling sizes: with
 #   ARCH='128x128/resnet18/fpn(P1-P4,c=256)/rpn/2fc', torchvision's default model)
+#   session 11, from session 10's toy-train (wu300-pos05; bench/toy-train-history.js session10):
+#   s10 (it, unchanged) | tv-init (torchvision's FPN and box-head initialisation, recipe initScheme) |
+#   tv-init-minpos0 (that and the RPN's min_pos_iou 0, torchvision's low-quality matching: toy-train
+#   since session 11)
 #   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
@@ -47,7 +51,7 @@ for v in "${VARIANTS[@]}"; do
 const r = require('./dist/protocol/recipes.js').getDetectionRecipe('toy-train');
 // toy-train as session 8 shipped it (bench/toy-train-history.js): the base of every variant but
 // 'shipped' (toy-train as it is now), so that the variants stay what was measured
-const { session8: s8, beforeSession8 } = require('./bench/toy-train-history.js');
+const { session8: s8, beforeSession8, session10: s10 } = require('./bench/toy-train-history.js');
 const toyRpn = s8.rpn;
 const wideRpn = { ...toyRpn, samplesPerImage: 256, trainPreNms: 2000, trainPostNms: 2000, testPreNms: 1000, testPostNms: 1000 };
 const before = { norm: beforeSession8.norm, augment: beforeSession8.augment };
@@ -86,6 +90,11 @@ const V = {
   // (1024-wide FC, 256 RPN samples, 2000 / 1000 proposals, 512 RoIs), the positive fractions
   // toy-train's; with ARCH at FPN width 256 this is torchvision's default model
   'wu300-pos05-tvsizes': { ...wu(300), ...wide, roi: { ...wide.roi, positiveFraction: 0.5 } },
+  // session 11, from session 10's toy-train (s10 = wu300-pos05): torchvision's initialisation of the
+  // FPN and box head, and its RPN matcher (every gt's best anchors positive at any overlap)
+  s10: { ...s10 },
+  'tv-init': { ...s10, initScheme: 'torchvision' },
+  'tv-init-minpos0': { ...s10, initScheme: 'torchvision', rpn: { ...s10.rpn, minPosIou: 0 } },
 };
 if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
 require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));

@@ -22,4 +22,14 @@ const session8 = {
 /** toy-train until session 8 (sessions 4-7): GN+WS with scale jitter 0.9-1.1, otherwise session 8's. */
 const beforeSession8 = { ...session8, norm: 'gn+ws', augment: { flip: true, scaleJitter: [0.9, 1.1] } };
 
-module.exports = { session8, beforeSession8 };
+/**
+ * toy-train as sessions 9 and 10 shipped it (until session 11): session 8's with a 300-iteration
+ * warm-up and half of the sampled RoIs positive (bench/default-recipe-tune.sh's wu300-pos05).
+ */
+const session10 = {
+  ...session8,
+  schedule: { ...session8.schedule, warmupIterations: 300 },
+  roi: { samplesPerImage: 128, positiveFraction: 0.5 },
+};
+
+module.exports = { session8, beforeSession8, session10 };

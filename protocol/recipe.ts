@@ -96,6 +96,13 @@ export const DetectionRecipeSchema = z.object({
     testPreNms: z.number().int().positive(),
     testPostNms: z.number().int().positive(),
     nmsIou: z.number().gt(0).max(1),
+    /**
+     * an anchor that is a ground-truth box's best (its IoU equal to that box's highest) is positive
+     * only if that IoU is at least this (mmdetection's min_pos_iou; absent: 0.3). 0 is torchvision's
+     * Matcher with allow_low_quality_matches: every box with any overlapping anchor gets its best
+     * anchors, which matters for objects smaller than the smallest anchor. The plain RPN only.
+     */
+    minPosIou: z.number().min(0).max(1).optional(),
   }),
   roi: z.object({
     samplesPerImage: z.number().int().positive(),
@@ -121,6 +128,13 @@ export const DetectionRecipeSchema = z.object({
    * ImageNet-pretrained backbones: { frozenStages: 1, normEval: true }.
    */
   backbone: BackboneTrainingSchema.optional(),
+  /**
+   * initialisation of the FPN and the 2fc / cascade box heads (absent: 'mmdet'): mmdetection's
+   * (Xavier-uniform FPN convs and FC layers, classifier N(0, 0.01), box regressor N(0, 0.001)) or
+   * torchvision's (kaiming_uniform(a=1) FPN convs as its FeaturePyramidNetwork, PyTorch's default
+   * Linear init in TwoMLPHead and FastRCNNPredictor). Backbone and RPN head are initialised alike.
+   */
+  initScheme: z.enum(['mmdet', 'torchvision']).optional(),
 });
 export type DetectionRecipe = z.infer<typeof DetectionRecipeSchema>;
 

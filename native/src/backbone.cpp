@@ -135,15 +135,16 @@ std::vector<OnnxValue> BackboneImpl::exportOnnx(OnnxGraph& g, const OnnxValue& x
   return out;
 }
 
-FpnImpl::FpnImpl(const std::array<int, 4>& sc, int from_, int to_, int C) : from(from_), to(to_) {
+FpnImpl::FpnImpl(const std::array<int, 4>& sc, int from_, int to_, int C, InitScheme scheme) : from(from_), to(to_) {
   lateral = register_module("lateral", torch::nn::ModuleList());
   output = register_module("output", torch::nn::ModuleList());
   extra = register_module("extra", torch::nn::ModuleList());
+  const Init init = scheme == InitScheme::Torchvision ? Init::KaimingUniformA1 : Init::Xavier;
   for (int p = from; p <= std::min(to, 4); ++p) {
-    lateral->push_back(Conv(ConvOptions(sc[p - 1], C, 1).bias(true).init(Init::Xavier)));
-    output->push_back(Conv(ConvOptions(C, C, 3).bias(true).init(Init::Xavier)));
+    lateral->push_back(Conv(ConvOptions(sc[p - 1], C, 1).bias(true).init(init)));
+    output->push_back(Conv(ConvOptions(C, C, 3).bias(true).init(init)));
   }
-  for (int p = 5; p <= to; ++p) extra->push_back(Conv(ConvOptions(C, C, 3).stride(2).bias(true).init(Init::Xavier)));
+  for (int p = 5; p <= to; ++p) extra->push_back(Conv(ConvOptions(C, C, 3).stride(2).bias(true).init(init)));
 }
 
 std::vector<torch::Tensor> FpnImpl::forward(const std::vector<torch::Tensor>& c) {

@@ -23,6 +23,7 @@ constexpr KindName<BlockKind> kBlockKinds[] = {{"basicblock", BlockKind::BasicBl
                                                {"mbblock", BlockKind::MBBlock}};
 constexpr KindName<NormKind> kNormKinds[] = {{"bn", NormKind::BN}, {"gn", NormKind::GN}, {"gn+ws", NormKind::GNWS}};
 constexpr KindName<RpnKind> kRpnKinds[] = {{"none", RpnKind::None}, {"rpn", RpnKind::Rpn}, {"ga-rpn", RpnKind::GaRpn}};
+constexpr KindName<InitScheme> kInitSchemes[] = {{"mmdet", InitScheme::Mmdet}, {"torchvision", InitScheme::Torchvision}};
 constexpr KindName<HeadKind> kHeadKinds[] = {{"2fc", HeadKind::TwoFc}, {"cascade", HeadKind::Cascade}, {"retina", HeadKind::Retina}};
 
 template <typename E, size_t N>
@@ -285,6 +286,8 @@ Recipe parseDetectionRecipe(const Field& f) {
   r.rpnTestPreNms = rpn.at("testPreNms").integer(1);
   r.rpnTestPostNms = rpn.at("testPostNms").integer(1);
   r.rpnNmsIou = rpn.at("nmsIou").num(0, 1, true);
+  if (rpn.has("minPosIou")) r.rpnMinPosIou = rpn.at("minPosIou").num(0, 1);
+  if (f.has("initScheme")) r.init = kindNamed(kInitSchemes, f.at("initScheme").oneOf(kindNames(kInitSchemes)), "initScheme");
   Field roi = f.at("roi");
   r.roiSamples = roi.at("samplesPerImage").integer(1);
   r.roiPosFraction = roi.at("positiveFraction").num(0, 1, true);

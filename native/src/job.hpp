@@ -22,6 +22,11 @@ enum class NormKind { BN, GN, GNWS };
 enum class NeckKind { None, Fpn };
 enum class RpnKind { None, Rpn, GaRpn };
 enum class HeadKind { TwoFc, Cascade, Retina };
+// Initialisation of the FPN and the 2fc / cascade box heads (recipe `initScheme`): mmdetection's (Xavier
+// FPN convs and FC layers, classifier N(0, 0.01), regressor N(0, 0.001)) or torchvision's
+// (kaiming_uniform(a=1) FPN convs as FeaturePyramidNetwork; PyTorch's default Linear init in
+// TwoMLPHead and FastRCNNPredictor). The backbone and the RPN head are initialised alike in both.
+enum class InitScheme { Mmdet, Torchvision };
 // wire name -> kind; std::invalid_argument for an unknown name (job.cpp reports the field first)
 BlockKind blockKindNamed(const std::string& name);
 NormKind normKindNamed(const std::string& name);
@@ -110,6 +115,8 @@ struct Recipe {
   int fcWidth = 0;
   int rpnSamples = 256, rpnTrainPreNms = 2000, rpnTrainPostNms = 1000, rpnTestPreNms = 1000, rpnTestPostNms = 1000;
   double rpnPosFraction = 0.5, rpnNmsIou = 0.7;
+  double rpnMinPosIou = 0.3;  // mmdetection's; 0: torchvision's (each gt's best anchors, any overlap)
+  InitScheme init = InitScheme::Mmdet;
   int roiSamples = 512;
   double roiPosFraction = 0.25;
   double testScoreThreshold = 0.05, testNmsIou = 0.5;

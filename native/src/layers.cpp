@@ -22,6 +22,9 @@ ConvImpl::ConvImpl(const ConvOptions& o) : stride(o.stride()), pad(o.pad()), gro
     case Init::Normal:
       torch::nn::init::normal_(weight, 0.0, o.std());
       break;
+    case Init::KaimingUniformA1:
+      torch::nn::init::kaiming_uniform_(weight, /*a=*/1.0);
+      break;
   }
   if (o.bias()) bias = register_parameter("bias", torch::zeros({o.out()}));
 }

@@ -16,8 +16,9 @@
 
 namespace smnas {
 
-// Weight initialisation of a conv: Kaiming normal (fan out, ReLU gain), Xavier uniform, or N(0, std).
-enum class Init { KaimingOut, Xavier, Normal };
+// Weight initialisation of a conv: Kaiming normal (fan out, ReLU gain), Xavier uniform, N(0, std),
+// or kaiming_uniform(a=1) (torchvision's FPN).
+enum class Init { KaimingOut, Xavier, Normal, KaimingUniformA1 };
 
 // Conv2d with optional weight standardisation; bias only when asked (convs before a norm have none).
 struct ConvOptions {

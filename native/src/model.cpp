@@ -7,7 +7,7 @@ int builtStages(const Layout& L) { return L.neck.kind == NeckKind::Fpn ? std::mi
 
 RpnOptions rpnOptionsFrom(const Layout& L, const Recipe& r) {
   return RpnOptions(L.rpn.convChannels)
-      .sampling(AnchorSampling().samplesPerImage(r.rpnSamples).positiveFraction(r.rpnPosFraction))
+      .sampling(AnchorSampling().samplesPerImage(r.rpnSamples).positiveFraction(r.rpnPosFraction).minPosIou(r.rpnMinPosIou))
       .proposals(proposalOptionsFrom(r));
 }
 
@@ -25,6 +25,7 @@ RoiHeadsOptions roiHeadsOptionsFrom(const Layout& L, const Recipe& r) {
   return RoiHeadsOptions(L.neck.channels, L.head.numClasses, L.head.fcWidth)
       .roiSize(L.head.roiSize)
       .cascade(cascade)
+      .init(r.init)
       .stageIous(cascade ? L.head.iouThresholds : std::vector<double>{0.5})
       .samplesPerImage(r.roiSamples)
       .positiveFraction(r.roiPosFraction)
@@ -43,7 +44,8 @@ RetinaOptions retinaOptionsFrom(const Layout& L, const Recipe& r) {
 
 DetectorImpl::DetectorImpl(const Layout& L, const Recipe& r) : layout(L) {
   backbone = register_module("backbone", Backbone(L.backbone, r.norm, builtStages(L)));
-  if (L.neck.kind == NeckKind::Fpn) neck = register_module("neck", Fpn(L.backbone.stageChannels, L.neck.from, L.neck.to, L.neck.channels));
+  if (L.neck.kind == NeckKind::Fpn)
+    neck = register_module("neck", Fpn(L.backbone.stageChannels, L.neck.from, L.neck.to, L.neck.channels, r.init));
   switch (L.head.kind) {
     case HeadKind::Retina:
       retina = register_module("head", Retina(retinaOptionsFrom(L, r)));

@@ -190,7 +190,8 @@ torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negTh
     // mmdet gt_max_assign_all: every candidate whose IoU equals a gt's best gets that gt (later gts win)
     for (int64_t g = 0; g < iou.size(1); ++g) {
       double m = gtMax[g].item<double>();
-      if (m < minPosIou) continue;
+      // a gt no candidate overlaps has no best candidates (at minPosIou 0, IoU 0 would match all)
+      if (m <= 0 || m < minPosIou) continue;
       auto hit = iou.select(1, g) == gtMax[g];
       assigned.masked_fill_(hit, g);
     }

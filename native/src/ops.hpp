@@ -47,7 +47,7 @@ torch::Tensor roiAlignGridSample(const torch::Tensor& feature, const torch::Tens
 // Max-IoU assignment: iou [N candidates, G gts] -> per candidate: gt index, kAssignedNegative (-1)
 // or kAssignedIgnored (-2, between the thresholds).
 // Positive if max IoU >= posThr; negative if < negThr; with lowQuality, each gt's best candidates
-// (IoU == its max and >= minPosIou) are positive too.
+// (IoU == its max, >= minPosIou and > 0) are positive too.
 constexpr int64_t kAssignedNegative = -1;
 constexpr int64_t kAssignedIgnored = -2;
 torch::Tensor assignMaxIou(const torch::Tensor& iou, double posThr, double negThr, double minPosIou, bool lowQuality);

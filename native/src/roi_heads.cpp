@@ -7,11 +7,14 @@
 namespace smnas {
 namespace F = torch::nn::functional;
 
-BoxHeadImpl::BoxHeadImpl(int C, int roi, int W, int K, bool agnostic) {
+BoxHeadImpl::BoxHeadImpl(int C, int roi, int W, int K, bool agnostic, InitScheme init) {
   fc1 = register_module("fc1", torch::nn::Linear(C * roi * roi, W));
   fc2 = register_module("fc2", torch::nn::Linear(W, W));
   cls = register_module("cls", torch::nn::Linear(W, K + 1));
   reg = register_module("reg", torch::nn::Linear(W, agnostic ? 4 : 4 * K));
+  // torchvision's TwoMLPHead and FastRCNNPredictor keep torch::nn::Linear's own init
+  // (kaiming_uniform(a=sqrt(5)), bias U(+-1/sqrt(fan_in))), which libtorch shares with PyTorch
+  if (init == InitScheme::Torchvision) return;
   for (auto* l : {&fc1, &fc2}) {
     torch::nn::init::xavier_uniform_((*l)->weight);
     torch::nn::init::zeros_((*l)->bias);
@@ -39,8 +42,8 @@ std::pair<OnnxValue, OnnxValue> BoxHeadImpl::exportOnnx(OnnxGraph& g, const Onnx
 
 RoiHeadsImpl::RoiHeadsImpl(const RoiHeadsOptions& o) : options(o) {
   for (size_t t = 0; t < o.stageIous().size(); ++t)
-    stages.push_back(
-        register_module(std::to_string(t), BoxHead(o.channels(), o.roiSize(), o.fcWidth(), o.numClasses(), /*classAgnostic=*/o.cascade())));
+    stages.push_back(register_module(
+        std::to_string(t), BoxHead(o.channels(), o.roiSize(), o.fcWidth(), o.numClasses(), /*classAgnostic=*/o.cascade(), o.init())));
 }
 
 // 2fc: [.1,.1,.2,.2]; cascade stage t: that / (t+1) (mmdet's 3 stages; the 4th extrapolated)

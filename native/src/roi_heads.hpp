@@ -8,7 +8,7 @@ namespace smnas {
 
 // Shared2FC box head; classAgnostic regression for cascade stages.
 struct BoxHeadImpl : torch::nn::Module {
-  BoxHeadImpl(int inChannels, int roiSize, int fcWidth, int numClasses, bool classAgnostic);
+  BoxHeadImpl(int inChannels, int roiSize, int fcWidth, int numClasses, bool classAgnostic, InitScheme init = InitScheme::Mmdet);
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& rois);  // cls [N,K+1], reg [N,4K or 4]
   std::pair<OnnxValue, OnnxValue> exportOnnx(OnnxGraph& g, const OnnxValue& rois);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr}, cls{nullptr}, reg{nullptr};
@@ -24,6 +24,7 @@ struct RoiHeadsOptions {
   // one IoU threshold per stage (positive >= it, negative below it); a single stage at 0.5 is 2fc
   TORCH_ARG(std::vector<double>, stageIous) = std::vector<double>{0.5};
   TORCH_ARG(bool, cascade) = false;
+  TORCH_ARG(InitScheme, init) = InitScheme::Mmdet;  // of the box heads' FC layers
   TORCH_ARG(int, samplesPerImage) = 512;
   TORCH_ARG(double, positiveFraction) = 0.25;
   // mmdet's RoI level mapping: level floor(log2(sqrt(wh) / finestScale)) + 1, clamped to P<=4

@@ -199,6 +199,7 @@ TEST(JobKinds, NamesRoundTripAndUnknownOnesListTheKnown) {
       {"/layout/rpn/kind", "layout.rpn.kind", "'ga-rpn', 'none', 'rpn'"},
       {"/layout/head/kind", "layout.head.kind", "'2fc', 'cascade', 'retina'"},
       {"/recipe/norm", "recipe.norm", "'bn', 'gn', 'gn+ws'"},
+      {"/recipe/initScheme", "recipe.initScheme", "'mmdet', 'torchvision'"},
   };
   for (const auto& [pointer, field, listed] : cases) {
     json j = base;
@@ -210,5 +211,29 @@ TEST(JobKinds, NamesRoundTripAndUnknownOnesListTheKnown) {
       EXPECT_EQ(e.field, field);
       EXPECT_EQ(std::string(e.what()), "must be one of " + listed + ", got 'nope'");
     }
+  }
+}
+
+// The recipe's optional init scheme and RPN min_pos_iou (toy-train sets both: the fixture is it);
+// absent, they are mmdetection's.
+TEST(JobRecipe, InitSchemeAndRpnMinPosIouAreReadOrDefaulted) {
+  using namespace smnas;
+  const json base = loadFixture("job-train.json");
+  const Job given = parseJob(base.dump());
+  EXPECT_EQ(given.recipe.init, InitScheme::Torchvision);
+  EXPECT_EQ(given.recipe.rpnMinPosIou, 0.0);
+  json absent = base;
+  absent["recipe"].erase("initScheme");
+  absent["recipe"]["rpn"].erase("minPosIou");
+  const Job defaulted = parseJob(absent.dump());
+  EXPECT_EQ(defaulted.recipe.init, InitScheme::Mmdet);
+  EXPECT_EQ(defaulted.recipe.rpnMinPosIou, 0.3);
+  json bad = base;
+  bad["recipe"]["rpn"]["minPosIou"] = 1.5;
+  try {
+    parseJob(bad.dump());
+    ADD_FAILURE() << "minPosIou 1.5 accepted";
+  } catch (const JobError& e) {
+    EXPECT_EQ(e.field, "recipe.rpn.minPosIou");
   }
 }

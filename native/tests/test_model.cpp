@@ -194,3 +194,32 @@ TEST(Runtime, WarmupFractionStretchesTheWarmupOfLongRuns) {
   EXPECT_NEAR(learningRate(r, 6, 72, 12), full6 * (0.001 + 0.999 * 6.0 / 12.0), 1e-9);
   EXPECT_NEAR(learningRate(r, 12, 72, 12), 1e-4 + 0.5 * (0.02 - 1e-4) * (1 + std::cos(M_PI * 12.0 / 72.0)), 1e-12);
 }
+
+// The recipe's init scheme (job.hpp InitScheme): torchvision's FPN convs are kaiming_uniform(a=1),
+// bound sqrt(3 / fan_in), against Xavier's sqrt(6 / (fan_in + fan_out)); its box head keeps
+// Linear's default (weights within 1 / sqrt(fan_in), biases non-zero) where mmdetection's has zero
+// biases and a N(0, 0.01) classifier.
+TEST(Model, InitSchemesFollowTorchvisionAndMmdetection) {
+  torch::manual_seed(3);
+  const std::array<int, 4> stages{16, 32, 64, 256};
+  auto lateralBound = [&](InitScheme s) {
+    Fpn fpn(stages, /*from=*/4, /*to=*/4, /*channels=*/32, s);
+    auto w = fpn->lateral[0]->as<ConvImpl>()->weight;  // 1x1, 256 -> 32
+    return w.abs().max().item<double>();
+  };
+  const double kaiming = std::sqrt(3.0 / 256), xavier = std::sqrt(6.0 / (256 + 32));
+  const double tv = lateralBound(InitScheme::Torchvision), mm = lateralBound(InitScheme::Mmdet);
+  EXPECT_LE(tv, kaiming);
+  EXPECT_GT(tv, 0.95 * kaiming);
+  EXPECT_LE(mm, xavier);
+  EXPECT_GT(mm, 0.95 * xavier);
+
+  BoxHead tvHead(/*inChannels=*/8, /*roiSize=*/2, /*fcWidth=*/64, /*numClasses=*/4, /*classAgnostic=*/false, InitScheme::Torchvision);
+  BoxHead mmHead(/*inChannels=*/8, /*roiSize=*/2, /*fcWidth=*/64, /*numClasses=*/4, /*classAgnostic=*/false, InitScheme::Mmdet);
+  EXPECT_LE(tvHead->cls->weight.abs().max().item<double>(), 1.0 / 8);  // 1 / sqrt(64)
+  EXPECT_GT(tvHead->cls->weight.abs().max().item<double>(), 0.08);
+  EXPECT_GT(tvHead->fc1->bias.abs().max().item<double>(), 0.0);
+  EXPECT_EQ(mmHead->fc1->bias.abs().max().item<double>(), 0.0);
+  EXPECT_LT(mmHead->cls->weight.std().item<double>(), 0.02);
+  EXPECT_LT(mmHead->reg->weight.abs().max().item<double>(), 0.01);
+}

@@ -237,6 +237,15 @@ TEST(Ops, MaxIouAssignerAndSampler) {
   // low-quality matching: gt 1's best candidate (0.25) is below min_pos_iou 0.3: stays negative;
   auto lq = assignMaxIou(iou, 0.7, 0.3, 0.2, true);
   EXPECT_EQ(lq[2].item<int64_t>(), 1);  // with min_pos 0.2 it becomes gt 1's positive
+  // min_pos 0 (torchvision's allow_low_quality_matches): a gt's best candidate at any overlap is
+  // positive, but a gt that overlaps no candidate matches none (IoU 0 is not a best match)
+  auto tiny = torch::tensor({{0.6f, 0.05f, 0.0f}, {0.2f, 0.0f, 0.0f}, {0.1f, 0.0f, 0.0f}});
+  auto tv = assignMaxIou(tiny, 0.7, 0.3, /*minPosIou=*/0.0, true);
+  EXPECT_EQ(tv[0].item<int64_t>(), 1);  // gt 1's only overlap (0.05), later gts win
+  EXPECT_EQ(tv[1].item<int64_t>(), -1);
+  EXPECT_EQ(tv[2].item<int64_t>(), -1);
+  auto mm = assignMaxIou(tiny, 0.7, 0.3, /*minPosIou=*/0.3, true);
+  EXPECT_EQ(mm[0].item<int64_t>(), 0);  // gt 1's 0.05 is below 0.3: candidate 0 stays gt 0's
   torch::manual_seed(5);
   auto many = torch::cat({torch::zeros({100}, torch::kLong), torch::full({1000}, -1L), torch::full({50}, -2L)});
   auto smp = sampleRandom(many, 256, 0.25);

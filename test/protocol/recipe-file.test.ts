@@ -86,3 +86,30 @@ describe.each(cases)('$kind recipe files', ({ load, schema, docs }) => {
     }
   });
 });
+
+describe("a detection recipe's init scheme and RPN min_pos_iou", () => {
+  const write = (name: string, doc: unknown) => {
+    const file = path.join(tmp, name);
+    fs.writeFileSync(file, JSON.stringify(doc));
+    return file;
+  };
+  const toy = getDetectionRecipe('toy-train');
+
+  test("toy-train uses torchvision's initialisation and low-quality matching; both are optional", () => {
+    expect(toy.initScheme).toBe('torchvision');
+    expect(toy.rpn.minPosIou).toBe(0);
+    const { initScheme: _scheme, ...rest } = toy;
+    const plain = loadDetectionRecipeFile(write('plain.json', { ...rest, rpn: { ...toy.rpn, minPosIou: undefined } }));
+    expect(plain.initScheme).toBeUndefined();
+    expect(plain.rpn.minPosIou).toBeUndefined();
+    expect(loadDetectionRecipeFile(write('mmdet.json', { ...toy, initScheme: 'mmdet', rpn: { ...toy.rpn, minPosIou: 0.3 } })).initScheme).toBe('mmdet');
+  });
+
+  test('an unknown scheme or an IoU outside [0, 1] is refused, naming the field', () => {
+    const caffe = write('caffe.json', { ...toy, initScheme: 'caffe2' });
+    expect(() => loadDetectionRecipeFile(caffe)).toThrow(UserError);
+    expect(() => loadDetectionRecipeFile(caffe)).toThrow(/: initScheme: /);
+    const far = write('far.json', { ...toy, rpn: { ...toy.rpn, minPosIou: 1.5 } });
+    expect(() => loadDetectionRecipeFile(far)).toThrow(/: rpn\.minPosIou: /);
+  });
+});
