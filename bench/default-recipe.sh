@@ -14,7 +14,8 @@
 # The torchvision side does not depend on the native recipe and takes about 67 minutes per seed on
 # a 2-core VM (its default model; about 10-20 for the native one): a seed whose torchvision
 # evaluation is already in bench/out/default-recipe is reused (its file is named in the output);
-# FRESH=1 runs it again.
+# FRESH=1 runs it again. TV_SEED=<n> trains the torchvision side with training seed n (default 0;
+# its files get -t<n>), to measure its spread over training seeds.
 # the body is one block, read whole before it runs: editing the file while it runs (hours here) cannot
 # make bash execute a shifted fragment of it
 {
@@ -32,12 +33,13 @@ ARCH="${ARCH:-128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc}"; RECIPE="${RECIPE:-toy}
 torchvision_eval() {
   local seed="$1" model="$2" name data
   name="torchvision-$seed"; [ "$model" = default ] || name="torchvision-$model-$seed"
+  [ "${TV_SEED:-0}" = 0 ] || name="$name-t$TV_SEED"
   data="$(default_recipe_data "$seed")"
   if [ "${FRESH:-0}" != 1 ] && [ -s "$OUT/$name-eval.json" ] && [ -s "$OUT/$name.wall" ]; then
     echo "seed $seed: torchvision ($model model) reused from $OUT/$name-eval.json (FRESH=1 reruns it)" >&2
   else
     local t0; t0=$(date +%s)
-    /usr/bin/python3 bench/torchvision-quality.py "$data" 12 "$THREADS" 0 "$OUT/$name-dets.json" "$model" > "$OUT/$name.json" 2> "$OUT/$name.log"
+    /usr/bin/python3 bench/torchvision-quality.py "$data" 12 "$THREADS" "${TV_SEED:-0}" "$OUT/$name-dets.json" "$model" > "$OUT/$name.json" 2> "$OUT/$name.log"
     node dist/cli/smnas.js eval --gt "$data/annotations/instances_val.json" --dets "$OUT/$name-dets.json" --json > "$OUT/$name-eval.json"
     echo $(($(date +%s) - t0)) > "$OUT/$name.wall"
   fi
