@@ -143,7 +143,8 @@ const DETECTION: Record<string, DetectionRecipe> = {
    *   its RPN matcher (`rpn.minPosIou` 0: every object's best anchors are positive at any overlap;
    *   mmdetection's 0.3 gave objects under about 17 px, a tenth of these data, no positive anchor
    *   against the 32-px smallest anchors). Explored on seed-2 data, where the same-model gap to
-   *   torchvision's recipe was (AP 0.903 -> 0.918 over three training seeds, torchvision 0.917).
+   *   torchvision's recipe had been measured: AP 0.903 -> 0.918 over three training seeds there
+   *   (torchvision's recipe 0.917); checked on seeds 3 and 4.
    * torchvision's head width and sampling (1024-wide FC, 512 RoIs, 2000 proposals) added nothing on
    * seed 1 (0.896, session 8) at 2.3-3x the time. Against torchvision's Faster R-CNN on other seeds:
    * BENCHMARKS.md ("Default recipe").

@@ -39,7 +39,7 @@ TORCH_MODULE(Backbone);
 // output conv per level up to P4, top-down nearest upsampling; P5 = 3x3/2 conv on P4's output,
 // P6 = 3x3/2 conv on ReLU(P5).
 struct FpnImpl : torch::nn::Module {
-  FpnImpl(const std::array<int, 4>& stageChannels, int from, int to, int channels, InitScheme init = InitScheme::Mmdet);
+  FpnImpl(const std::array<int, 4>& stageChannels, int from, int to, int channels, InitScheme init);
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& c);
   std::vector<OnnxValue> exportOnnx(OnnxGraph& g, const std::vector<OnnxValue>& c);
   int from, to;

@@ -115,7 +115,8 @@ struct Recipe {
   int fcWidth = 0;
   int rpnSamples = 256, rpnTrainPreNms = 2000, rpnTrainPostNms = 1000, rpnTestPreNms = 1000, rpnTestPostNms = 1000;
   double rpnPosFraction = 0.5, rpnNmsIou = 0.7;
-  double rpnMinPosIou = 0.3;  // mmdetection's; 0: torchvision's (each gt's best anchors, any overlap)
+  // absent: AnchorSampling's (mmdetection's 0.3); 0: torchvision's (each gt's best anchors, any overlap)
+  std::optional<double> rpnMinPosIou;
   InitScheme init = InitScheme::Mmdet;
   int roiSamples = 512;
   double roiPosFraction = 0.25;

@@ -6,9 +6,9 @@ namespace F = torch::nn::functional;
 int builtStages(const Layout& L) { return L.neck.kind == NeckKind::Fpn ? std::min(L.neck.to, 4) : 3; }
 
 RpnOptions rpnOptionsFrom(const Layout& L, const Recipe& r) {
-  return RpnOptions(L.rpn.convChannels)
-      .sampling(AnchorSampling().samplesPerImage(r.rpnSamples).positiveFraction(r.rpnPosFraction).minPosIou(r.rpnMinPosIou))
-      .proposals(proposalOptionsFrom(r));
+  auto sampling = AnchorSampling().samplesPerImage(r.rpnSamples).positiveFraction(r.rpnPosFraction);
+  if (r.rpnMinPosIou) sampling.minPosIou(*r.rpnMinPosIou);
+  return RpnOptions(L.rpn.convChannels).sampling(sampling).proposals(proposalOptionsFrom(r));
 }
 
 GaRpnOptions gaRpnOptionsFrom(const Layout& L, const Recipe& r) {

@@ -8,7 +8,7 @@ namespace smnas {
 
 // Shared2FC box head; classAgnostic regression for cascade stages.
 struct BoxHeadImpl : torch::nn::Module {
-  BoxHeadImpl(int inChannels, int roiSize, int fcWidth, int numClasses, bool classAgnostic, InitScheme init = InitScheme::Mmdet);
+  BoxHeadImpl(int inChannels, int roiSize, int fcWidth, int numClasses, bool classAgnostic, InitScheme init);
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& rois);  // cls [N,K+1], reg [N,4K or 4]
   std::pair<OnnxValue, OnnxValue> exportOnnx(OnnxGraph& g, const OnnxValue& rois);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr}, cls{nullptr}, reg{nullptr};

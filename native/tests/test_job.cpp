@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <tuple>
@@ -221,13 +222,13 @@ TEST(JobRecipe, InitSchemeAndRpnMinPosIouAreReadOrDefaulted) {
   const json base = loadFixture("job-train.json");
   const Job given = parseJob(base.dump());
   EXPECT_EQ(given.recipe.init, InitScheme::Torchvision);
-  EXPECT_EQ(given.recipe.rpnMinPosIou, 0.0);
+  EXPECT_EQ(given.recipe.rpnMinPosIou, std::optional<double>(0.0));
   json absent = base;
   absent["recipe"].erase("initScheme");
   absent["recipe"]["rpn"].erase("minPosIou");
   const Job defaulted = parseJob(absent.dump());
   EXPECT_EQ(defaulted.recipe.init, InitScheme::Mmdet);
-  EXPECT_EQ(defaulted.recipe.rpnMinPosIou, 0.3);
+  EXPECT_FALSE(defaulted.recipe.rpnMinPosIou.has_value());  // the RPN's own default (test_model)
   json bad = base;
   bad["recipe"]["rpn"]["minPosIou"] = 1.5;
   try {

@@ -223,3 +223,11 @@ TEST(Model, InitSchemesFollowTorchvisionAndMmdetection) {
   EXPECT_LT(mmHead->cls->weight.std().item<double>(), 0.02);
   EXPECT_LT(mmHead->reg->weight.abs().max().item<double>(), 0.01);
 }
+
+// The recipe's rpn.minPosIou reaches the RPN's sampling; absent, the RPN keeps mmdetection's 0.3.
+TEST(Model, RpnMinPosIouComesFromTheRecipeOrStaysMmdetections) {
+  Recipe r = smallRecipe();
+  EXPECT_EQ(rpnOptionsFrom(smallLayout(), r).sampling().minPosIou(), 0.3);
+  r.rpnMinPosIou = 0.0;
+  EXPECT_EQ(rpnOptionsFrom(smallLayout(), r).sampling().minPosIou(), 0.0);
+}
