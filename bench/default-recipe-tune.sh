@@ -26,6 +26,8 @@
 #   s10 (it, unchanged) | tv-init (torchvision's FPN and box-head initialisation, recipe initScheme) |
 #   tv-init-minpos0 (that and the RPN's min_pos_iou 0, torchvision's low-quality matching: toy-train
 #   since session 11)
+#   session 12, from session 11's toy-train: s11-bn (BN) | s11-props (torchvision's RPN samples and
+#   proposal counts)
 #   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.
@@ -56,6 +58,7 @@ const toyRpn = s8.rpn;
 const wideRpn = { ...toyRpn, samplesPerImage: 256, trainPreNms: 2000, trainPostNms: 2000, testPreNms: 1000, testPostNms: 1000 };
 const before = { norm: beforeSession8.norm, augment: beforeSession8.augment };
 const wide = { fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.25 } };
+const s11 = { ...s10, initScheme: 'torchvision', rpn: { ...s10.rpn, minPosIou: 0 } };
 const step = { schedule: { kind: 'step', warmupIterations: 100, warmupRatio: 0.001, milestones: [8, 11], gamma: 0.1 } };
 const wu = (n) => ({ schedule: { ...s8.schedule, warmupIterations: n } });
 const lr = (x) => ({ optimizer: { ...s8.optimizer, lr: x } });
@@ -95,6 +98,10 @@ const V = {
   s10: { ...s10 },
   'tv-init': { ...s10, initScheme: 'torchvision' },
   'tv-init-minpos0': { ...s10, initScheme: 'torchvision', rpn: { ...s10.rpn, minPosIou: 0 } },
+  // session 12, from session 11's toy-train (s11 = tv-init-minpos0): BN as torchvision trains it, and
+  // torchvision's RPN sampling and proposal counts (256 samples, 2000 / 1000 proposals)
+  's11-bn': { ...s11, norm: 'bn' },
+  's11-props': { ...s11, rpn: { ...wideRpn, minPosIou: 0 } },
 };
 if (!V['$v'] && '$v' !== 'shipped') { console.error('bench/default-recipe-tune.sh: unknown variant $v (known: shipped, ' + Object.keys(V).join(', ') + ')'); process.exit(2); }
 require('fs').writeFileSync('$OUT/tune/$v.json', JSON.stringify('$v' === 'shipped' ? { ...r, name: 'toy-train-shipped' } : { ...s8, ...V['$v'], name: 'toy-train-$v' }));

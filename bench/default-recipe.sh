@@ -5,7 +5,8 @@
 # (bench/torchvision-quality.py), both 12 epochs, batch 4, on generated shapes data sets (400
 # train / 100 val, 4 classes) of the given seeds; both evaluated by the project's COCO evaluator.
 # toy-train was tuned on seed 1 (bench/default-recipe-tune.sh); check on others.
-#   bash bench/default-recipe.sh [seeds="2 3"] [threads=2]     (environment: ARCH, RECIPE = toy, a name or a file)
+#   bash bench/default-recipe.sh [seeds="2 3"] [threads=2]     (environment: ARCH, RECIPE = toy, a name or a file;
+#   TV_SEED, TV_ONLY, FRESH below)
 # The middle column trains torchvision's recipe (BN, step schedule, no clipping; the script above)
 # on the native bench's model (bench/torchvision-quality.py ... native: FPN width 64, 256-wide
 # head, the native sampling counts), so that the recipes compare on one model; the last column's
@@ -15,7 +16,8 @@
 # a 2-core VM (its default model; about 10-20 for the native one): a seed whose torchvision
 # evaluation is already in bench/out/default-recipe is reused (its file is named in the output);
 # FRESH=1 runs it again. TV_SEED=<n> trains the torchvision side with training seed n (default 0;
-# its files get -t<n>), to measure its spread over training seeds.
+# its files get -t<n>), to measure its spread over training seeds. TV_ONLY=1 runs only torchvision's
+# default model (the native and same-model columns read "-"), for that spread.
 # the body is one block, read whole before it runs: editing the file while it runs (hours here) cannot
 # make bash execute a shifted fragment of it
 {
@@ -50,6 +52,11 @@ echo "| data seed | native toy-train AP50 / AP / AP75 / AR100 | wall s | torchvi
 echo "|---|---|---|---|---|---|---|"
 for seed in $SEEDS; do
   DATA="$(default_recipe_data "$seed")"
+  if [ "${TV_ONLY:-0}" = 1 ]; then
+    tv="$(torchvision_eval "$seed" default)"
+    echo "| $seed | - | - | - | - | $(stats_cell "$tv-eval.json") | $(cat "$tv.wall") |"
+    continue
+  fi
   rm -rf "$OUT/native-$seed"
   t0=$(date +%s)
   node dist/cli/smnas.js train --arch "$ARCH" --data "$DATA" --recipe "$RECIPE" --threads "$THREADS" --out "$OUT/native-$seed" --json 2>"$OUT/native-$seed.log" | tail -n 1 > "$OUT/native-$seed.json"
