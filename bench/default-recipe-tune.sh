@@ -58,6 +58,7 @@ const toyRpn = s8.rpn;
 const wideRpn = { ...toyRpn, samplesPerImage: 256, trainPreNms: 2000, trainPostNms: 2000, testPreNms: 1000, testPostNms: 1000 };
 const before = { norm: beforeSession8.norm, augment: beforeSession8.augment };
 const wide = { fcWidth: 1024, rpn: wideRpn, roi: { samplesPerImage: 512, positiveFraction: 0.25 } };
+// session 11's toy-train (variant tv-init-minpos0)
 const s11 = { ...s10, initScheme: 'torchvision', rpn: { ...s10.rpn, minPosIou: 0 } };
 const step = { schedule: { kind: 'step', warmupIterations: 100, warmupRatio: 0.001, milestones: [8, 11], gamma: 0.1 } };
 const wu = (n) => ({ schedule: { ...s8.schedule, warmupIterations: n } });
@@ -97,7 +98,7 @@ const V = {
   // FPN and box head, and its RPN matcher (every gt's best anchors positive at any overlap)
   s10: { ...s10 },
   'tv-init': { ...s10, initScheme: 'torchvision' },
-  'tv-init-minpos0': { ...s10, initScheme: 'torchvision', rpn: { ...s10.rpn, minPosIou: 0 } },
+  'tv-init-minpos0': { ...s11 },
   // session 12, from session 11's toy-train (s11 = tv-init-minpos0): BN as torchvision trains it, and
   // torchvision's RPN sampling and proposal counts (256 samples, 2000 / 1000 proposals)
   's11-bn': { ...s11, norm: 'bn' },
