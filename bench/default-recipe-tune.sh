@@ -26,8 +26,8 @@
 #   s10 (it, unchanged) | tv-init (torchvision's FPN and box-head initialisation, recipe initScheme) |
 #   tv-init-minpos0 (that and the RPN's min_pos_iou 0, torchvision's low-quality matching: toy-train
 #   since session 11)
-#   session 12, from session 11's toy-train: s11-bn (BN) | s11-props (torchvision's RPN samples and
-#   proposal counts)
+#   session 12, from session 11's toy-train: s11-bn (BN: toy-train since session 13) | s11-props
+#   (torchvision's RPN samples and proposal counts)
 #   shipped: toy-train as it is now
 # Variants run one after another; start several calls to use more cores. Output:
 # bench/out/default-recipe/tune/<variant>-s<seed>.{json,log} and a table line per variant.

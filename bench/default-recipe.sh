@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The default recipe against torchvision (BENCHMARKS.md, "Default recipe"): `bin/smnas train
-# --recipe toy` (toy-train: GN from scratch, 12 epochs) on 128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc
+# --recipe toy` (toy-train: BN from scratch, 12 epochs) on 128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc
 # and torchvision's Faster R-CNN with its defaults on a ResNet-18 body from scratch
 # (bench/torchvision-quality.py), both 12 epochs, batch 4, on generated shapes data sets (400
 # train / 100 val, 4 classes) of the given seeds; both evaluated by the project's COCO evaluator.

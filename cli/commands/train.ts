@@ -35,7 +35,7 @@ export const command: Command = {
   --arch         canonical architecture, e.g. '128x128/resnet18/fpn(P1-P4,c=64)/rpn/2fc'
   --data         COCO-form dataset dir: annotations/instances_{train,val}.json, train/ and val/ images
   --recipe       toy | paper | a named recipe (toy-final, paper-stage-two, ...) | a recipe JSON file
-                 (default toy = toy-train: from scratch, GN, 12 epochs)
+                 (default toy = toy-train: from scratch, BN, 12 epochs)
   --norm         bn | gn | gn+ws (overrides the recipe)
   --epochs N     (overrides the recipe)
   --max-iterations N   stop after N iterations (the schedule is computed for that length)

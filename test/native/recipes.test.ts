@@ -36,6 +36,8 @@ describe('named recipes', () => {
     expect(f.devices).toBe(8);
     expect((f.optimizer.lr * (f.devices! * f.batchSize)) / f.optimizer.lrReferenceBatch!).toBeCloseTo(0.04, 12);
     expect(getDetectionRecipe('toy').name).toBe('toy-train');
+    // BN since session 13 (BENCHMARKS.md, "Default recipe": level with torchvision's default there)
+    expect(getDetectionRecipe('toy').norm).toBe('bn');
   });
 
   it('stretches the toy warm-ups for long runs but keeps 12 iterations for the campaign (<= 72)', () => {
