@@ -63,7 +63,7 @@ td.l,th.l{text-align:left}
 const CLIENT = String.raw`
 (function () {
   var BOOT = window.SMNAS_BOOT;
-  var state = { views: {}, ready: false, renders: 0, campaign: null, version: null, payload: null };
+  var state = { views: {}, ready: false, renders: 0, polls: 0, campaign: null, version: null, payload: null, navKey: null };
   window.smnas = state;
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -172,13 +172,21 @@ const CLIENT = String.raw`
   async function poll() {
     try {
       var list = await getJson('api/campaigns');
-      var nav = clear('campaign-list');
       var want = decodeURIComponent(location.hash.slice(1)) || state.campaign || BOOT.campaign || (list.campaigns[0] && list.campaigns[0].campaignId);
-      list.campaigns.forEach(function (c) {
-        var a = el('a', { href: '#' + encodeURIComponent(c.campaignId), class: c.campaignId === want ? 'sel' : '' }, c.campaignId);
-        a.appendChild(el('div', { class: 'meta' }, (c.status || 'store only') + ' \u00b7 ' + c.evaluations + ' evaluations'));
-        nav.appendChild(a);
+      var items = list.campaigns.map(function (c) {
+        return { id: c.campaignId, sel: c.campaignId === want, meta: (c.status || 'store only') + ' \u00b7 ' + c.evaluations + ' evaluations' };
       });
+      // rebuilt only when it changes: a link replaced between a press and its release takes no click
+      var navKey = JSON.stringify(items);
+      if (navKey !== state.navKey) {
+        state.navKey = navKey;
+        var nav = clear('campaign-list');
+        items.forEach(function (c) {
+          var a = el('a', { href: '#' + encodeURIComponent(c.id), class: c.sel ? 'sel' : '' }, c.id);
+          a.appendChild(el('div', { class: 'meta' }, c.meta));
+          nav.appendChild(a);
+        });
+      }
       if (!want) { clear('summary').appendChild(el('div', {}, 'no campaigns in ' + list.artifactRoot)); state.ready = true; return; }
       var payload = await getJson('api/campaigns/' + encodeURIComponent(want));
       if (want !== state.campaign || payload.version !== state.version) {
@@ -189,6 +197,8 @@ const CLIENT = String.raw`
     } catch (e) {
       note('dashboard: ' + e.message);
       state.ready = true;
+    } finally {
+      state.polls++;
     }
   }
 

@@ -1,5 +1,7 @@
 #include "checksum.hpp"
 
+#include "launcher.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -11,6 +13,11 @@
 #include <fstream>
 #include <stdexcept>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 namespace fs = std::filesystem;
 
@@ -28,42 +35,12 @@ constexpr std::array<uint32_t, 64> kRound = {
 
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-class Sha256 {
- public:
-  void update(const unsigned char* p, size_t n) {
-    total_ += n;
-    while (n > 0) {
-      const size_t take = std::min(n, sizeof(block_) - used_);
-      std::memcpy(block_ + used_, p, take);
-      used_ += take;
-      p += take;
-      n -= take;
-      if (used_ == sizeof(block_)) {
-        compress(block_);
-        used_ = 0;
-      }
-    }
-  }
-  std::string hex() {
-    const uint64_t bits = total_ * 8;
-    const unsigned char one = 0x80, zero = 0;
-    update(&one, 1);
-    while (used_ != 56) update(&zero, 1);
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
-    update(len, 8);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (uint32_t v : h_)
-      for (int s = 28; s >= 0; s -= 4) out += digits[(v >> s) & 0xf];
-    return out;
-  }
-
- private:
-  void compress(const unsigned char* b) {
+// FIPS 180-4's compression of `blocks` 64-byte blocks into the state h[8], one round at a time.
+void compressPortable(uint32_t* h_, const unsigned char* p, size_t blocks) {
+  for (; blocks > 0; --blocks, p += 64) {
     uint32_t w[64];
     for (int i = 0; i < 16; ++i)
-      w[i] = (uint32_t(b[4 * i]) << 24) | (uint32_t(b[4 * i + 1]) << 16) | (uint32_t(b[4 * i + 2]) << 8) | b[4 * i + 3];
+      w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) | p[4 * i + 3];
     for (int i = 16; i < 64; ++i) {
       const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
       const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -84,7 +61,108 @@ class Sha256 {
     }
     h_[0] += a, h_[1] += b2, h_[2] += c, h_[3] += d, h_[4] += e, h_[5] += f, h_[6] += g, h_[7] += h;
   }
+}
 
+#if defined(__x86_64__)
+// The same compression with the x86 SHA extensions (Intel's SHA-NI; AMD Zen and Intel since Ice
+// Lake/Goldmont): SHA256RNDS2 does two rounds, SHA256MSG1/MSG2 the message schedule, four words
+// at a time. Checkpoints are hashed after every write and before every resume: on the 2-core VM
+// (2026-12-01) the portable rounds took 3.2 s for a 600 MB checkpoint, 19 % of a paper-space
+// architecture check's samples.
+__attribute__((target("sha,sse4.1,ssse3"))) void compressShaNi(uint32_t* h, const unsigned char* p, size_t blocks) {
+  const __m128i byteSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  // the instructions keep the state as (A,B,E,F) and (C,D,G,H)
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)), 0xB1);         // CDAB
+  __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 4)), 0x1B);  // EFGH
+  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);                                                    // ABEF
+  state1 = _mm_blend_epi16(state1, tmp, 0xF0);                                                         // CDGH
+  for (; blocks > 0; --blocks, p += 64) {
+    const __m128i abefSaved = state0, cdghSaved = state1;
+    __m128i w[4];  // message words 4g..4g+3 of round group g live in w[g % 4]
+#pragma GCC unroll 16
+    for (int g = 0; g < 16; ++g) {
+      if (g < 4) w[g] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * g)), byteSwap);
+      __m128i msg = _mm_add_epi32(w[g % 4], _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRound.data() + 4 * g)));
+      state1 = _mm_sha256rnds2_epu32(state1, state0, msg);
+      if (g >= 3 && g <= 14) {  // finish the words of group g + 1 (its MSG1 part ran two groups ago)
+        __m128i& next = w[(g + 1) % 4];
+        next = _mm_add_epi32(next, _mm_alignr_epi8(w[g % 4], w[(g + 3) % 4], 4));
+        next = _mm_sha256msg2_epu32(next, w[g % 4]);
+      }
+      msg = _mm_shuffle_epi32(msg, 0x0E);
+      state0 = _mm_sha256rnds2_epu32(state0, state1, msg);
+      if (g >= 1 && g <= 12) w[(g + 3) % 4] = _mm_sha256msg1_epu32(w[(g + 3) % 4], w[g % 4]);
+    }
+    state0 = _mm_add_epi32(state0, abefSaved);
+    state1 = _mm_add_epi32(state1, cdghSaved);
+  }
+  tmp = _mm_shuffle_epi32(state0, 0x1B);        // FEBA
+  state1 = _mm_shuffle_epi32(state1, 0xB1);     // DCHG
+  state0 = _mm_blend_epi16(tmp, state1, 0xF0);  // DCBA
+  state1 = _mm_alignr_epi8(state1, tmp, 8);     // HGFE
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h), state0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h + 4), state1);
+}
+
+bool cpuHasShaExtensions() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (b & bit_SHA) != 0;
+}
+#endif
+
+using CompressFn = void (*)(uint32_t*, const unsigned char*, size_t);
+
+CompressFn compressFor(Sha256Kernel kernel) {
+#if defined(__x86_64__)
+  static const bool shaNi = cpuHasShaExtensions();
+  if (kernel == Sha256Kernel::Auto && shaNi) return compressShaNi;
+#endif
+  (void)kernel;
+  return compressPortable;
+}
+
+class Sha256 {
+ public:
+  explicit Sha256(Sha256Kernel kernel = Sha256Kernel::Auto) : compress_(compressFor(kernel)) {}
+
+  void update(const unsigned char* p, size_t n) {
+    total_ += n;
+    if (used_ > 0) {
+      const size_t take = std::min(n, sizeof(block_) - used_);
+      std::memcpy(block_ + used_, p, take);
+      used_ += take;
+      p += take;
+      n -= take;
+      if (used_ < sizeof(block_)) return;
+      compress_(h_, block_, 1);
+      used_ = 0;
+    }
+    const size_t whole = n / sizeof(block_);
+    if (whole > 0) compress_(h_, p, whole);  // straight from the caller's buffer
+    p += whole * sizeof(block_);
+    n -= whole * sizeof(block_);
+    std::memcpy(block_, p, n);
+    used_ = n;
+  }
+  std::string hex() {
+    const uint64_t bits = total_ * 8;
+    const unsigned char one = 0x80, zero = 0;
+    update(&one, 1);
+    while (used_ != 56) update(&zero, 1);
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+    update(len, 8);
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (uint32_t v : h_)
+      for (int s = 28; s >= 0; s -= 4) out += digits[(v >> s) & 0xf];
+    return out;
+  }
+
+ private:
+  CompressFn compress_;
   uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   unsigned char block_[64] = {};
   size_t used_ = 0;
@@ -93,8 +171,10 @@ class Sha256 {
 
 }  // namespace
 
-std::string sha256Hex(const std::string& bytes) {
-  Sha256 s;
+bool sha256UsesShaExtensions() { return compressFor(Sha256Kernel::Auto) != compressFor(Sha256Kernel::Portable); }
+
+std::string sha256Hex(const std::string& bytes, Sha256Kernel kernel) {
+  Sha256 s(kernel);
   s.update(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   return s.hex();
 }
@@ -110,6 +190,11 @@ std::string sha256File(const std::string& path) {
   }
   if (in.bad()) throw std::runtime_error(path + ": read error");
   return s.hex();
+}
+
+std::string trainerBuildId(const std::string& launcherPath, const std::string& corePath) {
+  const std::string core = sha256File(corePath);
+  return "sha256:" + (launcherPath.empty() ? core : sha256Hex(sha256File(launcherPath) + core));
 }
 
 std::string checksumPath(const std::string& file) { return file + ".sha256"; }

@@ -6,8 +6,15 @@
 
 namespace smnas {
 
+// Which compression function runs: Auto takes the x86 SHA extensions where the CPU has them,
+// Portable always the plain C++ rounds (the tests compare the two).
+enum class Sha256Kernel { Auto, Portable };
+
+// whether Auto runs on the SHA extensions on this CPU
+bool sha256UsesShaExtensions();
+
 // lowercase hex SHA-256 (FIPS 180-4) of a byte string / of a file's contents (throws naming the file)
-std::string sha256Hex(const std::string& bytes);
+std::string sha256Hex(const std::string& bytes, Sha256Kernel kernel = Sha256Kernel::Auto);
 std::string sha256File(const std::string& path);
 
 // the sidecar path of a file

@@ -1,5 +1,7 @@
 #include "environment.hpp"
 
+#include "launcher.hpp"
+
 #include <dlfcn.h>
 
 #include <fstream>
@@ -51,11 +53,12 @@ std::string cpuModel() {
 }
 
 // The identity of this trainer build: a different build (another commit, compiler, libtorch) has
-// another binary. Computed once per process.
+// other binaries. Computed once per process; `smnas-trainer --version` prints the same.
 std::string trainerVersion() {
   static const std::string v = [] {
     try {
-      return "sha256:" + sha256File("/proc/self/exe");
+      const char* launcher = std::getenv(kLauncherEnv);
+      return trainerBuildId(launcher ? launcher : "", "/proc/self/exe");
     } catch (const std::exception& e) {
       logWarn(std::string("cannot hash the trainer binary: ") + e.what());
       return std::string("unknown");

@@ -6,7 +6,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <random>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "checksum.hpp"
@@ -54,6 +61,25 @@ TEST(Checksum, Sha256TestVectors) {
   EXPECT_EQ(sha256File((dir / "a").string()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   EXPECT_THROW(sha256File((dir / "missing").string()), std::runtime_error);
   fs::remove_all(dir);
+}
+
+// The SHA-extension rounds (where this CPU has them) against the portable ones: every length
+// around the block and padding boundaries, and random contents, fed whole and in odd pieces.
+TEST(Checksum, Sha256KernelsAgree) {
+  std::mt19937 rng(/*seed=*/7);
+  for (size_t len : {0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4096, 65537}) {
+    std::string bytes(len, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    EXPECT_EQ(sha256Hex(bytes, Sha256Kernel::Auto), sha256Hex(bytes, Sha256Kernel::Portable)) << "length " << len;
+  }
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string bytes(rng() % 3000, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    EXPECT_EQ(sha256Hex(bytes, Sha256Kernel::Auto), sha256Hex(bytes, Sha256Kernel::Portable)) << "length " << bytes.size();
+  }
+  EXPECT_EQ(sha256Hex(std::string(1000000, 'a'), Sha256Kernel::Portable),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  std::printf("[ sha256   ] this CPU %s the SHA extensions\n", sha256UsesShaExtensions() ? "runs on" : "has no");
 }
 
 TEST(Checksum, SidecarDetectsCorruptionAndTruncation) {
@@ -165,4 +191,29 @@ TEST(Checksum, AFailedCheckpointWriteNamesThePathAndLeavesNoTempFile) {
         << e.what();
   }
   fs::remove_all(dir);
+}
+
+// Throughput of the two kernels on 256 MB in memory, median of 5 (disabled; BENCHMARKS.md,
+// "Suite time"): native/build/smnas-unit-tests --gtest_also_run_disabled_tests
+// --gtest_filter=Checksum.DISABLED_Speed
+TEST(Checksum, DISABLED_Speed) {
+  std::string bytes(256u << 20, '\0');
+  std::mt19937 rng(/*seed=*/3);
+  for (size_t i = 0; i < bytes.size(); i += 4) {
+    const uint32_t v = rng();
+    std::memcpy(&bytes[i], &v, 4);
+  }
+  auto mbPerSecond = [&](Sha256Kernel kernel) {
+    std::vector<double> seconds;
+    for (int i = 0; i < 5; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      EXPECT_EQ(sha256Hex(bytes, kernel).size(), 64u);
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    return static_cast<double>(bytes.size()) / seconds[2] / 1e6;
+  };
+  const double portable = mbPerSecond(Sha256Kernel::Portable), automatic = mbPerSecond(Sha256Kernel::Auto);
+  std::printf("sha256 of 256 MB: portable %.0f MB/s, auto (%s) %.0f MB/s, ratio %.1f\n", portable,
+              sha256UsesShaExtensions() ? "SHA extensions" : "portable", automatic, automatic / portable);
 }

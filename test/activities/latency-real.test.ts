@@ -50,7 +50,12 @@ maybe('measureLatency with the real trainer (CPU)', () => {
     });
     const withWeights = (await new MockActivityEnvironment().run(acts.measureLatency, req(trained.weights))) as BenchFigures;
     const untrained = (await new MockActivityEnvironment().run(acts.measureLatency, req(null))) as BenchFigures;
-    const binSha = createHash('sha256').update(fs.readFileSync(TRAINER_BIN)).digest('hex');
+    // the build id (native/src/launcher.hpp): sha256 over the launcher's and the trainer's sha256 hex
+    const fileSha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+    const binSha = createHash('sha256')
+      .update(fileSha(TRAINER_BIN) + fileSha(`${TRAINER_BIN}-core`))
+      .digest('hex');
+    expect(spawnSync(TRAINER_BIN, ['--version'], { encoding: 'utf8' }).stdout.trim()).toBe(`sha256:${binSha}`);
     for (const f of [withWeights, untrained]) {
       expect(f).toMatchObject({
         backend: 'native',

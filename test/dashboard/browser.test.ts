@@ -129,6 +129,14 @@ test('dashboard: lists campaigns, draws one, redraws when the results log grows,
     await waitDrawn(page, renders + 1);
     expect(await marks(page, 'stage-two', 'stage_two_points_marks')).toBe(1);
 
+    // the list is rebuilt only when it changes (a link replaced under the pointer takes no click)
+    const polls = await page.evaluate(() => {
+      document.querySelector('#campaign-list a').dataset.probe = 'kept';
+      return (window as any).smnas.polls as number;
+    });
+    await page.waitForFunction((n: number) => (window as any).smnas.polls >= n + 2, { timeout: 10000 }, polls);
+    expect(await page.$eval('#campaign-list a', (a) => (a as any).dataset.probe)).toBe('kept');
+
     // the other campaign, by the list
     await page.click('#campaign-list a[href="#finished"]');
     await page.waitForFunction(() => (window as any).smnas.campaign === 'finished' && (window as any).smnas.ready, { timeout: 10000 });
