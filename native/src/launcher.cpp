@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   setRuntimeEnvironment();
   setenv(kLauncherEnv, launcher.c_str(), 1);
   execv(core.c_str(), argv);
-  emitError("internal", "smnas-trainer: cannot start " + core + " (" + std::strerror(errno) + "); build it with cmake --build native/build");
+  emitError("internal",
+            "smnas-trainer: cannot start " + core + " (" + std::strerror(errno) + "); build it with cmake --build native/build");
   return kInternal;
 }

@@ -42,6 +42,11 @@ export async function checkArchitecture({ arch, recipe: recipeName }: PaperSpace
   recipe.maxIterations = 1;
   recipe.workers = 1;
   recipe.augment = { flip: true, scaleJitter: [1, 1] };
+  // one step and one evaluation exercise every module at any sampling size; the recipes' 512 RoIs
+  // per image and 1000 test proposals (on two 96x64 images) made the 1024-wide box-head FCs the
+  // largest part of a large model's check (bench/paper-space-timing.ts, BENCHMARKS.md)
+  recipe.roi = { ...recipe.roi, samplesPerImage: 64 };
+  recipe.rpn = { ...recipe.rpn, trainPostNms: 200, testPreNms: 200, testPostNms: 100 };
   const job = buildDetectionJob({
     command: 'train', arch, recipe, numClasses: 4, dataRoot: shapesDataset(2, 2, 96, 7), outDir: tmpDir('paper-space'),
     threads: 1, seed: 1, evaluator: evaluatorArgv(),
